@@ -1,0 +1,15 @@
+# Every dependency comes from Debian 12 packages (scripts/setup installs them).
+set(Boost_NO_WARN_NEW_VERSIONS ON)
+find_package(Boost 1.81 EXACT REQUIRED COMPONENTS json url program_options)
+find_package(tomlplusplus REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(OpenSSL REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(Threads REQUIRED)
+
+find_path(JQ_INCLUDE_DIR jq.h REQUIRED)
+find_library(JQ_LIBRARY jq REQUIRED)
+add_library(tattle_jq INTERFACE)
+target_include_directories(tattle_jq SYSTEM INTERFACE ${JQ_INCLUDE_DIR})
+target_link_libraries(tattle_jq INTERFACE ${JQ_LIBRARY})
+add_library(tattle::jq ALIAS tattle_jq)
