@@ -41,8 +41,14 @@ using EventCallback = std::function<void(boost::json::object&& event, std::size_
 DecodeReport decode_batch(std::span<const std::uint8_t> data, std::string_view origin,
                           const EventCallback& on_event);
 
-// Gunzips data if it starts with the gzip magic; throws DecodeError naming origin.
-std::vector<std::uint8_t> gunzip(std::span<const std::uint8_t> data, std::string_view origin);
+// Output bigger than this is refused: a few KiB of gzip can inflate to gigabytes,
+// and a Lambda has little memory. Real CloudTrail log files are far smaller.
+inline constexpr std::size_t default_max_decompressed_bytes = std::size_t{1} << 30;  // 1 GiB
+
+// Gunzips data if it starts with the gzip magic (otherwise returns a copy);
+// throws DecodeError naming origin (corrupt, truncated, or over max_output_bytes).
+std::vector<std::uint8_t> gunzip(std::span<const std::uint8_t> data, std::string_view origin,
+                                 std::size_t max_output_bytes = default_max_decompressed_bytes);
 bool is_gzip(std::span<const std::uint8_t> data) noexcept;
 
 }  // namespace tattle

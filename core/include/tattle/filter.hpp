@@ -29,6 +29,12 @@ struct RuleMatch {
 // files or other inputs, or writes to stderr), or nullopt if it is allowed.
 std::optional<std::string> sandbox_violation(std::string_view jq_program);
 
+// The text FilterStage hands to libjq for a rule: a one-line prelude that
+// redefines every builtin the sandbox refuses (and binds $ENV to null), then the
+// program itself. A second line of defence behind sandbox_violation; exposed so
+// tests can check it holds on its own.
+std::string sandboxed_jq_program(std::string_view jq_program);
+
 // The jq filter stage: every rule compiled once (libjq), evaluated with
 // tattletail's semantics: the first output decides; null / false / no output =
 // no match; true = match without annotation; any other value = match, with that

@@ -1,0 +1,42 @@
+#pragma once
+
+#include <boost/json.hpp>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tattle {
+
+// Where an event came from.
+struct EventOrigin {
+    std::string source_id;  // the [[source]] id
+    std::string batch;      // a path, s3://bucket/key, a message id
+    std::size_t index = 0;  // position of the event in its batch
+};
+
+struct AlertRule {
+    std::string name;
+    std::string description;
+};
+
+// The stable id of an alert: a hash of the rule name and the event's eventID
+// (or, for events without one, of the event itself), so a redelivered event
+// yields the same id.
+std::string alert_id(std::string_view rule_name, const boost::json::object& event);
+
+// The one JSON document every sink receives (see sinks/README.md):
+//   alert_id, rule {name, description}, destination, annotation (when there is
+//   one), summary {event_id, event_time, event_name, event_source, account_id,
+//   region, actor, source_ip, user_agent, error_code, error_message},
+//   origin {source, batch, index}, event.
+// destination is filled per sink by the router.
+boost::json::object make_alert(const AlertRule& rule, const boost::json::object& event,
+                               const std::optional<boost::json::value>& annotation,
+                               const EventOrigin& origin);
+
+// Who did it, read from userIdentity: an ARN when there is one, else the best
+// name available (user name, principal id, invoking service).
+std::string actor_of(const boost::json::object& event);
+
+}  // namespace tattle

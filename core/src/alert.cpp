@@ -1,0 +1,104 @@
+#include "tattle/alert.hpp"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <stdexcept>
+
+namespace tattle {
+namespace {
+
+std::string_view string_at(const boost::json::object& object, std::string_view key) {
+    const auto* found = object.if_contains(key);
+    if (found == nullptr || !found->is_string()) return {};
+    const auto& s = found->get_string();
+    return {s.data(), s.size()};
+}
+
+const boost::json::object* object_at(const boost::json::object& object, std::string_view key) {
+    const auto* found = object.if_contains(key);
+    return found != nullptr && found->is_object() ? &found->get_object() : nullptr;
+}
+
+std::string sha256_hex_prefix(std::string_view data, std::size_t hex_chars) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int digest_size = 0;
+    if (EVP_Digest(data.data(), data.size(), digest.data(), &digest_size, EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("SHA-256 failed");
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < digest_size && out.size() < hex_chars; ++i) {
+        out += kHex[digest[i] >> 4U];
+        out += kHex[digest[i] & 0x0fU];
+    }
+    return out;
+}
+
+void put_if_present(boost::json::object& out, std::string_view key, std::string_view value) {
+    if (!value.empty()) out[key] = value;
+}
+
+}  // namespace
+
+std::string alert_id(std::string_view rule_name, const boost::json::object& event) {
+    std::string material(rule_name);
+    material += '\n';
+    const auto event_id = string_at(event, "eventID");
+    if (!event_id.empty()) {
+        material += event_id;
+    } else {
+        material += boost::json::serialize(event);
+    }
+    return sha256_hex_prefix(material, 32);
+}
+
+std::string actor_of(const boost::json::object& event) {
+    const auto* identity = object_at(event, "userIdentity");
+    if (identity == nullptr) return {};
+    if (auto arn = string_at(*identity, "arn"); !arn.empty()) return std::string(arn);
+    if (auto user = string_at(*identity, "userName"); !user.empty()) return std::string(user);
+    if (auto service = string_at(*identity, "invokedBy"); !service.empty()) return std::string(service);
+    if (auto principal = string_at(*identity, "principalId"); !principal.empty()) {
+        return std::string(principal);
+    }
+    return std::string(string_at(*identity, "type"));
+}
+
+boost::json::object make_alert(const AlertRule& rule, const boost::json::object& event,
+                               const std::optional<boost::json::value>& annotation,
+                               const EventOrigin& origin) {
+    boost::json::object alert;
+    alert["alert_id"] = alert_id(rule.name, event);
+    alert["rule"] = {{"name", rule.name}, {"description", rule.description}};
+    alert["destination"] = nullptr;
+    if (annotation) alert["annotation"] = *annotation;
+
+    boost::json::object summary;
+    put_if_present(summary, "event_id", string_at(event, "eventID"));
+    put_if_present(summary, "event_time", string_at(event, "eventTime"));
+    put_if_present(summary, "event_name", string_at(event, "eventName"));
+    put_if_present(summary, "event_source", string_at(event, "eventSource"));
+    auto account = string_at(event, "recipientAccountId");
+    if (account.empty()) {
+        if (const auto* identity = object_at(event, "userIdentity")) {
+            account = string_at(*identity, "accountId");
+        }
+    }
+    put_if_present(summary, "account_id", account);
+    put_if_present(summary, "region", string_at(event, "awsRegion"));
+    put_if_present(summary, "actor", actor_of(event));
+    put_if_present(summary, "source_ip", string_at(event, "sourceIPAddress"));
+    put_if_present(summary, "user_agent", string_at(event, "userAgent"));
+    put_if_present(summary, "error_code", string_at(event, "errorCode"));
+    put_if_present(summary, "error_message", string_at(event, "errorMessage"));
+    alert["summary"] = std::move(summary);
+
+    alert["origin"] = {{"source", origin.source_id},
+                       {"batch", origin.batch},
+                       {"index", static_cast<std::uint64_t>(origin.index)}};
+    alert["event"] = event;
+    return alert;
+}
+
+}  // namespace tattle

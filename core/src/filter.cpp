@@ -1,0 +1,759 @@
+#include "tattle/filter.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+// libjq 1.6 ships C headers without extern "C" and with C-style casts in its macros.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wold-style-cast"
+#pragma GCC diagnostic ignored "-Wunused-function"
+extern "C" {
+#include <jq.h>
+}
+#pragma GCC diagnostic pop
+
+namespace tattle {
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Sandbox: what rules may not call, and why.
+
+struct Refusal {
+    std::string_view name;
+    std::string_view consequence;
+};
+
+constexpr std::string_view kNoOutsideReads =
+    "rules cannot read the environment, files or other inputs";
+constexpr std::string_view kNoSideEffects = "rules cannot halt jq or write to stderr";
+
+struct RefusalGroup {
+    std::string_view consequence;
+    std::string_view policy;
+};
+
+constexpr RefusalGroup kEnvironment{"could read the process environment (secrets)",
+                                    kNoOutsideReads};
+constexpr RefusalGroup kArguments{"could read the program's arguments", kNoOutsideReads};
+constexpr RefusalGroup kOtherInputs{"could read events other than the one being matched",
+                                    kNoOutsideReads};
+constexpr RefusalGroup kInputDetails{"could read where the input came from", kNoOutsideReads};
+constexpr RefusalGroup kFiles{"could read files", kNoOutsideReads};
+constexpr RefusalGroup kPaths{"could read file-system paths of the process", kNoOutsideReads};
+constexpr RefusalGroup kHalting{"would stop jq instead of deciding a match", kNoSideEffects};
+constexpr RefusalGroup kStderr{"would write to stderr", kNoSideEffects};
+
+struct ForbiddenName {
+    std::string_view name;
+    const RefusalGroup* group;
+};
+
+// Variables, written without the '$'.
+constexpr std::array kForbiddenVariables{
+    ForbiddenName{"ENV", &kEnvironment},
+    ForbiddenName{"__prog_args", &kArguments},
+};
+
+// Builtins and keywords. _input is the C builtin behind input and inputs.
+constexpr std::array kForbiddenCalls{
+    ForbiddenName{"env", &kEnvironment},
+    ForbiddenName{"input", &kOtherInputs},
+    ForbiddenName{"inputs", &kOtherInputs},
+    ForbiddenName{"_input", &kOtherInputs},
+    ForbiddenName{"input_filename", &kInputDetails},
+    ForbiddenName{"input_line_number", &kInputDetails},
+    ForbiddenName{"import", &kFiles},
+    ForbiddenName{"include", &kFiles},
+    ForbiddenName{"modulemeta", &kFiles},
+    ForbiddenName{"get_search_list", &kPaths},
+    ForbiddenName{"get_prog_origin", &kPaths},
+    ForbiddenName{"get_jq_origin", &kPaths},
+    ForbiddenName{"halt", &kHalting},
+    ForbiddenName{"halt_error", &kHalting},
+    ForbiddenName{"debug", &kStderr},
+    ForbiddenName{"stderr", &kStderr},
+};
+
+template <std::size_t N>
+const ForbiddenName* find_forbidden(const std::array<ForbiddenName, N>& table,
+                                    std::string_view name) {
+    for (const auto& entry : table) {
+        if (entry.name == name) return &entry;
+    }
+    return nullptr;
+}
+
+std::string refusal_message(std::string_view shown_name, const RefusalGroup& group) {
+    std::string message = "uses \"";
+    message += shown_name;
+    message += "\", which ";
+    message += group.consequence;
+    message += "; ";
+    message += group.policy;
+    return message;
+}
+
+// Redefines every refused builtin so that, should the scanner ever miss a use,
+// the call fails instead of reaching the real builtin. All on one line: jq's
+// error messages and $__loc__ report line numbers, and they must stay the user's.
+constexpr std::string_view kSandboxPrelude =
+    "def env: error(\"env is not available to rules\"); "
+    "def input: error(\"input is not available to rules\"); "
+    "def inputs: error(\"inputs is not available to rules\"); "
+    "def _input: error(\"input is not available to rules\"); "
+    "def input_filename: error(\"input_filename is not available to rules\"); "
+    "def input_line_number: error(\"input_line_number is not available to rules\"); "
+    "def modulemeta: error(\"modulemeta is not available to rules\"); "
+    "def get_search_list: error(\"get_search_list is not available to rules\"); "
+    "def get_prog_origin: error(\"get_prog_origin is not available to rules\"); "
+    "def get_jq_origin: error(\"get_jq_origin is not available to rules\"); "
+    "def halt: error(\"halt is not available to rules\"); "
+    "def halt_error: error(\"halt_error is not available to rules\"); "
+    "def halt_error($code): error(\"halt_error is not available to rules\"); "
+    "def debug: error(\"debug is not available to rules\"); "
+    "def debug($message): error(\"debug is not available to rules\"); "
+    "def stderr: error(\"stderr is not available to rules\"); "
+    // An unbound $ENV is what libjq replaces with the environment; a bound one
+    // is an ordinary variable. Coming after the prelude's definitions also
+    // makes import/include/module directives a syntax error.
+    "null as $ENV | null as $__prog_args | ";
+
+// Scans a jq program the way jq 1.6's lexer splits it, and reports the first use
+// of a refused variable, builtin or directive. It errs towards refusing: a name
+// is only let through when the lexer would certainly not make it a call (a
+// field, an object key followed by ':', a string, a comment, a definition's name).
+class SandboxScanner {
+public:
+    explicit SandboxScanner(std::string_view program) : text_(program) {}
+
+    std::optional<std::string> find_violation() {
+        while (pos_ < text_.size()) {
+            if (auto violation = scan_token()) return violation;
+        }
+        return std::nullopt;
+    }
+
+private:
+    enum class Frame : char { paren, bracket, brace, interpolation };
+
+    static bool is_identifier_start(char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    }
+    static bool is_identifier_char(char c) {
+        return is_identifier_start(c) || (c >= '0' && c <= '9');
+    }
+    static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+    static bool is_blank(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    }
+
+    char at(std::size_t index) const { return index < text_.size() ? text_[index] : '\0'; }
+
+    // jq 1.6 comments run from '#' to the end of the line, with no continuation.
+    void skip_comment() {
+        while (pos_ < text_.size() && text_[pos_] != '\n' && text_[pos_] != '\r') ++pos_;
+    }
+
+    void skip_blanks_and_comments() {
+        while (pos_ < text_.size()) {
+            if (is_blank(text_[pos_])) {
+                ++pos_;
+            } else if (text_[pos_] == '#') {
+                skip_comment();
+            } else {
+                break;
+            }
+        }
+    }
+
+    char next_significant_char() {
+        const std::size_t saved = pos_;
+        skip_blanks_and_comments();
+        const char next = at(pos_);
+        pos_ = saved;
+        return next;
+    }
+
+    // ([a-zA-Z_][a-zA-Z_0-9]*::)*[a-zA-Z_][a-zA-Z_0-9]*, as jq's IDENT.
+    std::string_view read_identifier() {
+        const std::size_t start = pos_;
+        for (;;) {
+            while (is_identifier_char(at(pos_))) ++pos_;
+            if (at(pos_) == ':' && at(pos_ + 1) == ':' && is_identifier_start(at(pos_ + 2))) {
+                pos_ += 2;
+                continue;
+            }
+            break;
+        }
+        return text_.substr(start, pos_ - start);
+    }
+
+    // Length of [0-9.]+([eE][+-]?[0-9]+)? at index, jq's numeric literal.
+    std::size_t number_length(std::size_t index) const {
+        std::size_t end = index;
+        while (is_digit(at(end)) || at(end) == '.') ++end;
+        if (end == index) return 0;
+        if (at(end) == 'e' || at(end) == 'E') {
+            std::size_t exponent = end + 1;
+            if (at(exponent) == '+' || at(exponent) == '-') ++exponent;
+            if (is_digit(at(exponent))) {
+                while (is_digit(at(exponent))) ++exponent;
+                end = exponent;
+            }
+        }
+        return end - index;
+    }
+
+    bool innermost_is_brace() const { return !frames_.empty() && frames_.back() == Frame::brace; }
+
+    // Scans string text up to its closing quote, or up to an interpolation,
+    // whose code is then scanned as code until its ')'.
+    void scan_string_text() {
+        while (pos_ < text_.size()) {
+            const char c = text_[pos_];
+            if (c == '"') {
+                ++pos_;
+                return;
+            }
+            if (c == '\\') {
+                if (at(pos_ + 1) == '(') {
+                    pos_ += 2;
+                    frames_.push_back(Frame::interpolation);
+                    return;
+                }
+                pos_ += 2;  // an escape: the escaped character is text, never a quote
+                continue;
+            }
+            ++pos_;
+        }
+    }
+
+    std::optional<std::string> scan_token() {
+        const char c = text_[pos_];
+        const bool key_position = key_may_follow_;
+        key_may_follow_ = false;
+
+        if (is_blank(c)) {
+            ++pos_;
+            key_may_follow_ = key_position;
+            return std::nullopt;
+        }
+        if (c == '#') {
+            skip_comment();
+            key_may_follow_ = key_position;
+            return std::nullopt;
+        }
+        if (c == '"') {
+            ++pos_;
+            scan_string_text();
+            return std::nullopt;
+        }
+        if (c == '$') {
+            ++pos_;
+            skip_blanks_and_comments();  // jq 1.6 lexes '$' and the name separately
+            if (!is_identifier_start(at(pos_))) return std::nullopt;
+            const std::string_view name = read_identifier();
+            if (const auto* forbidden = find_forbidden(kForbiddenVariables, name)) {
+                return refusal_message("$" + std::string(name), *forbidden->group);
+            }
+            return std::nullopt;
+        }
+        if (c == '@') {  // a format such as @base64: a name, never a call
+            ++pos_;
+            while (is_identifier_char(at(pos_))) ++pos_;
+            return std::nullopt;
+        }
+        if (c == '.' || is_digit(c)) {
+            // flex takes the longest match; on a tie the number rule wins over FIELD.
+            const std::size_t as_number = number_length(pos_);
+            std::size_t as_field = 0;
+            if (c == '.' && is_identifier_start(at(pos_ + 1))) {
+                as_field = 1;
+                while (is_identifier_char(at(pos_ + as_field))) ++as_field;
+            }
+            pos_ += std::max({as_number, as_field, std::size_t{1}});
+            return std::nullopt;
+        }
+        if (is_identifier_start(c)) return scan_word(key_position);
+
+        switch (c) {
+            case '(':
+                frames_.push_back(Frame::paren);
+                break;
+            case '[':
+                frames_.push_back(Frame::bracket);
+                break;
+            case '{':
+                frames_.push_back(Frame::brace);
+                key_may_follow_ = true;
+                break;
+            case ')':
+            case ']':
+            case '}':
+                if (!frames_.empty()) {
+                    const Frame closed = frames_.back();
+                    frames_.pop_back();
+                    if (closed == Frame::interpolation && c == ')') {
+                        ++pos_;
+                        scan_string_text();
+                        return std::nullopt;
+                    }
+                }
+                break;
+            case ',':
+                key_may_follow_ = innermost_is_brace();
+                break;
+            default:
+                break;
+        }
+        ++pos_;
+        return std::nullopt;
+    }
+
+    std::optional<std::string> scan_word(bool key_position) {
+        const std::string_view word = read_identifier();
+        // {env: 1} names a key; a shorthand {env} stays refused because later
+        // jq versions let the term before it contain commas.
+        if (key_position && innermost_is_brace() && next_significant_char() == ':') {
+            return std::nullopt;
+        }
+        if (word == "def") {
+            skip_blanks_and_comments();
+            if (is_identifier_start(at(pos_))) read_identifier();  // the new name is no call
+            return std::nullopt;
+        }
+        if (const auto* forbidden = find_forbidden(kForbiddenCalls, word)) {
+            return refusal_message(word, *forbidden->group);
+        }
+        return std::nullopt;
+    }
+
+    std::string_view text_;
+    std::size_t pos_ = 0;
+    std::vector<Frame> frames_;
+    bool key_may_follow_ = false;  // last token was '{', or ',' directly inside braces
+};
+
+// ---------------------------------------------------------------------------
+// jv ownership and conversion.
+
+// Owns one jv reference. Almost every jv_* function consumes its arguments, so
+// callers hand over copy() or release(), never the same reference twice.
+class OwnedJv {
+public:
+    explicit OwnedJv(jv value) noexcept : value_(value) {}
+    ~OwnedJv() { jv_free(value_); }
+    OwnedJv(const OwnedJv&) = delete;
+    OwnedJv& operator=(const OwnedJv&) = delete;
+    OwnedJv(OwnedJv&& other) noexcept : value_(std::exchange(other.value_, jv_invalid())) {}
+    OwnedJv& operator=(OwnedJv&& other) noexcept {
+        if (this != &other) {
+            jv_free(value_);
+            value_ = std::exchange(other.value_, jv_invalid());
+        }
+        return *this;
+    }
+
+    // For the few jv_* functions that only look (jv_get_kind, jv_string_value, ...).
+    jv borrow() const noexcept { return value_; }
+    jv copy() const noexcept { return jv_copy(value_); }
+    jv release() noexcept { return std::exchange(value_, jv_invalid()); }
+    jv_kind kind() const noexcept { return jv_get_kind(value_); }
+
+private:
+    jv value_;
+};
+
+int jq_length(std::size_t size) {
+    if (size > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+        throw std::length_error("JSON value too large for jq");
+    }
+    return static_cast<int>(size);
+}
+
+jv to_jv(const boost::json::value& value);
+
+jv to_jv(const boost::json::object& object) {
+    OwnedJv result(jv_object());
+    for (const auto& member : object) {
+        OwnedJv field_value(to_jv(member.value()));
+        const int key_length = jq_length(member.key().size());
+        jv key = jv_string_sized(member.key().data(), key_length);
+        result = OwnedJv(jv_object_set(result.release(), key, field_value.release()));
+    }
+    return result.release();
+}
+
+jv to_jv(const boost::json::value& value) {
+    switch (value.kind()) {
+        case boost::json::kind::null:
+            return jv_null();
+        case boost::json::kind::bool_:
+            return jv_bool(value.get_bool() ? 1 : 0);
+        // jq 1.6 keeps every number as a double; large integers lose precision
+        // exactly as they do in the jq command.
+        case boost::json::kind::int64:
+            return jv_number(static_cast<double>(value.get_int64()));
+        case boost::json::kind::uint64:
+            return jv_number(static_cast<double>(value.get_uint64()));
+        case boost::json::kind::double_:
+            return jv_number(value.get_double());
+        case boost::json::kind::string: {
+            const auto& text = value.get_string();
+            return jv_string_sized(text.data(), jq_length(text.size()));
+        }
+        case boost::json::kind::array: {
+            const auto& elements = value.get_array();
+            OwnedJv result(jv_array_sized(jq_length(elements.size())));
+            for (const auto& element : elements) {
+                OwnedJv converted(to_jv(element));
+                result = OwnedJv(jv_array_append(result.release(), converted.release()));
+            }
+            return result.release();
+        }
+        case boost::json::kind::object:
+            return to_jv(value.get_object());
+    }
+    return jv_null();
+}
+
+struct AnnotationTooDeep : std::runtime_error {
+    AnnotationTooDeep() : std::runtime_error("the rule's output is nested too deeply") {}
+};
+
+// Deeper than any alert needs, shallow enough that recursion stays cheap.
+constexpr int kMaxAnnotationDepth = 256;
+
+boost::json::value number_from_jv(double number) {
+    // jq prints NaN as null and infinities as the largest finite doubles.
+    if (std::isnan(number)) return nullptr;
+    if (std::isinf(number)) {
+        return number > 0 ? std::numeric_limits<double>::max()
+                          : std::numeric_limits<double>::lowest();
+    }
+    constexpr double two_to_63 = 9223372036854775808.0;
+    if (std::trunc(number) == number && number >= -two_to_63 && number < two_to_63) {
+        return static_cast<std::int64_t>(number);
+    }
+    return number;
+}
+
+// Reads value without taking its reference.
+boost::json::value from_jv(jv value, int depth) {
+    if (depth > kMaxAnnotationDepth) throw AnnotationTooDeep();
+    switch (jv_get_kind(value)) {
+        case JV_KIND_INVALID:
+        case JV_KIND_NULL:
+            return nullptr;
+        case JV_KIND_FALSE:
+            return false;
+        case JV_KIND_TRUE:
+            return true;
+        case JV_KIND_NUMBER:
+            return number_from_jv(jv_number_value(value));
+        case JV_KIND_STRING: {
+            const int length = jv_string_length_bytes(jv_copy(value));
+            return boost::json::string(jv_string_value(value), static_cast<std::size_t>(length));
+        }
+        case JV_KIND_ARRAY: {
+            const int length = jv_array_length(jv_copy(value));
+            boost::json::array result;
+            result.reserve(static_cast<std::size_t>(length));
+            for (int index = 0; index < length; ++index) {
+                OwnedJv element(jv_array_get(jv_copy(value), index));
+                result.push_back(from_jv(element.borrow(), depth + 1));
+            }
+            return result;
+        }
+        case JV_KIND_OBJECT: {
+            boost::json::object result;
+            // jv_object_iter walks the slots in insertion order, which keeps the
+            // rule author's key order in the alert.
+            for (int it = jv_object_iter(value); jv_object_iter_valid(value, it);
+                 it = jv_object_iter_next(value, it)) {
+                OwnedJv key(jv_object_iter_key(value, it));
+                OwnedJv field_value(jv_object_iter_value(value, it));
+                const int key_length = jv_string_length_bytes(key.copy());
+                result.insert_or_assign(
+                    boost::json::string_view(jv_string_value(key.borrow()),
+                                             static_cast<std::size_t>(key_length)),
+                    from_jv(field_value.borrow(), depth + 1));
+            }
+            return result;
+        }
+    }
+    return nullptr;
+}
+
+// Text of a jq error value: strings as they are, anything else as JSON, as the
+// jq command reports it.
+std::string error_text(OwnedJv message) {
+    if (message.kind() == JV_KIND_STRING) {
+        const int length = jv_string_length_bytes(message.copy());
+        return std::string(jv_string_value(message.borrow()), static_cast<std::size_t>(length));
+    }
+    OwnedJv dumped(jv_dump_string(message.release(), 0));
+    return std::string(jv_string_value(dumped.borrow())) + " (not a string)";
+}
+
+// Error values can hold a whole event; a log line needs the start of it.
+std::string truncated_for_log(std::string text) {
+    constexpr std::size_t limit = 512;
+    if (text.size() <= limit) return text;
+    std::size_t cut = limit;
+    // Never split a UTF-8 sequence.
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U) --cut;
+    text.resize(cut);
+    text += "...";
+    return text;
+}
+
+// ---------------------------------------------------------------------------
+// Compilation.
+
+struct JqStateDeleter {
+    void operator()(jq_state* state) const noexcept { jq_teardown(&state); }
+};
+using JqStatePtr = std::unique_ptr<jq_state, JqStateDeleter>;
+
+void collect_compile_message(void* data, jv message) {
+    OwnedJv owned(message);
+    auto* messages = static_cast<std::vector<std::string>*>(data);
+    if (owned.kind() == JV_KIND_STRING) {
+        messages->emplace_back(jv_string_value(owned.borrow()));
+    } else {
+        OwnedJv formatted(jq_format_error(owned.release()));
+        if (formatted.kind() == JV_KIND_STRING) {
+            messages->emplace_back(jv_string_value(formatted.borrow()));
+        }
+    }
+}
+
+// libjq reports through this callback after compiling only if a future
+// version starts doing so; it must never reach stderr.
+void log_late_message(void* /*data*/, jv message) {
+    OwnedJv formatted(jq_format_error(message));
+    if (formatted.kind() == JV_KIND_STRING) {
+        spdlog::warn("jq: {}", jv_string_value(formatted.borrow()));
+    }
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+// jq 1.6 writes "jq: error: <what> at <top-level>, line N:\n<the source line>"
+// and then "jq: N compile error(s)". The source line would show the sandbox
+// prelude and the shell hint is noise for a config file, so keep <what> and N.
+std::string compile_error_text(const std::vector<std::string>& messages) {
+    std::string joined;
+    std::string summary;
+    for (const auto& message : messages) {
+        std::string line = message.substr(0, message.find('\n'));
+        if (starts_with(line, "jq: error: ")) {
+            line.erase(0, std::string_view("jq: error: ").size());
+        } else if (starts_with(line, "jq: ")) {
+            line.erase(0, std::string_view("jq: ").size());
+            if (line.find("compile error") != std::string::npos) {
+                summary = line;
+                continue;
+            }
+        }
+        constexpr std::string_view shell_hint = " (Unix shell quoting issues?)";
+        if (const auto hint = line.find(shell_hint); hint != std::string::npos) {
+            line.erase(hint, shell_hint.size());
+        }
+        while (!line.empty() && (line.back() == ':' || line.back() == ' ')) line.pop_back();
+        if (line.empty()) continue;
+        if (!joined.empty()) joined += "; ";
+        joined += line;
+    }
+    if (!joined.empty()) return joined;
+    return summary.empty() ? std::string("compile error") : summary;
+}
+
+struct CompileResult {
+    JqStatePtr program;
+    std::string error;
+};
+
+CompileResult compile_rule(std::string_view jq_program) {
+    JqStatePtr state(jq_init());
+    if (!state) return {nullptr, "out of memory"};
+    // jq_init in 1.6 leaves these three uninitialised; jq_compile and jq_start
+    // install the nomem handler, and input/debug would call through garbage.
+    jq_set_nomem_handler(state.get(), nullptr, nullptr);
+    jq_set_input_cb(state.get(), nullptr, nullptr);
+    jq_set_debug_cb(state.get(), nullptr, nullptr);
+
+    std::vector<std::string> messages;
+    jq_set_error_cb(state.get(), collect_compile_message, &messages);
+    const std::string text = sandboxed_jq_program(jq_program);
+    const bool compiled = jq_compile(state.get(), text.c_str()) != 0;
+    jq_set_error_cb(state.get(), log_late_message, nullptr);
+    if (!compiled) return {nullptr, compile_error_text(messages)};
+    return {std::move(state), {}};
+}
+
+// libjq 1.6 silently adds the definitions in $HOME/.jq to every program it
+// compiles, which makes rules behave differently from one machine to the next.
+void warn_about_home_jq_file() {
+    const char* home = std::getenv("HOME");
+    if (home == nullptr || *home == '\0') return;
+    const std::filesystem::path library = std::filesystem::path(home) / ".jq";
+    std::error_code error;
+    if (std::filesystem::is_regular_file(library, error)) {
+        spdlog::warn(
+            "libjq loads {} into every rule; its definitions change what rules do. Remove it "
+            "or run tattle with another HOME",
+            library.string());
+    }
+}
+
+}  // namespace
+
+std::optional<std::string> sandbox_violation(std::string_view jq_program) {
+    return SandboxScanner(jq_program).find_violation();
+}
+
+std::string sandboxed_jq_program(std::string_view jq_program) {
+    std::string text;
+    text.reserve(kSandboxPrelude.size() + jq_program.size());
+    text += kSandboxPrelude;
+    text += jq_program;
+    return text;
+}
+
+// ---------------------------------------------------------------------------
+// FilterStage.
+
+struct FilterStage::Impl {
+    struct CompiledRule {
+        JqStatePtr program;  // null when the rule was refused or did not compile
+        std::size_t runtime_errors = 0;
+        bool error_logged_in_batch = false;
+    };
+
+    std::vector<FilterRule> rules;
+    std::vector<CompiledRule> compiled;
+    std::size_t compiled_count = 0;
+    std::string batch_origin = "<no batch>";
+
+    void record_runtime_error(std::size_t index, const std::string& message) {
+        CompiledRule& rule = compiled[index];
+        ++rule.runtime_errors;
+        const auto level = rule.error_logged_in_batch ? spdlog::level::debug : spdlog::level::warn;
+        rule.error_logged_in_batch = true;
+        spdlog::log(level, "rule \"{}\": jq error on an event from {}: {}", rules[index].name,
+                    batch_origin, truncated_for_log(message));
+    }
+
+    // Applies tattletail's rule to the program's first output.
+    void decide(std::size_t index, const OwnedJv& event, std::vector<RuleMatch>& matches) {
+        jq_state* state = compiled[index].program.get();
+        jq_start(state, event.copy(), 0);
+        OwnedJv first(jq_next(state));
+        switch (first.kind()) {
+            case JV_KIND_INVALID:
+                if (jq_halted(state) != 0) {
+                    OwnedJv halt_message(jq_get_error_message(state));
+                    std::string message = "the program halted";
+                    if (halt_message.kind() != JV_KIND_INVALID) {
+                        message += ": " + error_text(std::move(halt_message));
+                    }
+                    record_runtime_error(index, message);
+                } else if (jv_invalid_has_msg(first.copy()) != 0) {
+                    record_runtime_error(index,
+                                         error_text(OwnedJv(jv_invalid_get_msg(first.release()))));
+                }
+                return;  // without a message: no output at all
+            case JV_KIND_NULL:
+            case JV_KIND_FALSE:
+                return;
+            case JV_KIND_TRUE:
+                matches.push_back(RuleMatch{index, std::nullopt});
+                return;
+            default:
+                break;
+        }
+        if (first.kind() == JV_KIND_OBJECT && jv_equal(first.copy(), event.copy()) != 0) {
+            matches.push_back(RuleMatch{index, std::nullopt});
+            return;
+        }
+        try {
+            matches.push_back(RuleMatch{index, from_jv(first.borrow(), 0)});
+        } catch (const AnnotationTooDeep& error) {
+            record_runtime_error(index, error.what());
+        }
+    }
+};
+
+FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->rules = std::move(rules);
+    impl_->compiled.resize(impl_->rules.size());
+    if (!impl_->rules.empty()) warn_about_home_jq_file();
+
+    for (std::size_t index = 0; index < impl_->rules.size(); ++index) {
+        const FilterRule& rule = impl_->rules[index];
+        const std::string prefix = "rule \"" + rule.name + "\": ";
+        // libjq reads the program as a C string: a NUL would hide the rest of it.
+        if (rule.jq_program.find('\0') != std::string::npos) {
+            problems.push_back({rule.where, prefix + "the jq program contains a NUL character"});
+            continue;
+        }
+        if (auto violation = sandbox_violation(rule.jq_program)) {
+            problems.push_back({rule.where, prefix + *violation});
+            continue;
+        }
+        CompileResult result = compile_rule(rule.jq_program);
+        if (!result.program) {
+            problems.push_back({rule.where, prefix + "jq: " + result.error});
+            continue;
+        }
+        impl_->compiled[index].program = std::move(result.program);
+        ++impl_->compiled_count;
+    }
+}
+
+FilterStage::~FilterStage() = default;
+FilterStage::FilterStage(FilterStage&&) noexcept = default;
+FilterStage& FilterStage::operator=(FilterStage&&) noexcept = default;
+
+void FilterStage::begin_batch(std::string_view origin) {
+    impl_->batch_origin = origin.empty() ? std::string("<unknown origin>") : std::string(origin);
+    for (auto& rule : impl_->compiled) rule.error_logged_in_batch = false;
+}
+
+std::vector<RuleMatch> FilterStage::evaluate(const boost::json::object& event) {
+    std::vector<RuleMatch> matches;
+    if (impl_->compiled_count == 0) return matches;
+    // Built once and shared: every rule gets a reference, not a conversion.
+    const OwnedJv event_jv(to_jv(event));
+    for (std::size_t index = 0; index < impl_->compiled.size(); ++index) {
+        if (impl_->compiled[index].program) impl_->decide(index, event_jv, matches);
+    }
+    return matches;
+}
+
+const std::vector<FilterRule>& FilterStage::rules() const noexcept { return impl_->rules; }
+
+bool FilterStage::compiled(std::size_t rule_index) const noexcept {
+    return rule_index < impl_->compiled.size() && impl_->compiled[rule_index].program != nullptr;
+}
+
+std::size_t FilterStage::runtime_errors(std::size_t rule_index) const noexcept {
+    return rule_index < impl_->compiled.size() ? impl_->compiled[rule_index].runtime_errors : 0;
+}
+
+}  // namespace tattle

@@ -1,0 +1,107 @@
+// The plugin loader: refusals of plugins built wrong on purpose, and a plugin
+// written in plain C against the ABI header loaded and driven end to end.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tattle/plugin_catalog.hpp"
+
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+const fs::path kFixtures = TATTLE_LOADER_FIXTURE_DIR;
+
+std::string refusal_of(const std::string& file) {
+    tattle::PluginCatalog catalog;
+    try {
+        catalog.load_file(kFixtures / file);
+    } catch (const tattle::PluginLoadError& e) {
+        return e.what();
+    }
+    return "loaded";
+}
+
+TEST(Loader, RefusesWrongMajorNamingFileAndVersions) {
+    EXPECT_THAT(refusal_of("tattle_sink_wrong_major.so"),
+                AllOf(HasSubstr("tattle_sink_wrong_major.so"), HasSubstr("plugin ABI 2.0"),
+                      HasSubstr("major versions must match")));
+}
+
+TEST(Loader, RefusesNewerMinor) {
+    EXPECT_THAT(refusal_of("tattle_sink_newer_minor.so"),
+                AllOf(HasSubstr("tattle_sink_newer_minor.so"), HasSubstr("upgrade tattle")));
+}
+
+TEST(Loader, RefusesMissingSymbolNamingIt) {
+    EXPECT_THAT(refusal_of("tattle_sink_missing_send.so"),
+                AllOf(HasSubstr("tattle_sink_missing_send.so"), HasSubstr("missing symbol tattle_sink_send")));
+}
+
+TEST(Loader, RefusesLibraryThatIsNotAPlugin) {
+    EXPECT_THAT(refusal_of("tattle_not_a_plugin.so"),
+                AllOf(HasSubstr("tattle_not_a_plugin.so"), HasSubstr("not a tattle plugin")));
+}
+
+TEST(Loader, RefusesUnparsableSchema) {
+    EXPECT_THAT(refusal_of("tattle_sink_bad_schema.so"),
+                AllOf(HasSubstr("tattle_sink_bad_schema.so"), HasSubstr("not valid JSON")));
+}
+
+TEST(Loader, RefusesMissingFileWithReason) {
+    EXPECT_THAT(refusal_of("tattle_sink_does_not_exist.so"),
+                AllOf(HasSubstr("tattle_sink_does_not_exist.so"), HasSubstr("cannot load")));
+}
+
+TEST(Loader, DirectoryLoadKeepsGoodPluginsAndReportsEveryRefusal) {
+    tattle::PluginCatalog catalog;
+    const auto refusals = catalog.load_directory(kFixtures);
+    EXPECT_EQ(refusals.size(), 5U);
+    ASSERT_NE(catalog.find(TATTLE_PLUGIN_KIND_SINK, "c_echo"), nullptr);
+    EXPECT_EQ(catalog.find(TATTLE_PLUGIN_KIND_SINK, "missing_send"), nullptr);
+}
+
+TEST(Loader, RefusesSecondPluginOfTheSameType) {
+    tattle::PluginCatalog catalog;
+    catalog.load_file(kFixtures / "tattle_sink_c_echo.so");
+    EXPECT_THROW(catalog.load_file(kFixtures / "tattle_sink_c_echo.so"), tattle::PluginLoadError);
+}
+
+TEST(Loader, CPluginSendsAndMapsResults) {
+    tattle::PluginCatalog catalog;
+    auto plugin = catalog.load_file(kFixtures / "tattle_sink_c_echo.so");
+    EXPECT_EQ(plugin->version, "1.0.0");
+    EXPECT_TRUE(plugin->config_schema.is_object());
+    tattle::SinkInstance sink(plugin, "echo", boost::json::object{{"label", "x"}});
+    EXPECT_EQ(sink.send(R"({"ok":1})").code, tattle::SendOutcome::Code::Ok);
+    const auto failed = sink.send(R"({"x":"fail-me"})");
+    EXPECT_EQ(failed.code, tattle::SendOutcome::Code::Fail);
+    EXPECT_EQ(failed.message, "rejected permanently");
+    const auto retry = sink.send(R"({"x":"retry-me"})");
+    EXPECT_EQ(retry.code, tattle::SendOutcome::Code::Retry);
+    ASSERT_TRUE(retry.retry_after.has_value());
+    EXPECT_EQ(retry.retry_after->count(), 1500);
+}
+
+TEST(Loader, BuiltinRegistryHoldsTheStaticallyLinkedPlugins) {
+    tattle::PluginCatalog catalog;
+    catalog.add_builtin_plugins();
+    const auto sinks = catalog.type_names(TATTLE_PLUGIN_KIND_SINK);
+    EXPECT_THAT(sinks, ::testing::IsSupersetOf({"file", "stdout"}));
+    EXPECT_NE(catalog.find(TATTLE_PLUGIN_KIND_SOURCE, "file"), nullptr);
+    EXPECT_EQ(catalog.find(TATTLE_PLUGIN_KIND_SOURCE, "file")->location, "built-in");
+}
+
+TEST(Loader, SearchPathHonoursEnvironment) {
+    ::setenv("TATTLE_PLUGIN_PATH", "/opt/a:/opt/b", 1);
+    const auto dirs = tattle::PluginCatalog::default_search_path();
+    ::unsetenv("TATTLE_PLUGIN_PATH");
+    ASSERT_GE(dirs.size(), 2U);
+    EXPECT_EQ(dirs[dirs.size() - 2], fs::path("/opt/a"));
+    EXPECT_EQ(dirs.back(), fs::path("/opt/b"));
+}
+
+}  // namespace
