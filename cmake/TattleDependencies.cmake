@@ -1,6 +1,6 @@
 # Every dependency comes from Debian 12 packages (scripts/setup installs them).
 set(Boost_NO_WARN_NEW_VERSIONS ON)
-find_package(Boost 1.81 EXACT REQUIRED COMPONENTS json url program_options)
+find_package(Boost 1.81...<1.82 REQUIRED CONFIG COMPONENTS json url program_options)
 find_package(tomlplusplus REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(OpenSSL REQUIRED)

@@ -191,7 +191,7 @@ public:
         if (text_.starts_with("\xEF\xBB\xBF")) pos = 3;
         pos = skip_whitespace(pos);
         if (pos == text_.size()) {
-            skip_document(with_origin(origin_, "empty input, skipped"));
+            skip_document(with_origin(origin_, "empty input"));
             return;
         }
         first_value_offset_ = pos;
@@ -326,16 +326,16 @@ private:
                 }
                 emit_elements(records->value().get_array(), value_start, "Records");
             } else if (object.empty()) {
-                skip_document(document_prefix(value_start) + ": empty JSON object, skipped");
+                skip_document(document_prefix(value_start) + ": empty JSON object");
             } else if (is_cloudtrail_digest(object)) {
-                skip_document(document_prefix(value_start) + ": CloudTrail digest file, skipped");
+                skip_document(document_prefix(value_start) + ": CloudTrail digest file");
             } else {
                 emit(std::move(object));
             }
         } else if (document.is_array()) {
             auto& elements = document.get_array();
             if (elements.empty()) {
-                skip_document(document_prefix(value_start) + ": empty JSON array, skipped");
+                skip_document(document_prefix(value_start) + ": empty JSON array");
             } else {
                 emit_elements(elements, value_start, "");
             }

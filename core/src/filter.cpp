@@ -10,6 +10,7 @@
 #include <limits>
 #include <stdexcept>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 
 // libjq 1.6 ships C headers without extern "C" and with C-style casts in its macros.
@@ -381,51 +382,82 @@ int jq_length(std::size_t size) {
     return static_cast<int>(size);
 }
 
-jv to_jv(const boost::json::value& value);
-
-jv to_jv(const boost::json::object& object) {
-    OwnedJv result(jv_object());
-    for (const auto& member : object) {
-        OwnedJv field_value(to_jv(member.value()));
-        const int key_length = jq_length(member.key().size());
-        jv key = jv_string_sized(member.key().data(), key_length);
-        result = OwnedJv(jv_object_set(result.release(), key, field_value.release()));
-    }
-    return result.release();
-}
-
-jv to_jv(const boost::json::value& value) {
-    switch (value.kind()) {
-        case boost::json::kind::null:
-            return jv_null();
-        case boost::json::kind::bool_:
-            return jv_bool(value.get_bool() ? 1 : 0);
-        // jq 1.6 keeps every number as a double; large integers lose precision
-        // exactly as they do in the jq command.
-        case boost::json::kind::int64:
-            return jv_number(static_cast<double>(value.get_int64()));
-        case boost::json::kind::uint64:
-            return jv_number(static_cast<double>(value.get_uint64()));
-        case boost::json::kind::double_:
-            return jv_number(value.get_double());
-        case boost::json::kind::string: {
-            const auto& text = value.get_string();
-            return jv_string_sized(text.data(), jq_length(text.size()));
+// CloudTrail events repeat the same few hundred keys. Handing out a cached jv
+// string (a reference count increment) skips the allocation, UTF-8 check and
+// hashing that building each key again would cost.
+class KeyCache {
+public:
+    jv key(std::string_view text) {
+        if (const auto found = keys_.find(text); found != keys_.end()) {
+            return found->second.copy();
         }
-        case boost::json::kind::array: {
-            const auto& elements = value.get_array();
-            OwnedJv result(jv_array_sized(jq_length(elements.size())));
-            for (const auto& element : elements) {
-                OwnedJv converted(to_jv(element));
-                result = OwnedJv(jv_array_append(result.release(), converted.release()));
+        jv created = jv_string_sized(text.data(), jq_length(text.size()));
+        // Bounded, so events with ever-new keys cannot grow it without limit.
+        if (keys_.size() < kMaxKeys) keys_.emplace(std::string(text), OwnedJv(jv_copy(created)));
+        return created;
+    }
+
+private:
+    struct TransparentHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view text) const noexcept {
+            return std::hash<std::string_view>{}(text);
+        }
+    };
+    static constexpr std::size_t kMaxKeys = 4096;
+    std::unordered_map<std::string, OwnedJv, TransparentHash, std::equal_to<>> keys_;
+};
+
+class JvBuilder {
+public:
+    explicit JvBuilder(KeyCache& keys) : keys_(keys) {}
+
+    jv object(const boost::json::object& object) {
+        OwnedJv result(jv_object());
+        for (const auto& member : object) {
+            OwnedJv field_value(value(member.value()));
+            jv key = keys_.key(member.key());
+            result = OwnedJv(jv_object_set(result.release(), key, field_value.release()));
+        }
+        return result.release();
+    }
+
+    jv value(const boost::json::value& value) {
+        switch (value.kind()) {
+            case boost::json::kind::null:
+                return jv_null();
+            case boost::json::kind::bool_:
+                return jv_bool(value.get_bool() ? 1 : 0);
+            // jq 1.6 keeps every number as a double; large integers lose
+            // precision exactly as they do in the jq command.
+            case boost::json::kind::int64:
+                return jv_number(static_cast<double>(value.get_int64()));
+            case boost::json::kind::uint64:
+                return jv_number(static_cast<double>(value.get_uint64()));
+            case boost::json::kind::double_:
+                return jv_number(value.get_double());
+            case boost::json::kind::string: {
+                const auto& text = value.get_string();
+                return jv_string_sized(text.data(), jq_length(text.size()));
             }
-            return result.release();
+            case boost::json::kind::array: {
+                const auto& elements = value.get_array();
+                OwnedJv result(jv_array_sized(jq_length(elements.size())));
+                for (const auto& element : elements) {
+                    OwnedJv converted(this->value(element));
+                    result = OwnedJv(jv_array_append(result.release(), converted.release()));
+                }
+                return result.release();
+            }
+            case boost::json::kind::object:
+                return object(value.get_object());
         }
-        case boost::json::kind::object:
-            return to_jv(value.get_object());
+        return jv_null();
     }
-    return jv_null();
-}
+
+private:
+    KeyCache& keys_;
+};
 
 struct AnnotationTooDeep : std::runtime_error {
     AnnotationTooDeep() : std::runtime_error("the rule's output is nested too deeply") {}
@@ -648,6 +680,7 @@ struct FilterStage::Impl {
     std::vector<CompiledRule> compiled;
     std::size_t compiled_count = 0;
     std::string batch_origin = "<no batch>";
+    KeyCache event_keys;
 
     void record_runtime_error(std::size_t index, const std::string& message) {
         CompiledRule& rule = compiled[index];
@@ -739,7 +772,7 @@ std::vector<RuleMatch> FilterStage::evaluate(const boost::json::object& event) {
     std::vector<RuleMatch> matches;
     if (impl_->compiled_count == 0) return matches;
     // Built once and shared: every rule gets a reference, not a conversion.
-    const OwnedJv event_jv(to_jv(event));
+    const OwnedJv event_jv(JvBuilder(impl_->event_keys).object(event));
     for (std::size_t index = 0; index < impl_->compiled.size(); ++index) {
         if (impl_->compiled[index].program) impl_->decide(index, event_jv, matches);
     }

@@ -1,6 +1,7 @@
 #include "tattle/json_schema.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
@@ -127,9 +128,10 @@ std::string format_number(const json::value& value) {
     if (value.is_int64()) return std::to_string(value.get_int64());
     if (value.is_uint64()) return std::to_string(value.get_uint64());
     // Boost.JSON would print 1.5 as "1.5E0"; users wrote "1.5".
-    char buffer[64];
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value.get_double());
-    return std::string(buffer, result.ptr);
+    std::array<char, 64> buffer{};
+    const auto result =
+        std::to_chars(buffer.data(), buffer.data() + buffer.size(), value.get_double());
+    return std::string(buffer.data(), result.ptr);
 }
 
 std::string format_value(const json::value& value) {
@@ -508,6 +510,7 @@ private:
             std::vector<SchemaViolation> violations;
             Outcome outcome;
         };
+        if (alternatives.empty()) return {};  // refused by check_schema; nothing to choose from
         std::vector<Attempt> attempts;
         std::vector<std::size_t> accepted;
         for (const auto& alternative : alternatives) {

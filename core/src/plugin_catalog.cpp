@@ -302,7 +302,7 @@ std::vector<fs::path> PluginCatalog::default_search_path() {
     const fs::path exe_dir = fs::path(boost::dll::program_location(ec).parent_path());
     if (!ec) {
         dirs.push_back(exe_dir / "plugins");
-        dirs.push_back(exe_dir.parent_path() / "lib" / "tattle" / "plugins");
+        dirs.push_back((exe_dir / TATTLE_PLUGIN_DIR_FROM_BIN).lexically_normal());
     }
     if (const char* extra = std::getenv("TATTLE_PLUGIN_PATH"); extra != nullptr) {
         std::stringstream list(extra);

@@ -189,8 +189,11 @@ def main(argv: list[str]) -> int:
         files, records = ref.load_records([data_dir])
         if not files:
             raise SetupError(f"no CloudTrail files under {data_dir}")
-        if opts.candidate == "tattle" and not binary:
-            raise SetupError("no tattle binary: pass it as an argument or set TATTLE_BIN")
+        if opts.candidate == "tattle":
+            if not binary:
+                raise SetupError("no tattle binary: pass it as an argument or set TATTLE_BIN")
+            if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+                raise SetupError(f"tattle binary not found or not executable: {binary}")
 
         t0 = time.perf_counter()
         results = ref.evaluate("gojq", rules, records)

@@ -116,7 +116,7 @@ public:
     // Loads every tattle_*.so in a directory; refusals are returned, not thrown.
     std::vector<std::string> load_directory(const std::filesystem::path& directory);
 
-    // The default search path: <exe dir>/plugins, <exe dir>/../lib/tattle/plugins,
+    // The default search path: <exe dir>/plugins, <exe dir>/../<libdir>/tattle/plugins,
     // then the directories in TATTLE_PLUGIN_PATH (colon-separated).
     static std::vector<std::filesystem::path> default_search_path();
 
