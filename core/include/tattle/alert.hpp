@@ -25,7 +25,7 @@ struct AlertRule {
 // yields the same id.
 std::string alert_id(std::string_view rule_name, const boost::json::object& event);
 
-// The one JSON document every sink receives (see sinks/README.md):
+// The one JSON document every sink receives (see README.md, "The alert document"):
 //   alert_id, rule {name, description}, destination, annotation (when there is
 //   one), summary {event_id, event_time, event_name, event_source, account_id,
 //   region, actor, source_ip, user_agent, error_code, error_message},
