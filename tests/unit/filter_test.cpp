@@ -202,6 +202,20 @@ TEST(FilterStageTest, StringsWithNulAndUnicodeSurviveTheRoundTrip) {
     EXPECT_EQ(matches[0].annotation->as_string(), boost::json::string_view("a\0b \xC3\xA9", 6));
 }
 
+TEST(FilterStageTest, EventsWithManyDistinctKeysConvertCompletely) {
+    std::vector<Diagnostic> problems;
+    FilterStage stage({rule("count", "keys | length"), rule("last", ".k5999")}, problems);
+    ASSERT_TRUE(problems.empty());
+    boost::json::object event;
+    for (int i = 0; i < 6000; ++i) event["k" + std::to_string(i)] = i;
+    for (int pass = 0; pass < 2; ++pass) {  // the second pass meets the cached keys
+        const auto matches = stage.evaluate(event);
+        ASSERT_EQ(matches.size(), 2U);
+        EXPECT_EQ(*matches[0].annotation, boost::json::value(6000));
+        EXPECT_EQ(*matches[1].annotation, boost::json::value(5999));
+    }
+}
+
 TEST(FilterStageTest, RuntimeErrorIsCountedLoggedOncePerBatchAndOtherRulesStillRun) {
     LogCapture log;
     std::vector<Diagnostic> problems;

@@ -205,7 +205,7 @@ const std::vector<std::string>& allowed_programs() {
         "@base64 \"\\(.eventName)\"",
         "[.eventName | splits(\"e\")]",
         "select(.eventName == \"CreateUser\")",
-        "ltrimstr(\"env\")",
+        ".eventName | ltrimstr(\"env\")",  // on a non-string, libjq 1.6 leaks its error
         ".x as {env: $e} | $e",
         "1e3",
         ".5",
