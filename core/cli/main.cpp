@@ -11,6 +11,7 @@
 #include "tattle/config.hpp"
 #include "tattle/logging.hpp"
 #include "tattle/pipeline.hpp"
+#include "tattle/secrets.hpp"
 
 namespace po = boost::program_options;
 using namespace tattle;
@@ -69,7 +70,7 @@ PrepareOptions prepare_options(const GlobalOptions& global) {
 
 void print_problems(const std::vector<Diagnostic>& problems) {
     std::cerr << problems.size() << (problems.size() == 1 ? " problem" : " problems") << ":\n";
-    for (const auto& problem : problems) std::cerr << "  " << problem.to_string() << '\n';
+    for (const auto& problem : problems) std::cerr << "  " << redact(problem.to_string()) << '\n';
 }
 
 void print_summary(const RunSummary& summary) {
@@ -80,7 +81,7 @@ void print_summary(const RunSummary& summary) {
                  summary.skipped_documents, summary.rule_errors);
     if (!summary.failures.empty()) {
         std::cerr << "failed batches:\n";
-        for (const auto& failure : summary.failures) std::cerr << "  " << failure << '\n';
+        for (const auto& failure : summary.failures) std::cerr << "  " << redact(failure) << '\n';
     }
 }
 
@@ -321,7 +322,7 @@ int main(int argc, char** argv) {
         print_problems(e.problems());
         return kExitUsage;
     } catch (const std::exception& e) {
-        std::cerr << "tattle " << command << ": " << e.what() << '\n';
+        std::cerr << "tattle " << command << ": " << redact(e.what()) << '\n';
         return kExitUsage;
     }
 }

@@ -29,11 +29,6 @@ namespace {
 // ---------------------------------------------------------------------------
 // Sandbox: what rules may not call, and why.
 
-struct Refusal {
-    std::string_view name;
-    std::string_view consequence;
-};
-
 constexpr std::string_view kNoOutsideReads =
     "rules cannot read the environment, files or other inputs";
 constexpr std::string_view kNoSideEffects = "rules cannot halt jq or write to stderr";
@@ -136,6 +131,12 @@ constexpr std::string_view kSandboxPrelude =
 class SandboxScanner {
 public:
     explicit SandboxScanner(std::string_view program) : text_(program) {}
+
+    // jq compiles such a program as `.`, which would match every event.
+    bool only_blanks_and_comments() {
+        skip_blanks_and_comments();
+        return pos_ >= text_.size();
+    }
 
     std::optional<std::string> find_violation() {
         while (pos_ < text_.size()) {
@@ -391,10 +392,10 @@ public:
         if (const auto found = keys_.find(text); found != keys_.end()) {
             return found->second.copy();
         }
-        jv created = jv_string_sized(text.data(), jq_length(text.size()));
+        OwnedJv created(jv_string_sized(text.data(), jq_length(text.size())));
         // Bounded, so events with ever-new keys cannot grow it without limit.
-        if (keys_.size() < kMaxKeys) keys_.emplace(std::string(text), OwnedJv(jv_copy(created)));
-        return created;
+        if (keys_.size() < kMaxKeys) keys_.emplace(std::string(text), OwnedJv(created.copy()));
+        return created.release();
     }
 
 private:
@@ -412,17 +413,17 @@ class JvBuilder {
 public:
     explicit JvBuilder(KeyCache& keys) : keys_(keys) {}
 
-    jv object(const boost::json::object& object) {
+    jv object_to_jv(const boost::json::object& object) {
         OwnedJv result(jv_object());
         for (const auto& member : object) {
-            OwnedJv field_value(value(member.value()));
+            OwnedJv field_value(value_to_jv(member.value()));
             jv key = keys_.key(member.key());
             result = OwnedJv(jv_object_set(result.release(), key, field_value.release()));
         }
         return result.release();
     }
 
-    jv value(const boost::json::value& value) {
+    jv value_to_jv(const boost::json::value& value) {
         switch (value.kind()) {
             case boost::json::kind::null:
                 return jv_null();
@@ -444,13 +445,13 @@ public:
                 const auto& elements = value.get_array();
                 OwnedJv result(jv_array_sized(jq_length(elements.size())));
                 for (const auto& element : elements) {
-                    OwnedJv converted(this->value(element));
+                    OwnedJv converted(value_to_jv(element));
                     result = OwnedJv(jv_array_append(result.release(), converted.release()));
                 }
                 return result.release();
             }
             case boost::json::kind::object:
-                return object(value.get_object());
+                return object_to_jv(value.get_object());
         }
         return jv_null();
     }
@@ -466,7 +467,7 @@ struct AnnotationTooDeep : std::runtime_error {
 // Deeper than any alert needs, shallow enough that recursion stays cheap.
 constexpr int kMaxAnnotationDepth = 256;
 
-boost::json::value number_from_jv(double number) {
+boost::json::value jv_number_to_json(double number) {
     // jq prints NaN as null and infinities as the largest finite doubles.
     if (std::isnan(number)) return nullptr;
     if (std::isinf(number)) {
@@ -481,7 +482,7 @@ boost::json::value number_from_jv(double number) {
 }
 
 // Reads value without taking its reference.
-boost::json::value from_jv(jv value, int depth) {
+boost::json::value jv_to_json(jv value, int depth) {
     if (depth > kMaxAnnotationDepth) throw AnnotationTooDeep();
     switch (jv_get_kind(value)) {
         case JV_KIND_INVALID:
@@ -492,7 +493,7 @@ boost::json::value from_jv(jv value, int depth) {
         case JV_KIND_TRUE:
             return true;
         case JV_KIND_NUMBER:
-            return number_from_jv(jv_number_value(value));
+            return jv_number_to_json(jv_number_value(value));
         case JV_KIND_STRING: {
             const int length = jv_string_length_bytes(jv_copy(value));
             return boost::json::string(jv_string_value(value), static_cast<std::size_t>(length));
@@ -503,7 +504,7 @@ boost::json::value from_jv(jv value, int depth) {
             result.reserve(static_cast<std::size_t>(length));
             for (int index = 0; index < length; ++index) {
                 OwnedJv element(jv_array_get(jv_copy(value), index));
-                result.push_back(from_jv(element.borrow(), depth + 1));
+                result.push_back(jv_to_json(element.borrow(), depth + 1));
             }
             return result;
         }
@@ -519,7 +520,7 @@ boost::json::value from_jv(jv value, int depth) {
                 result.insert_or_assign(
                     boost::json::string_view(jv_string_value(key.borrow()),
                                              static_cast<std::size_t>(key_length)),
-                    from_jv(field_value.borrow(), depth + 1));
+                    jv_to_json(field_value.borrow(), depth + 1));
             }
             return result;
         }
@@ -724,7 +725,7 @@ struct FilterStage::Impl {
             return;
         }
         try {
-            matches.push_back(RuleMatch{index, from_jv(first.borrow(), 0)});
+            matches.push_back(RuleMatch{index, jv_to_json(first.borrow(), 0)});
         } catch (const AnnotationTooDeep& error) {
             record_runtime_error(index, error.what());
         }
@@ -743,6 +744,10 @@ FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>&
         // libjq reads the program as a C string: a NUL would hide the rest of it.
         if (rule.jq_program.find('\0') != std::string::npos) {
             problems.push_back({rule.where, prefix + "the jq program contains a NUL character"});
+            continue;
+        }
+        if (SandboxScanner(rule.jq_program).only_blanks_and_comments()) {
+            problems.push_back({rule.where, prefix + "the jq program is empty"});
             continue;
         }
         if (auto violation = sandbox_violation(rule.jq_program)) {
@@ -772,7 +777,7 @@ std::vector<RuleMatch> FilterStage::evaluate(const boost::json::object& event) {
     std::vector<RuleMatch> matches;
     if (impl_->compiled_count == 0) return matches;
     // Built once and shared: every rule gets a reference, not a conversion.
-    const OwnedJv event_jv(JvBuilder(impl_->event_keys).object(event));
+    const OwnedJv event_jv(JvBuilder(impl_->event_keys).object_to_jv(event));
     for (std::size_t index = 0; index < impl_->compiled.size(); ++index) {
         if (impl_->compiled[index].program) impl_->decide(index, event_jv, matches);
     }

@@ -1,5 +1,7 @@
 #include "tattle/logging.hpp"
 
+#include "tattle/secrets.hpp"
+
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -36,15 +38,37 @@ protected:
     void flush_() override { std::fflush(stderr); }
 };
 
+// Every line passes through redact() before any sink sees it: a plugin or a library
+// error message that quotes a webhook URL or a key must not put it in the logs.
+class RedactingSink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    explicit RedactingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        const std::string redacted = redact(std::string_view(msg.payload.data(), msg.payload.size()));
+        spdlog::details::log_msg copy = msg;
+        copy.payload = spdlog::string_view_t(redacted.data(), redacted.size());
+        inner_->log(copy);
+    }
+    void flush_() override { inner_->flush(); }
+    void set_pattern_(const std::string& pattern) override { inner_->set_pattern(pattern); }
+
+private:
+    std::shared_ptr<spdlog::sinks::sink> inner_;
+};
+
 }  // namespace
 
 void setup_logging(LogFormat format, std::string_view level) {
     std::shared_ptr<spdlog::logger> logger;
     if (format == LogFormat::Json) {
-        logger = std::make_shared<spdlog::logger>("tattle", std::make_shared<JsonStderrSink>());
+        logger = std::make_shared<spdlog::logger>(
+            "tattle", std::make_shared<RedactingSink>(std::make_shared<JsonStderrSink>()));
     } else {
         logger = std::make_shared<spdlog::logger>(
-            "tattle", std::make_shared<spdlog::sinks::stderr_color_sink_mt>(spdlog::color_mode::automatic));
+            "tattle", std::make_shared<RedactingSink>(std::make_shared<spdlog::sinks::stderr_color_sink_mt>(
+                          spdlog::color_mode::automatic)));
         logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     }
     const auto parsed = spdlog::level::from_str(std::string(level));

@@ -9,6 +9,7 @@
 #include "tattle/alert.hpp"
 #include "tattle/decoder.hpp"
 #include "tattle/json_schema.hpp"
+#include "tattle/secrets.hpp"
 
 namespace tattle {
 namespace {
@@ -69,6 +70,9 @@ void check_instances(PreparedConfig& prepared, const std::vector<PluginInstanceS
             continue;
         }
         boost::json::value validated = validate_instance(*plugin, spec, prepared.problems);
+        resolve_secrets(plugin->config_schema, validated, spec,
+                        std::string(section) + " \"" + spec.id + "\" (" + plugin->type_name + ")",
+                        prepared.problems);
         if (!prepared.config.path.empty()) {
             resolve_relative_paths(plugin->config_schema, validated,
                                    std::filesystem::absolute(prepared.config.path).parent_path());

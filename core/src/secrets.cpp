@@ -1,0 +1,165 @@
+#include "tattle/secrets.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <sstream>
+
+namespace tattle {
+namespace {
+
+struct SecretRegistry {
+    std::mutex mutex;
+    std::vector<std::string> values;
+};
+
+SecretRegistry& registry() {
+    static SecretRegistry instance;
+    return instance;
+}
+
+// Short values would redact ordinary words; secrets worth the name are longer.
+constexpr std::size_t kMinSecretLength = 6;
+
+std::string escape_pointer_token(const std::string& key) {
+    std::string out;
+    for (const char c : key) {
+        if (c == '~') {
+            out += "~0";
+        } else if (c == '/') {
+            out += "~1";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+bool is_secret_schema(const boost::json::object& schema) {
+    const auto* flag = schema.if_contains("x-secret");
+    return flag != nullptr && flag->is_bool() && flag->get_bool();
+}
+
+void register_all(const boost::json::value& value) {
+    if (value.is_string()) {
+        register_secret(std::string(value.get_string()));
+    } else if (value.is_array()) {
+        for (const auto& item : value.get_array()) register_all(item);
+    } else if (value.is_object()) {
+        for (const auto& [key, item] : value.get_object()) register_all(item);
+    }
+}
+
+void resolve_value(boost::json::value& value, const std::string& pointer, const PluginInstanceSpec& spec,
+                   const std::string& label, std::vector<Diagnostic>& problems) {
+    if (value.is_array()) {
+        std::size_t index = 0;
+        for (auto& item : value.get_array()) {
+            resolve_value(item, pointer + "/" + std::to_string(index++), spec, label, problems);
+        }
+        return;
+    }
+    if (value.is_object()) {
+        for (auto& [key, item] : value.get_object()) {
+            resolve_value(item, pointer + "/" + escape_pointer_token(std::string(key)), spec, label, problems);
+        }
+        return;
+    }
+    if (!value.is_string()) return;
+    const std::string text(value.get_string());
+    const std::string key = pointer.empty() ? std::string("the value") : "\"" + pointer.substr(1) + "\"";
+    if (text.rfind("env:", 0) == 0) {
+        const std::string name = text.substr(4);
+        const char* found = name.empty() ? nullptr : std::getenv(name.c_str());
+        if (found == nullptr) {
+            problems.push_back({spec.locate(pointer), label + ": " + key + " refers to environment variable " +
+                                                          name + ", which is not set"});
+            return;
+        }
+        value = found;
+    } else if (text.rfind("file:", 0) == 0) {
+        std::filesystem::path path = text.substr(5);
+        if (path.is_relative() && !spec.where.file.empty()) {
+            path = std::filesystem::absolute(spec.where.file).parent_path() / path;
+        }
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            problems.push_back({spec.locate(pointer), label + ": " + key + " refers to file " + path.string() +
+                                                          ", which cannot be read"});
+            return;
+        }
+        std::string contents{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+        while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r')) contents.pop_back();
+        value = contents;
+    }
+    register_all(value);
+}
+
+void walk(const boost::json::value& schema, boost::json::value& instance, const std::string& pointer,
+          const PluginInstanceSpec& spec, const std::string& label, std::vector<Diagnostic>& problems) {
+    if (!schema.is_object()) return;
+    const auto& schema_object = schema.get_object();
+    if (is_secret_schema(schema_object)) {
+        resolve_value(instance, pointer, spec, label, problems);
+        return;
+    }
+    if (instance.is_object()) {
+        const auto* properties = schema_object.if_contains("properties");
+        if (properties == nullptr || !properties->is_object()) return;
+        for (auto& [key, value] : instance.get_object()) {
+            if (const auto* property = properties->get_object().if_contains(key)) {
+                walk(*property, value, pointer + "/" + escape_pointer_token(std::string(key)), spec, label, problems);
+            }
+        }
+    } else if (instance.is_array()) {
+        const auto* items = schema_object.if_contains("items");
+        if (items == nullptr) return;
+        std::size_t index = 0;
+        for (auto& item : instance.get_array()) {
+            walk(*items, item, pointer + "/" + std::to_string(index++), spec, label, problems);
+        }
+    }
+}
+
+}  // namespace
+
+void register_secret(std::string value) {
+    if (value.size() < kMinSecretLength) return;
+    auto& secrets = registry();
+    std::lock_guard lock(secrets.mutex);
+    if (std::find(secrets.values.begin(), secrets.values.end(), value) != secrets.values.end()) return;
+    secrets.values.push_back(std::move(value));
+    // Longest first, so a secret that contains another is replaced whole.
+    std::sort(secrets.values.begin(), secrets.values.end(),
+              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+}
+
+std::string redact(std::string_view text) {
+    std::string out(text);
+    auto& secrets = registry();
+    std::lock_guard lock(secrets.mutex);
+    for (const auto& secret : secrets.values) {
+        for (std::size_t at = out.find(secret); at != std::string::npos; at = out.find(secret, at)) {
+            out.replace(at, secret.size(), "<redacted>");
+            at += 10;
+        }
+    }
+    return out;
+}
+
+void clear_secrets() {
+    auto& secrets = registry();
+    std::lock_guard lock(secrets.mutex);
+    secrets.values.clear();
+}
+
+void resolve_secrets(const boost::json::value& schema, boost::json::value& instance,
+                     const PluginInstanceSpec& spec, const std::string& label,
+                     std::vector<Diagnostic>& problems) {
+    walk(schema, instance, "", spec, label, problems);
+}
+
+}  // namespace tattle
