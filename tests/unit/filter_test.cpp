@@ -322,6 +322,15 @@ TEST(FilterStageTest, ProgramWithNulCharacterIsRefused) {
     EXPECT_FALSE(stage.compiled(0));
 }
 
+TEST(FilterStageTest, BlankProgramIsRefusedRatherThanMatchingEverything) {
+    std::vector<Diagnostic> problems;
+    FilterStage stage({rule("blank", ""), rule("comment_only", "  # nothing here\n\t")}, problems);
+    ASSERT_EQ(problems.size(), 2U);
+    EXPECT_EQ(problems[0].message, "rule \"blank\": the jq program is empty");
+    EXPECT_EQ(problems[1].message, "rule \"comment_only\": the jq program is empty");
+    EXPECT_TRUE(stage.evaluate(sample_event()).empty());
+}
+
 TEST(FilterStageTest, WithoutCompiledRulesNothingMatches) {
     std::vector<Diagnostic> problems;
     FilterStage empty_stage({}, problems);
