@@ -1,0 +1,508 @@
+#include "slack_message.hpp"
+
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tattle::sinks::slack {
+namespace {
+
+namespace json = boost::json;
+
+constexpr std::string_view kEllipsis = "\u2026";
+constexpr std::string_view kZeroWidthSpace = "\u200b";
+
+std::string_view string_at(const json::object& object, std::string_view key) {
+    const auto* found = object.if_contains(key);
+    if (found == nullptr || !found->is_string()) return {};
+    const auto& text = found->get_string();
+    return {text.data(), text.size()};
+}
+
+const json::object* object_at(const json::object& object, std::string_view key) {
+    const auto* found = object.if_contains(key);
+    return found != nullptr && found->is_object() ? &found->get_object() : nullptr;
+}
+
+// A string value as itself, anything else as compact JSON.
+std::string text_of(const json::value& value) {
+    if (value.is_string()) return std::string(value.get_string());
+    return json::serialize(value);
+}
+
+// Bytes in the UTF-8 sequence that starts with lead; 1 for a stray byte, so a scan
+// always moves forward.
+std::size_t utf8_sequence_length(unsigned char lead) {
+    if (lead >= 0xf0 && lead <= 0xf4) return 4;
+    if (lead >= 0xe0) return lead <= 0xef ? 3 : 1;
+    if (lead >= 0xc2) return 2;
+    return 1;
+}
+
+// text cut to at most max_bytes (ellipsis included), never inside a UTF-8 sequence,
+// so the result is still valid UTF-8 and Slack does not refuse the payload.
+std::string cut_utf8(std::string_view text, std::size_t max_bytes) {
+    if (text.size() <= max_bytes) return std::string(text);
+    if (max_bytes < kEllipsis.size()) return {};
+    const std::size_t budget = max_bytes - kEllipsis.size();
+    std::size_t end = 0;
+    while (end < text.size()) {
+        const std::size_t next = end + utf8_sequence_length(static_cast<unsigned char>(text[end]));
+        if (next > budget) break;
+        end = next;
+    }
+    std::string out(text.substr(0, end));
+    out += kEllipsis;
+    return out;
+}
+
+enum class Lines { Single, Multiple };
+
+// Escapes text for mrkdwn and plain_text and fits it in max_bytes without splitting
+// an entity or a UTF-8 sequence. Control characters become spaces (newlines too for
+// single-line values): an event must not be able to start a fake "*Who*" line.
+std::string escaped_within(std::string_view raw, std::size_t max_bytes, Lines lines) {
+    std::vector<std::string_view> pieces;
+    pieces.reserve(raw.size());
+    std::size_t total = 0;
+    for (std::size_t at = 0; at < raw.size();) {
+        const auto byte = static_cast<unsigned char>(raw[at]);
+        std::size_t length = std::min(utf8_sequence_length(byte), raw.size() - at);
+        std::string_view piece = raw.substr(at, length);
+        if (byte == '&') {
+            piece = "&amp;";
+        } else if (byte == '<') {
+            piece = "&lt;";
+        } else if (byte == '>') {
+            piece = "&gt;";
+        } else if (byte == '\n' && lines == Lines::Multiple) {
+            piece = "\n";
+        } else if (byte < 0x20 || byte == 0x7f) {
+            piece = " ";
+        }
+        pieces.push_back(piece);
+        total += piece.size();
+        at += length;
+    }
+    std::string out;
+    if (total <= max_bytes) {
+        out.reserve(total);
+        for (const auto piece : pieces) out += piece;
+        return out;
+    }
+    if (max_bytes < kEllipsis.size()) return {};
+    const std::size_t budget = max_bytes - kEllipsis.size();
+    for (const auto piece : pieces) {
+        if (out.size() + piece.size() > budget) break;
+        out += piece;
+    }
+    out += kEllipsis;
+    return out;
+}
+
+std::string one_line(std::string_view raw, std::size_t max_bytes) {
+    return escaped_within(raw, max_bytes, Lines::Single);
+}
+
+std::string upper(std::string_view text) {
+    std::string out(text);
+    for (char& c : out) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    }
+    return out;
+}
+
+json::object mrkdwn(std::string text) {
+    // verbatim: Slack does not auto-link URLs or channel names found in event text.
+    return {{"type", "mrkdwn"}, {"text", std::move(text)}, {"verbatim", true}};
+}
+
+json::object section(std::string text) {
+    return {{"type", "section"}, {"text", mrkdwn(std::move(text))}};
+}
+
+// ---- the event in a code block -------------------------------------------------
+
+// How hard to cut the event down. Applied in order until the code block fits.
+struct TrimLevel {
+    std::size_t max_string;   // bytes of one string value
+    std::size_t max_items;    // elements kept of one array
+    std::size_t max_members;  // members kept of one object
+    std::size_t max_depth;    // containers deeper than this are summarised
+};
+
+constexpr std::array<TrimLevel, 7> kTrimLevels{{
+    {512, 30, 60, 8},
+    {200, 10, 40, 6},
+    {100, 5, 30, 5},
+    {60, 3, 25, 4},
+    {40, 2, 20, 3},
+    {24, 1, 15, 2},
+    {16, 1, 10, 1},
+}};
+
+json::value trimmed(const json::value& value, const TrimLevel& level, std::size_t depth) {
+    if (value.is_string()) {
+        const auto& text = value.get_string();
+        if (text.size() <= level.max_string) return value;
+        return json::string(cut_utf8({text.data(), text.size()}, level.max_string));
+    }
+    if (value.is_array()) {
+        const auto& array = value.get_array();
+        if (depth >= level.max_depth && !array.empty()) {
+            return json::string("[" + std::string(kEllipsis) + " " + std::to_string(array.size()) +
+                                " items]");
+        }
+        json::array out;
+        for (std::size_t i = 0; i < array.size() && i < level.max_items; ++i) {
+            out.push_back(trimmed(array[i], level, depth + 1));
+        }
+        if (array.size() > level.max_items) {
+            out.push_back(json::string(std::string(kEllipsis) + " " +
+                                       std::to_string(array.size() - level.max_items) +
+                                       " more items"));
+        }
+        return out;
+    }
+    if (value.is_object()) {
+        const auto& object = value.get_object();
+        if (depth >= level.max_depth && !object.empty()) {
+            return json::string("{" + std::string(kEllipsis) + " " + std::to_string(object.size()) +
+                                " keys}");
+        }
+        json::object out;
+        std::size_t kept = 0;
+        for (const auto& member : object) {
+            if (kept++ == level.max_members) break;
+            out[member.key()] = trimmed(member.value(), level, depth + 1);
+        }
+        if (object.size() > level.max_members) {
+            out[kEllipsis] = std::to_string(object.size() - level.max_members) + " more keys";
+        }
+        return out;
+    }
+    return value;
+}
+
+void append_indent(std::string& out, std::size_t indent) { out.append(indent, ' '); }
+
+// Two-space indented JSON: easier to scan in Slack than one long line.
+void append_pretty(const json::value& value, std::string& out, std::size_t indent) {
+    if (value.is_object() && !value.get_object().empty()) {
+        out += "{\n";
+        bool first = true;
+        for (const auto& member : value.get_object()) {
+            if (!first) out += ",\n";
+            first = false;
+            append_indent(out, indent + 2);
+            out += json::serialize(json::string(member.key()));
+            out += ": ";
+            append_pretty(member.value(), out, indent + 2);
+        }
+        out += '\n';
+        append_indent(out, indent);
+        out += '}';
+    } else if (value.is_array() && !value.get_array().empty()) {
+        out += "[\n";
+        bool first = true;
+        for (const auto& element : value.get_array()) {
+            if (!first) out += ",\n";
+            first = false;
+            append_indent(out, indent + 2);
+            append_pretty(element, out, indent + 2);
+        }
+        out += '\n';
+        append_indent(out, indent);
+        out += ']';
+    } else {
+        out += json::serialize(value);
+    }
+}
+
+std::string pretty(const json::value& value) {
+    std::string out;
+    append_pretty(value, out, 0);
+    return out;
+}
+
+std::string code_block(std::string_view code) {
+    return "```\n" + escape_mrkdwn(neutralise_code_fences(code)) + "\n```";
+}
+
+// The event section: pretty when it fits, compact when only that fits, then cut
+// down level by level. Cutting works on the JSON value, not on its text, so what
+// Slack shows is always complete, valid JSON.
+std::string event_section_text(const json::value& event) {
+    const std::string full_size = std::to_string(json::serialize(event).size());
+    for (std::size_t step = 0; step <= kTrimLevels.size(); ++step) {
+        const json::value candidate = step == 0 ? event : trimmed(event, kTrimLevels[step - 1], 0);
+        const std::string label =
+            step == 0 ? "*Event*\n"
+                      : "*Event* (trimmed to fit Slack; " + full_size + " bytes in full)\n";
+        for (const bool indented : {true, false}) {
+            std::string text =
+                label + code_block(indented ? pretty(candidate) : json::serialize(candidate));
+            if (text.size() <= kMaxSectionText) return text;
+        }
+    }
+    return "*Event*: too large to show here (" + full_size + " bytes)";
+}
+
+// ---- the rest of the message ---------------------------------------------------
+
+bool is_region_name(std::string_view region) {
+    if (region.size() < 2 || region.size() > 32) return false;
+    if (region.front() < 'a' || region.front() > 'z') return false;
+    for (const char c : region) {
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+    }
+    return true;
+}
+
+std::string percent_encoded(std::string_view text) {
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            out += c;
+        } else {
+            out += '%';
+            out += kHex[byte >> 4U];
+            out += kHex[byte & 0x0fU];
+        }
+    }
+    return out;
+}
+
+std::string header_text(std::string_view rule_name, std::string_view severity) {
+    std::string raw(rule_name.empty() ? "Alert" : rule_name);
+    if (!severity.empty()) raw += " \u00b7 " + upper(severity);
+    const std::string_view marker = ":rotating_light: ";
+    return std::string(marker) + one_line(raw, kMaxHeaderText - marker.size());
+}
+
+std::string fallback_text(const json::object& alert, std::string_view rule_name,
+                          std::string_view severity, const json::object& summary) {
+    std::string raw;
+    if (!severity.empty()) raw += "[" + upper(severity) + "] ";
+    raw += rule_name;
+    if (const auto* annotation = alert.if_contains("annotation");
+        annotation != nullptr && !annotation->is_null()) {
+        raw += ": " + text_of(*annotation);
+    }
+    if (const auto name = string_at(summary, "event_name"); !name.empty()) {
+        raw += " \u2014 ";
+        raw += name;
+        if (const auto actor = string_at(summary, "actor"); !actor.empty()) {
+            raw += " by ";
+            raw += actor;
+        }
+    }
+    return one_line(raw, kMaxFallbackText);
+}
+
+// Rule description and annotation: why this alert exists.
+std::string intro_text(const json::object& alert, const json::object& rule) {
+    std::string text;
+    if (const auto description = string_at(rule, "description"); !description.empty()) {
+        text += escaped_within(description, 1000, Lines::Multiple);
+    }
+    if (const auto* annotation = alert.if_contains("annotation");
+        annotation != nullptr && !annotation->is_null()) {
+        if (!text.empty()) text += '\n';
+        const std::string label = "*Annotation:* ";
+        text +=
+            label + escaped_within(text_of(*annotation),
+                                   kMaxSectionText - text.size() - label.size(), Lines::Multiple);
+    }
+    return text;
+}
+
+json::object fact_fields(const json::object& summary) {
+    const auto field = [](std::string_view label, const std::string& value) {
+        return mrkdwn("*" + std::string(label) + "*\n" + value);
+    };
+    constexpr std::size_t kValueBytes = 600;  // keeps every field far below kMaxFieldText
+    json::array fields;
+
+    const auto actor = string_at(summary, "actor");
+    std::string who = actor.empty() ? "unknown" : one_line(actor, kValueBytes);
+    if (const auto session = role_session_name(actor); !session.empty()) {
+        who += "\nsession " + one_line(session, 200);
+    }
+    fields.push_back(field("Who", who));
+
+    const auto name = string_at(summary, "event_name");
+    const auto source = string_at(summary, "event_source");
+    std::string what = one_line(name.empty() ? "unknown event" : name, 200);
+    if (!source.empty()) what += "\n" + one_line(source, 200);
+    fields.push_back(field("What", what));
+
+    std::vector<std::string> where;
+    if (const auto account = string_at(summary, "account_id"); !account.empty()) {
+        where.push_back("account " + one_line(account, 100));
+    }
+    if (const auto region = string_at(summary, "region"); !region.empty())
+        where.push_back(one_line(region, 100));
+    if (!where.empty()) {
+        std::string joined = where.front();
+        for (std::size_t i = 1; i < where.size(); ++i) joined += " \u00b7 " + where[i];
+        fields.push_back(field("Where", joined));
+    }
+    if (const auto time = string_at(summary, "event_time"); !time.empty()) {
+        fields.push_back(field("When", one_line(time, 100)));
+    }
+    if (const auto ip = string_at(summary, "source_ip"); !ip.empty()) {
+        fields.push_back(field("Source IP", one_line(ip, 200)));
+    }
+    if (const auto agent = string_at(summary, "user_agent"); !agent.empty()) {
+        fields.push_back(field("User agent", one_line(agent, kValueBytes)));
+    }
+    return {{"type", "section"}, {"fields", std::move(fields)}};
+}
+
+std::string error_text(const json::object& summary) {
+    const auto code = string_at(summary, "error_code");
+    const auto message = string_at(summary, "error_message");
+    if (code.empty() && message.empty()) return {};
+    std::string text = ":x: *Error*";
+    if (!code.empty()) text += " " + one_line(code, 200);
+    if (!message.empty()) text += "\n" + escaped_within(message, 1500, Lines::Multiple);
+    return text;
+}
+
+std::string origin_text(const json::object& alert) {
+    std::string raw = "tattle";
+    if (const auto id = string_at(alert, "alert_id"); !id.empty())
+        raw += " \u00b7 alert " + std::string(id);
+    if (const auto destination = string_at(alert, "destination"); !destination.empty()) {
+        raw += " \u00b7 destination " + std::string(destination);
+    }
+    if (const auto* origin = object_at(alert, "origin")) {
+        if (const auto source = string_at(*origin, "source"); !source.empty())
+            raw += " \u00b7 source " + std::string(source);
+        if (const auto batch = string_at(*origin, "batch"); !batch.empty()) {
+            raw += " \u00b7 " + std::string(batch);
+            if (const auto* index = origin->if_contains("index");
+                index != nullptr && index->is_number()) {
+                raw += " #" + json::serialize(*index);
+            }
+        }
+    }
+    return one_line(raw, 1000);
+}
+
+}  // namespace
+
+std::string escape_mrkdwn(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        switch (c) {
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            default:
+                out += c;
+        }
+    }
+    return out;
+}
+
+std::string neutralise_code_fences(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '`' && i > 0 && text[i - 1] == '`') out += kZeroWidthSpace;
+        out += text[i];
+    }
+    return out;
+}
+
+std::string role_session_name(std::string_view arn) {
+    // arn:partition:sts::account:assumed-role/RoleName/SessionName
+    std::size_t colons = 0;
+    std::size_t resource_start = std::string_view::npos;
+    for (std::size_t i = 0; i < arn.size(); ++i) {
+        if (arn[i] == ':' && ++colons == 5) {
+            resource_start = i + 1;
+            break;
+        }
+    }
+    if (!arn.starts_with("arn:") || resource_start == std::string_view::npos) return {};
+    const std::string_view resource = arn.substr(resource_start);
+    constexpr std::string_view kPrefix = "assumed-role/";
+    if (!resource.starts_with(kPrefix)) return {};
+    const std::size_t slash = resource.find('/', kPrefix.size());
+    if (slash == std::string_view::npos) return {};
+    return std::string(resource.substr(slash + 1));
+}
+
+std::string cloudtrail_console_url(std::string_view region, std::string_view event_id) {
+    if (!is_region_name(region) || event_id.empty()) return {};
+    const std::string host_region(region);
+    return "https://" + host_region +
+           ".console.aws.amazon.com/cloudtrailv2/home?region=" + host_region + "#/events/" +
+           percent_encoded(event_id);
+}
+
+json::object build_message(const json::object& alert, const MessageOptions& options) {
+    const auto* rule = object_at(alert, "rule");
+    if (rule == nullptr) throw std::invalid_argument("the alert has no rule object");
+    static const json::object kNoSummary;
+    const auto* summary_found = object_at(alert, "summary");
+    const json::object& summary = summary_found != nullptr ? *summary_found : kNoSummary;
+    const auto rule_name = string_at(*rule, "name");
+    const auto severity = string_at(*rule, "severity");
+
+    json::array blocks;
+    blocks.push_back(
+        {{"type", "header"},
+         {"text",
+          {{"type", "plain_text"}, {"text", header_text(rule_name, severity)}, {"emoji", true}}}});
+    if (auto intro = intro_text(alert, *rule); !intro.empty())
+        blocks.push_back(section(std::move(intro)));
+    blocks.push_back(fact_fields(summary));
+    if (auto error = error_text(summary); !error.empty())
+        blocks.push_back(section(std::move(error)));
+    if (const auto url =
+            cloudtrail_console_url(string_at(summary, "region"), string_at(summary, "event_id"));
+        !url.empty()) {
+        // The URL holds a checked region and a percent-encoded id: no '|' or '>' can end the link
+        // early.
+        blocks.push_back(section(":mag: <" + url + "|View this event in the CloudTrail console>"));
+    }
+    if (const auto* event = alert.if_contains("event"); event != nullptr && !event->is_null()) {
+        blocks.push_back(section(event_section_text(*event)));
+    }
+    blocks.push_back({{"type", "context"}, {"elements", json::array{mrkdwn(origin_text(alert))}}});
+
+    json::object message;
+    message["text"] = fallback_text(alert, rule_name, severity, summary);
+    message["blocks"] = std::move(blocks);
+    if (!options.channel.empty()) message["channel"] = options.channel;
+    if (!options.username.empty()) message["username"] = options.username;
+    if (!options.icon_emoji.empty()) message["icon_emoji"] = options.icon_emoji;
+    return message;
+}
+
+std::string render_message(std::string_view alert_json, const MessageOptions& options) {
+    boost::system::error_code error;
+    const json::value alert = json::parse(alert_json, error);
+    if (error) throw std::invalid_argument("the alert is not valid JSON: " + error.message());
+    if (!alert.is_object()) throw std::invalid_argument("the alert is not a JSON object");
+    return json::serialize(build_message(alert.get_object(), options));
+}
+
+}  // namespace tattle::sinks::slack

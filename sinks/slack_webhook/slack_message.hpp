@@ -1,0 +1,55 @@
+#pragma once
+
+// Turns an alert document into the JSON body of a Slack incoming-webhook post: a
+// fallback `text` for notifications plus Block Kit blocks a person reads at a glance.
+// Pure functions: no I/O, so every byte Slack would receive can be tested.
+
+#include <boost/json.hpp>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace tattle::sinks::slack {
+
+// Slack's published Block Kit limits. They count characters; we count bytes, which
+// is never fewer, so staying under them in bytes is always safe.
+inline constexpr std::size_t kMaxHeaderText = 150;
+inline constexpr std::size_t kMaxSectionText = 3000;
+inline constexpr std::size_t kMaxFieldText = 2000;
+inline constexpr std::size_t kMaxFields = 10;
+inline constexpr std::size_t kMaxContextText = 3000;
+inline constexpr std::size_t kMaxBlocks = 50;
+// The fallback text is what notifications and screen readers show: one short line.
+inline constexpr std::size_t kMaxFallbackText = 500;
+
+struct MessageOptions {
+    // Legacy webhook overrides; Slack apps created since 2019 ignore them.
+    std::string channel;
+    std::string username;
+    std::string icon_emoji;
+};
+
+// Slack's escaping: &, < and > become entities, so event text can neither mention
+// (<!channel>, <@U123>) nor disguise a link (<https://evil|click>).
+std::string escape_mrkdwn(std::string_view text);
+
+// Breaks every run of backticks with zero-width spaces, so text inside a code
+// block cannot close it (```) and continue as formatted text.
+std::string neutralise_code_fences(std::string_view text);
+
+// "arn:aws:sts::1:assumed-role/Admin/alice" → "alice"; empty for any other ARN.
+std::string role_session_name(std::string_view arn);
+
+// https://<region>.console.aws.amazon.com/cloudtrailv2/home?region=<region>#/events/<id>,
+// or empty when the region is not a plausible region name (it becomes a host name)
+// or the event id is missing. The event id is percent-encoded.
+std::string cloudtrail_console_url(std::string_view region, std::string_view event_id);
+
+// The whole webhook body. Throws std::invalid_argument when alert is not an alert
+// document (not an object, or no rule).
+boost::json::object build_message(const boost::json::object& alert, const MessageOptions& options);
+
+// build_message over the serialized alert; throws std::invalid_argument on bad JSON.
+std::string render_message(std::string_view alert_json, const MessageOptions& options);
+
+}  // namespace tattle::sinks::slack
