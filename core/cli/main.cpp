@@ -1,9 +1,11 @@
-// tattle: the command-line host. Subcommands run, check, eval, plugins, version.
+// tattle: the command-line host. Subcommands run, check, eval, spool, plugins, version.
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <iomanip>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "tattle/logging.hpp"
 #include "tattle/pipeline.hpp"
 #include "tattle/secrets.hpp"
+#include "tattle/spool.hpp"
 
 namespace po = boost::program_options;
 using namespace tattle;
@@ -27,6 +30,7 @@ Commands:
   run      process the configured sources (or the given files) until exhausted
   check    validate a config: plugins, destinations, sources, rules
   eval     run one jq rule over files and print the matches
+  spool    list, replay or drop alerts parked in the dead-letter spool
   plugins  list the available plugins with their config schemas
   version  print the version and plugin ABI
 
@@ -36,7 +40,9 @@ Exit status:
   0  success
   1  input problems: a file, object or record could not be read or decoded
   2  usage or config error (nothing was processed)
-  3  some alerts could not be delivered
+  3  some alerts could not be delivered: they are in the spool (tattle spool list),
+     or the spool could not be written and their batches were not acknowledged;
+     for `spool replay`: some alerts are still in the spool
 )";
 
 struct GlobalOptions {
@@ -74,11 +80,18 @@ void print_problems(const std::vector<Diagnostic>& problems) {
 }
 
 void print_summary(const RunSummary& summary) {
-    spdlog::info("{} batches ({} failed), {} events, {} matches, {} alerts delivered, {} not delivered, "
-                 "{} bad records, {} skipped documents, {} rule errors",
+    spdlog::info("{} batches ({} failed), {} events, {} matches, {} alerts delivered, {} spooled, "
+                 "{} not delivered, {} duplicates suppressed, {} retries, {} bad records, "
+                 "{} skipped documents, {} rule errors",
                  summary.batches, summary.batches_failed, summary.events, summary.matches,
-                 summary.alerts_delivered, summary.alerts_failed, summary.record_errors,
+                 summary.alerts_delivered, summary.alerts_spooled, summary.alerts_failed,
+                 summary.alerts_suppressed, summary.delivery_retries, summary.record_errors,
                  summary.skipped_documents, summary.rule_errors);
+    if (summary.alerts_spooled > 0) {
+        spdlog::warn("{} alert(s) could not be delivered and are in the spool {}: see `tattle spool list`, "
+                     "send them again with `tattle spool replay`",
+                     summary.alerts_spooled, summary.spool_dir.string());
+    }
     if (!summary.failures.empty()) {
         std::cerr << "failed batches:\n";
         for (const auto& failure : summary.failures) std::cerr << "  " << redact(failure) << '\n';
@@ -167,7 +180,11 @@ int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
     for (const auto& source : config.sources) std::cout << "  " << source.id << " (" << source.type << ")\n";
     std::cout << "destinations (" << config.destinations.size() << "):\n";
     for (const auto& destination : config.destinations) {
-        std::cout << "  " << destination.id << " (" << destination.type << ")\n";
+        std::cout << "  " << destination.id << " (" << destination.type << ")";
+        if (auto found = prepared.delivery_settings.find(destination.id); found != prepared.delivery_settings.end()) {
+            std::cout << ": " << describe(found->second);
+        }
+        std::cout << '\n';
     }
     std::cout << "rules (" << config.rules.size() << "):\n";
     for (std::size_t i = 0; i < config.rules.size(); ++i) {
@@ -236,6 +253,203 @@ int command_eval(const std::vector<std::string>& args, GlobalOptions& global) {
     const RunSummary summary = run_pipeline(prepared, inputs);
     print_summary(summary);
     return summary.exit_code();
+}
+
+constexpr const char* kSpoolUsage = R"(usage: tattle spool list   [--config FILE] [--spool-dir DIR] [--json]
+       tattle spool replay [--config FILE] [--spool-dir DIR] [--destination ID]... [ID...]
+       tattle spool drop   [--config FILE] [--spool-dir DIR] (ID... | --all)
+
+An alert that a destination refused, or that could not be delivered within its
+retry budget, is parked in the spool: one JSON file per alert and destination.
+The spool directory is $TATTLE_SPOOL_DIR (or --spool-dir), else the config's
+spool_dir, else $XDG_STATE_HOME/tattle/spool or ~/.local/state/tattle/spool
+(/tmp/tattle/spool inside AWS Lambda).
+
+  list     one line per parked alert: id, destination, rule, attempts, last error
+  replay   send parked alerts again through the same outboxes (rate limit, retries,
+           budget); a delivered alert leaves the spool, one that still fails stays
+           with its attempts and last error updated. Needs the config.
+  drop     delete parked alerts for good
+
+ID is a prefix (4 characters or more) of a spool id or of an alert id.
+
+Exit status: 0 done; 2 usage or config error, or an ID that names no parked alert;
+3 (replay) some alerts are still in the spool.
+)";
+
+// Alert fields come from events, which attackers write: no terminal escapes or
+// line breaks in a table meant for people.
+std::string one_line(std::string_view text, std::size_t max_length) {
+    std::string out;
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        out += (byte < 0x20 || byte == 0x7f) ? ' ' : c;
+    }
+    if (out.size() > max_length) out = out.substr(0, max_length - 3) + "...";
+    return out;
+}
+
+void print_spool_listing(const Spool::Listing& listing, const std::filesystem::path& directory, bool as_json) {
+    if (as_json) {
+        boost::json::array entries;
+        for (const auto& entry : listing.entries) {
+            boost::system::error_code ec;
+            entries.push_back({{"id", entry.id},
+                               {"destination", entry.destination},
+                               {"alert_id", entry.alert_id},
+                               {"rule", entry.rule},
+                               {"attempts", entry.attempts},
+                               {"first_attempt", format_utc(entry.first_attempt)},
+                               {"last_attempt", format_utc(entry.last_attempt)},
+                               {"spooled_at", format_utc(entry.spooled_at)},
+                               {"last_error", redact(entry.last_error)},
+                               {"file", entry.file.string()},
+                               {"alert", boost::json::parse(entry.alert_json, ec)}});
+        }
+        std::cout << boost::json::serialize(boost::json::object{
+                         {"spool_dir", directory.string()},
+                         {"entries", std::move(entries)},
+                         {"unreadable", boost::json::value_from(listing.unreadable)}})
+                  << '\n';
+        return;
+    }
+    std::cout << "spool " << directory.string() << ": " << listing.entries.size()
+              << (listing.entries.size() == 1 ? " alert\n" : " alerts\n");
+    if (!listing.entries.empty()) {
+        struct Row {
+            std::string id, destination, rule, attempts, spooled_at, last_error;
+        };
+        std::vector<Row> rows{{"ID", "DESTINATION", "RULE", "ATTEMPTS", "SPOOLED AT", "LAST ERROR"}};
+        for (const auto& entry : listing.entries) {
+            rows.push_back({entry.id.substr(0, 12), one_line(entry.destination, 30), one_line(entry.rule, 40),
+                            std::to_string(entry.attempts), format_utc(entry.spooled_at),
+                            one_line(redact(entry.last_error), 160)});
+        }
+        std::size_t destination_width = 0;
+        std::size_t rule_width = 0;
+        for (const auto& row : rows) {
+            destination_width = std::max(destination_width, row.destination.size());
+            rule_width = std::max(rule_width, row.rule.size());
+        }
+        for (const auto& row : rows) {
+            std::cout << std::left << std::setw(14) << row.id << std::setw(static_cast<int>(destination_width + 2))
+                      << row.destination << std::setw(static_cast<int>(rule_width + 2)) << row.rule << std::setw(10)
+                      << row.attempts << std::setw(26) << row.spooled_at << row.last_error << '\n';
+        }
+    }
+    for (const auto& unreadable : listing.unreadable) std::cerr << "unreadable: " << unreadable << '\n';
+}
+
+int command_spool(std::vector<std::string> args, GlobalOptions& global) {
+    // The action is the first word that is not an option; global options may come before it.
+    std::size_t action_at = args.size();
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--log-format" || args[i] == "--log-level" || args[i] == "--plugin-dir") {
+            ++i;
+        } else if (!args[i].empty() && args[i][0] != '-') {
+            action_at = i;
+            break;
+        }
+    }
+    if (action_at == args.size()) {
+        const bool asked = std::find(args.begin(), args.end(), "--help") != args.end() ||
+                           std::find(args.begin(), args.end(), "-h") != args.end();
+        (asked ? std::cout : std::cerr) << kSpoolUsage;
+        return asked ? kExitOk : kExitUsage;
+    }
+    const std::string action = args[action_at];
+    args.erase(args.begin() + static_cast<std::ptrdiff_t>(action_at));
+    if (action != "list" && action != "replay" && action != "drop") {
+        std::cerr << "tattle spool: unknown command \"" << action << "\" (list, replay or drop)\n\n" << kSpoolUsage;
+        return kExitUsage;
+    }
+    std::string config_path = default_config_path();
+    std::string spool_dir;
+    bool as_json = false;
+    bool all = false;
+    std::vector<std::string> ids;
+    std::vector<std::string> destinations;
+    auto options = global_options(global);
+    options.add_options()
+        ("config,c", po::value(&config_path), "config file (default: $TATTLE_CONFIG)")
+        ("spool-dir", po::value(&spool_dir), "the spool directory (default: see above)");
+    po::positional_options_description positional;
+    if (action == "list") {
+        options.add_options()("json", po::bool_switch(&as_json), "print one JSON document, alerts included");
+    } else {
+        options.add_options()("id", po::value(&ids)->composing(), "spool id or alert id (prefix)");
+        positional.add("id", -1);
+    }
+    if (action == "replay") {
+        options.add_options()("destination", po::value(&destinations)->composing(),
+                              "only alerts for this destination (repeatable)");
+    }
+    if (action == "drop") options.add_options()("all", po::bool_switch(&all), "drop every parked alert");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help") != 0U) {
+        std::cout << kSpoolUsage << '\n' << options;
+        return kExitOk;
+    }
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    // Same precedence as the environment variable, for this process and what it runs.
+    if (!spool_dir.empty()) ::setenv("TATTLE_SPOOL_DIR", spool_dir.c_str(), 1);
+
+    if (action == "replay") {
+        PreparedConfig prepared;
+        if (!load_prepared(config_path, global, prepared)) return kExitUsage;
+        for (const auto& destination : destinations) {
+            if (prepared.destination_settings.count(destination) == 0) {
+                std::cerr << "tattle spool replay: the config defines no destination \"" << destination << "\"\n";
+                return kExitUsage;
+            }
+        }
+        ReplayOptions replay_options;
+        replay_options.destinations = destinations;
+        replay_options.selectors = ids;
+        const ReplaySummary result = replay_spool(prepared, replay_options);
+        for (const auto& problem : result.selection_problems) {
+            std::cerr << "tattle spool replay: " << problem << '\n';
+        }
+        if (!result.selection_problems.empty()) return result.exit_code();
+        for (const auto& problem : result.problems) std::cerr << "  " << redact(problem) << '\n';
+        std::cout << "replayed " << result.selected << " alert(s) from " << result.spool_dir.string() << ": "
+                  << result.delivered << " delivered, " << result.already_delivered << " delivered before, "
+                  << result.still_failing + result.kept_unknown_destination << " still in the spool\n";
+        return result.exit_code();
+    }
+
+    Config config;
+    if (!config_path.empty()) {
+        try {
+            config = load_config(config_path);
+        } catch (const ConfigError& e) {
+            print_problems(e.problems());
+            return kExitUsage;
+        }
+    }
+    const Spool spool(resolve_spool_dir(config));
+    const auto listing = spool.list();
+    if (action == "list") {
+        print_spool_listing(listing, spool.directory(), as_json);
+        return kExitOk;
+    }
+    if (all == !ids.empty()) {
+        std::cerr << "tattle spool drop: give the IDs of the alerts to drop, or --all\n";
+        return kExitUsage;
+    }
+    std::vector<std::string> problems;
+    const auto selected = all ? listing.entries : select_spool_entries(listing.entries, ids, {}, problems);
+    for (const auto& problem : problems) std::cerr << "tattle spool drop: " << problem << '\n';
+    if (!problems.empty()) return kExitUsage;
+    for (const auto& entry : selected) {
+        if (spool.remove(entry.id)) {
+            std::cout << "dropped " << entry.id.substr(0, 12) << " (" << one_line(entry.destination, 60) << ", "
+                      << one_line(entry.rule, 60) << ")\n";
+        }
+    }
+    return kExitOk;
 }
 
 int command_plugins(const std::vector<std::string>& args, GlobalOptions& global) {
@@ -307,6 +521,7 @@ int main(int argc, char** argv) {
         if (command == "run") return command_run(args, global);
         if (command == "check") return command_check(args, global);
         if (command == "eval") return command_eval(args, global);
+        if (command == "spool") return command_spool(args, global);
         if (command == "plugins") return command_plugins(args, global);
         if (command == "version") {
             std::cout << "tattle " << TATTLE_VERSION << " (plugin ABI " << TATTLE_PLUGIN_ABI_MAJOR << '.'

@@ -28,7 +28,9 @@ SourceLocation PluginInstanceSpec::locate(const std::string& json_pointer) const
 
 namespace {
 
-const std::vector<std::string> kTopLevelKeys = {"rule", "destination", "source", "plugin_dirs"};
+const std::vector<std::string> kTopLevelKeys = {"rule",      "destination", "source",
+                                                "plugin_dirs", "spool_dir", "state_dir",
+                                                "dedup_window_seconds", "dedup_max_entries"};
 const std::vector<std::string> kRuleKeys = {"name", "jq_match", "description", "destinations"};
 
 // Names in messages are quoted JSON-style so that odd characters stay visible.
@@ -63,7 +65,36 @@ std::string print_toml_value(const T& value) {
     return out.str();
 }
 
-// Where a table (one [[rule]], [[destination]] or [[source]]) was written, and
+// Reads one number of a delivery table; nullopt (with a problem) when it is not a
+// number in [minimum, maximum], or not an integer where one is required.
+template <typename T>
+std::optional<T> read_delivery_number(const boost::json::value& value, const std::string& key,
+                                      double minimum, double maximum, bool integer_only,
+                                      std::vector<DeliveryProblem>& problems) {
+    const std::string pointer = "/" + escape_pointer_token(key);
+    std::optional<double> number;
+    if (value.is_int64()) {
+        number = static_cast<double>(value.get_int64());
+    } else if (value.is_uint64()) {
+        number = static_cast<double>(value.get_uint64());
+    } else if (value.is_double() && !integer_only) {
+        number = value.get_double();
+    }
+    auto format_bound = [](double bound) {
+        std::ostringstream out;
+        out << bound;
+        return out.str();
+    };
+    if (!number || *number < minimum || *number > maximum) {
+        problems.push_back({pointer, "delivery." + key + " must be " +
+                                         (integer_only ? "an integer" : "a number") + " from " +
+                                         format_bound(minimum) + " to " + format_bound(maximum)});
+        return std::nullopt;
+    }
+    return static_cast<T>(*number);
+}
+
+
 // the label used for it in messages.
 struct EntryContext {
     std::string label;  // `rule "Create User"`, or `rule #2` when it has no usable name
@@ -94,14 +125,23 @@ public:
                                [&](const EntryContext& entry) { read_rule(entry, config); });
             } else if (name == "destination") {
                 for_each_entry(node, "destination", [&](const EntryContext& entry) {
-                    read_plugin_instance(entry, config.destinations, destination_ids_);
+                    read_plugin_instance(entry, config.destinations, destination_ids_, true);
                 });
             } else if (name == "source") {
                 for_each_entry(node, "source", [&](const EntryContext& entry) {
-                    read_plugin_instance(entry, config.sources, source_ids_);
+                    read_plugin_instance(entry, config.sources, source_ids_, false);
                 });
             } else if (name == "plugin_dirs") {
                 read_plugin_dirs(node, config);
+            } else if (name == "spool_dir") {
+                config.spool_dir = read_directory(node, name);
+            } else if (name == "state_dir") {
+                config.state_dir = read_directory(node, name);
+            } else if (name == "dedup_window_seconds") {
+                // Up to ten years: the window is added to timestamps, which must not overflow.
+                config.dedup_window_seconds = read_top_level_integer(node, name, 0, 315'360'000);
+            } else if (name == "dedup_max_entries") {
+                config.dedup_max_entries = read_top_level_integer(node, name, 1, 100'000'000);
             } else {
                 report(key.source(),
                        with_hint("unknown top-level key " + quote_name(name), name, kTopLevelKeys));
@@ -248,7 +288,8 @@ private:
     }
 
     void read_plugin_instance(const EntryContext& entry, std::vector<PluginInstanceSpec>& instances,
-                              std::vector<std::pair<std::string, SourceLocation>>& ids) {
+                              std::vector<std::pair<std::string, SourceLocation>>& ids,
+                              bool is_destination) {
         PluginInstanceSpec instance;
         instance.where = at(entry.table->source());
         if (auto id = read_string(entry, "id", true, true)) {
@@ -259,10 +300,55 @@ private:
         for (auto&& [key, node] : *entry.table) {
             const std::string name(key.str());
             if (name == "id" || name == "type") continue;
+            if (is_destination && name == "delivery") {
+                read_delivery(entry, node, instance);
+                continue;
+            }
             const std::string pointer = "/" + escape_pointer_token(name);
             instance.settings[name] = to_json(node, pointer, entry.label, instance.value_locations);
         }
         instances.push_back(std::move(instance));
+    }
+
+    // The core's own table of a destination: how it is delivered to. The plugin never sees it.
+    void read_delivery(const EntryContext& entry, const toml::node& node, PluginInstanceSpec& instance) {
+        const auto* table = node.as_table();
+        if (table == nullptr) {
+            report(node.source(), entry.label + ": delivery must be a table, e.g. delivery = { "
+                                                "rate_per_second = 1, burst = 5 }");
+            return;
+        }
+        std::map<std::string, SourceLocation> locations;
+        const boost::json::value json = to_json(node, "", entry.label, locations);
+        for (const auto& problem : read_delivery_overrides(json.as_object(), instance.delivery)) {
+            const auto found = locations.find(problem.pointer);
+            const SourceLocation where = found != locations.end() ? found->second : at(node.source());
+            problems_.push_back(Diagnostic{where, entry.label + ": " + problem.message});
+        }
+    }
+
+    std::optional<std::filesystem::path> read_directory(const toml::node& node, const std::string& key) {
+        const auto* text = node.as_string();
+        if (text == nullptr || is_blank(text->get())) {
+            report(node.source(), key + " must be a non-empty string (a directory)");
+            return std::nullopt;
+        }
+        // Relative means "next to the config", wherever tattle is started from; absolute
+        // so that messages and `tattle spool list` name the directory unambiguously.
+        std::error_code ec;
+        const std::filesystem::path base = std::filesystem::absolute(path_, ec).parent_path();
+        return ((ec ? path_.parent_path() : base) / text->get()).lexically_normal();
+    }
+
+    std::optional<std::int64_t> read_top_level_integer(const toml::node& node, const std::string& key,
+                                                       std::int64_t minimum, std::int64_t maximum) {
+        const auto* number = node.as_integer();
+        if (number == nullptr || number->get() < minimum || number->get() > maximum) {
+            report(node.source(), key + " must be an integer from " + std::to_string(minimum) + " to " +
+                                      std::to_string(maximum));
+            return std::nullopt;
+        }
+        return number->get();
     }
 
     // Converts a plugin's TOML value to JSON and records where each value was.
@@ -407,6 +493,56 @@ private:
 };
 
 }  // namespace
+
+const std::vector<std::string>& delivery_keys() {
+    static const std::vector<std::string> keys = {
+        "rate_per_second",    "burst",           "concurrency",       "queue_size",
+        "max_attempts",       "max_retry_seconds", "initial_backoff_ms", "max_backoff_ms"};
+    return keys;
+}
+
+std::vector<DeliveryProblem> read_delivery_overrides(const boost::json::object& table,
+                                                     DeliveryOverrides& out) {
+    constexpr double kOneDayMs = 86'400'000;
+    std::vector<DeliveryProblem> problems;
+    for (const auto& [key_view, value] : table) {
+        const std::string key(key_view);
+        if (key == "rate_per_second") {
+            out.rate_per_second = read_delivery_number<double>(value, key, 0, 1e6, false, problems);
+        } else if (key == "burst") {
+            out.burst = read_delivery_number<std::int64_t>(value, key, 1, 1e6, true, problems);
+        } else if (key == "concurrency") {
+            out.concurrency = read_delivery_number<std::int64_t>(value, key, 1, 64, true, problems);
+        } else if (key == "queue_size") {
+            out.queue_size = read_delivery_number<std::int64_t>(value, key, 1, 1e7, true, problems);
+        } else if (key == "max_attempts") {
+            out.max_attempts = read_delivery_number<std::int64_t>(value, key, 1, 1000, true, problems);
+        } else if (key == "max_retry_seconds") {
+            out.max_retry_seconds =
+                read_delivery_number<double>(value, key, 0, 7 * 86400, false, problems);
+        } else if (key == "initial_backoff_ms") {
+            out.initial_backoff_ms =
+                read_delivery_number<std::int64_t>(value, key, 0, kOneDayMs, true, problems);
+        } else if (key == "max_backoff_ms") {
+            out.max_backoff_ms =
+                read_delivery_number<std::int64_t>(value, key, 0, kOneDayMs, true, problems);
+        } else {
+            std::string message = "unknown delivery key " + quote_name(key);
+            if (auto hint = did_you_mean(key, delivery_keys()); !hint.empty()) {
+                message += " (" + hint + ")";
+            } else {
+                message += " (known: rate_per_second, burst, concurrency, queue_size, max_attempts, "
+                           "max_retry_seconds, initial_backoff_ms, max_backoff_ms)";
+            }
+            problems.push_back({"/" + escape_pointer_token(key), std::move(message)});
+        }
+    }
+    if (out.initial_backoff_ms && out.max_backoff_ms && *out.max_backoff_ms < *out.initial_backoff_ms) {
+        problems.push_back({"/max_backoff_ms", "delivery.max_backoff_ms must not be less than "
+                                               "delivery.initial_backoff_ms"});
+    }
+    return problems;
+}
 
 Config parse_config(std::string_view toml_text, const std::filesystem::path& path) {
     return ConfigParser(path).parse(toml_text);

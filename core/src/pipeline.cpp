@@ -4,12 +4,19 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
 #include <thread>
+#include <utility>
 
 #include "tattle/alert.hpp"
 #include "tattle/decoder.hpp"
+#include "tattle/dedup.hpp"
 #include "tattle/json_schema.hpp"
 #include "tattle/secrets.hpp"
+#include "tattle/spool.hpp"
 
 namespace tattle {
 namespace {
@@ -81,6 +88,24 @@ void check_instances(PreparedConfig& prepared, const std::vector<PluginInstanceS
     }
 }
 
+// Each destination's delivery settings: the core's defaults, the plugin's
+// "x-tattle-delivery" suggestion, then the config's delivery table.
+void resolve_delivery(PreparedConfig& prepared) {
+    for (const auto& spec : prepared.config.destinations) {
+        auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SINK, spec.type);
+        if (!plugin) continue;  // reported by check_instances
+        const std::string label = "destination \"" + spec.id + "\" (" + plugin->type_name + ")";
+        DeliveryOverrides suggestion;
+        for (const auto& problem : plugin_delivery_suggestion(plugin->config_schema, suggestion)) {
+            prepared.problems.push_back({spec.where, label + ": the plugin's x-tattle-delivery" + problem.pointer +
+                                                         ": " + problem.message + " (" + plugin->location + ")"});
+        }
+        std::vector<std::string> problems;
+        prepared.delivery_settings[spec.id] = resolve_delivery_settings(suggestion, spec.delivery, problems);
+        for (const auto& problem : problems) prepared.problems.push_back({spec.where, label + ": " + problem});
+    }
+}
+
 }  // namespace
 
 boost::json::object validate_instance(const Plugin& plugin, const PluginInstanceSpec& spec,
@@ -114,6 +139,7 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
 
     check_instances(prepared, config.destinations, TATTLE_PLUGIN_KIND_SINK, prepared.destination_settings);
     check_instances(prepared, config.sources, TATTLE_PLUGIN_KIND_SOURCE, prepared.source_settings);
+    resolve_delivery(prepared);
 
     std::vector<FilterRule> rules;
     rules.reserve(config.rules.size());
@@ -125,46 +151,199 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
 }
 
 int RunSummary::exit_code() const noexcept {
-    if (alerts_failed > 0) return 3;
+    if (alerts_failed > 0 || alerts_spooled > 0) return 3;
     if (batches_failed > 0 || record_errors > 0) return 1;
+    return 0;
+}
+
+int ReplaySummary::exit_code() const noexcept {
+    if (!selection_problems.empty()) return 2;
+    if (still_failing > 0 || kept_unknown_destination > 0 || !problems.empty()) return 3;
     return 0;
 }
 
 namespace {
 
-// Delivers one alert to one sink. Until the outbox lands this is a short,
-// bounded retry owned by the core: the sink itself never sleeps.
-bool deliver(SinkInstance& sink, const std::string& alert_json, std::string& error) {
-    constexpr int kAttempts = 3;
-    std::chrono::milliseconds backoff(100);
-    for (int attempt = 1; attempt <= kAttempts; ++attempt) {
-        SendOutcome outcome = sink.send(alert_json);
-        if (outcome.code == SendOutcome::Code::Ok) return true;
-        error = outcome.message;
-        if (outcome.code == SendOutcome::Code::Fail || attempt == kAttempts) break;
-        std::this_thread::sleep_for(outcome.retry_after.value_or(backoff));
-        backoff *= 2;
-    }
-    return false;
-}
+// A run keeps at most this many batches waiting for their alerts before it reads
+// the next: a source holds each unacknowledged batch's bytes (and an SQS message's
+// visibility) until the ack.
+constexpr std::size_t kMaxOpenBatches = 64;
 
-struct Destinations {
-    std::map<std::string, std::unique_ptr<SinkInstance>> by_id;
+// Results of the outboxes' workers, handed to the pipeline thread, which alone
+// talks to sources (a SourceInstance is not thread-safe).
+class CompletionQueue {
+public:
+    void push(DeliveryCompletion&& completion) {
+        {
+            std::lock_guard lock(mutex_);
+            completions_.push_back(std::move(completion));
+        }
+        arrived_.notify_one();
+    }
+    // Everything that has arrived; with wait, blocks until something has.
+    std::deque<DeliveryCompletion> take(bool wait) {
+        std::unique_lock lock(mutex_);
+        if (wait) arrived_.wait(lock, [&] { return !completions_.empty(); });
+        return std::exchange(completions_, {});
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable arrived_;
+    std::deque<DeliveryCompletion> completions_;
 };
 
-}  // namespace
-
-RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>& input_paths) {
-    RunSummary summary;
-    const Config& config = prepared.config;
-
-    Destinations destinations;
-    for (const auto& spec : config.destinations) {
-        auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SINK, spec.type);
-        destinations.by_id[spec.id] =
-            std::make_unique<SinkInstance>(plugin, spec.id, prepared.destination_settings.at(spec.id));
+// The outboxes of one run, with the spool and the duplicate memory they share.
+class Deliveries {
+public:
+    // only: the destinations to open (all when null).
+    Deliveries(const PreparedConfig& prepared, Clock& clock, std::optional<std::uint64_t> random_seed,
+               const std::set<std::string>* only)
+        : spool_(resolve_spool_dir(prepared.config)) {
+        const Config& config = prepared.config;
+        const DedupSettings dedup = dedup_settings(config);
+        if (const auto state_dir = resolve_state_dir(config); state_dir && dedup.window.count() > 0) {
+            dedup_ = std::make_unique<DedupStore>(dedup, *state_dir, clock.wall_now());
+            spdlog::debug("duplicate suppression: {} ({} delivered alerts remembered, window {} s)",
+                          dedup_->log_file()->string(), dedup_->size(), dedup.window.count());
+        }
+        spdlog::debug("spool: {}", spool_.directory().string());
+        for (const auto& spec : config.destinations) {
+            if (only != nullptr && only->count(spec.id) == 0) continue;
+            auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SINK, spec.type);
+            const boost::json::object& settings = prepared.destination_settings.at(spec.id);
+            OutboxServices services;
+            services.clock = &clock;
+            services.spool = &spool_;
+            services.dedup = dedup_.get();
+            services.on_complete = [this](DeliveryCompletion&& completion) {
+                completions_.push(std::move(completion));
+            };
+            services.random_seed = random_seed;
+            // One sink instance per worker: a plugin never sees concurrent calls.
+            auto make_sink = [plugin, &spec, &settings] {
+                return std::make_unique<SinkInstance>(plugin, spec.id, settings);
+            };
+            outboxes_[spec.id] =
+                std::make_unique<Outbox>(spec.id, prepared.delivery_settings.at(spec.id), make_sink, services);
+        }
     }
 
+    Outbox* find(const std::string& destination) {
+        const auto found = outboxes_.find(destination);
+        return found != outboxes_.end() ? found->second.get() : nullptr;
+    }
+    DedupStore* dedup() noexcept { return dedup_.get(); }
+    const Spool& spool() const noexcept { return spool_; }
+    CompletionQueue& completions() noexcept { return completions_; }
+    // Waits until every outbox has settled everything it was given.
+    void close() {
+        for (auto& [id, outbox] : outboxes_) outbox->close();
+    }
+    // Wakes the workers for alerts queued with defer_wake.
+    void wake() {
+        for (auto& [id, outbox] : outboxes_) outbox->wake();
+    }
+    std::size_t retries() const {
+        std::size_t total = 0;
+        for (const auto& [id, outbox] : outboxes_) total += outbox->retries();
+        return total;
+    }
+
+private:
+    Spool spool_;
+    std::unique_ptr<DedupStore> dedup_;
+    CompletionQueue completions_;
+    // Last, so that their workers stop before what they use goes.
+    std::map<std::string, std::unique_ptr<Outbox>> outboxes_;
+};
+
+// Which batches still wait for alerts, and their acknowledgement once they do not.
+class BatchLedger {
+public:
+    BatchLedger(RunSummary& summary, DedupStore* dedup) : summary_(summary), dedup_(dedup) {}
+
+    std::uint64_t open(SourceInstance& source, const SourceBatch& batch) {
+        const std::uint64_t ticket = next_ticket_++;
+        batches_[ticket] = OpenBatch{&source, batch.id, batch.origin};
+        return ticket;
+    }
+    void add_alert(std::uint64_t ticket) { ++batches_.at(ticket).pending; }
+    // No more alerts will come from the batch.
+    void seal(std::uint64_t ticket, bool decode_failed) {
+        OpenBatch& batch = batches_.at(ticket);
+        batch.sealed = true;
+        batch.decode_failed = decode_failed;
+        settle_ready();
+    }
+    void apply(std::deque<DeliveryCompletion>&& completions) {
+        if (completions.empty()) return;
+        for (auto& completion : completions) {
+            OpenBatch& batch = batches_.at(completion.ticket);
+            --batch.pending;
+            switch (completion.status) {
+                case DeliveryStatus::Delivered: ++summary_.alerts_delivered; break;
+                case DeliveryStatus::Duplicate:
+                    ++summary_.alerts_suppressed;
+                    spdlog::debug("alert {} for \"{}\" suppressed: delivered before", completion.alert_id,
+                                  completion.destination);
+                    break;
+                case DeliveryStatus::Spooled: ++summary_.alerts_spooled; break;
+                case DeliveryStatus::Lost:
+                    ++summary_.alerts_failed;
+                    ++batch.lost;
+                    break;
+            }
+        }
+        settle_ready();
+    }
+    std::size_t open_count() const noexcept { return batches_.size(); }
+
+private:
+    struct OpenBatch {
+        SourceInstance* source = nullptr;
+        std::uint64_t batch_id = 0;
+        std::string origin;
+        std::size_t pending = 0;
+        std::size_t lost = 0;
+        bool sealed = false;
+        bool decode_failed = false;
+    };
+
+    void settle_ready() {
+        std::vector<std::uint64_t> ready;
+        bool any_settled = false;
+        for (const auto& [ticket, batch] : batches_) {
+            if (!batch.sealed || batch.pending > 0) continue;
+            ready.push_back(ticket);
+            any_settled = any_settled || (!batch.decode_failed && batch.lost == 0);
+        }
+        // What was delivered must be remembered durably before the source forgets the batch.
+        if (any_settled && dedup_ != nullptr) dedup_->sync();
+        for (const auto ticket : ready) {
+            const OpenBatch& batch = batches_.at(ticket);
+            const bool settled = !batch.decode_failed && batch.lost == 0;
+            if (batch.lost > 0) {
+                ++summary_.batches_failed;
+                summary_.failures.push_back(batch.origin + ": " + std::to_string(batch.lost) +
+                                            " alert(s) neither delivered nor spooled");
+            }
+            if (auto error = batch.source->ack(batch.batch_id, settled); !error.empty()) {
+                spdlog::error("source \"{}\": {} of {} failed: {}", batch.source->id(), settled ? "ack" : "release",
+                              batch.origin, error);
+            }
+            batches_.erase(ticket);
+        }
+    }
+
+    RunSummary& summary_;
+    DedupStore* dedup_;
+    std::map<std::uint64_t, OpenBatch> batches_;
+    std::uint64_t next_ticket_ = 1;
+};
+
+std::vector<std::unique_ptr<SourceInstance>> make_sources(PreparedConfig& prepared,
+                                                          const std::vector<std::string>& input_paths) {
     std::vector<std::unique_ptr<SourceInstance>> sources;
     if (!input_paths.empty()) {
         auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SOURCE, "file");
@@ -183,7 +362,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>
         if (!problems.empty()) throw ConfigError(problems);
         sources.push_back(std::make_unique<SourceInstance>(plugin, "cli", validated));
     } else {
-        for (const auto& spec : config.sources) {
+        for (const auto& spec : prepared.config.sources) {
             auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SOURCE, spec.type);
             sources.push_back(
                 std::make_unique<SourceInstance>(plugin, spec.id, prepared.source_settings.at(spec.id)));
@@ -192,12 +371,37 @@ RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>
     if (sources.empty()) {
         throw std::runtime_error("nothing to read: give input files or add a [[source]] to the config");
     }
+    return sources;
+}
+
+}  // namespace
+
+RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>& input_paths) {
+    RunOptions options;
+    options.input_paths = input_paths;
+    return run_pipeline(prepared, options);
+}
+
+RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
+    RunSummary summary;
+    const Config& config = prepared.config;
+    Clock& clock = options.clock != nullptr ? *options.clock : real_clock();
+
+    Deliveries deliveries(prepared, clock, options.random_seed, nullptr);
+    summary.spool_dir = deliveries.spool().directory();
+    auto sources = make_sources(prepared, options.input_paths);
+    DedupStore* dedup = deliveries.dedup();
+    BatchLedger ledger(summary, dedup);
+    auto settle_arrived = [&](bool wait) { ledger.apply(deliveries.completions().take(wait)); };
 
     FilterStage& filter = *prepared.filter;
     const auto& rules = config.rules;
+    std::size_t enqueued = 0;
 
     for (auto& source : sources) {
         for (;;) {
+            settle_arrived(false);
+            while (ledger.open_count() >= kMaxOpenBatches) settle_arrived(true);
             auto next = source->next();
             if (next.status == SourceInstance::NextStatus::Exhausted) break;
             ++summary.batches;
@@ -210,10 +414,10 @@ RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>
                 continue;
             }
             const SourceBatch& batch = next.batch;
+            const std::uint64_t ticket = ledger.open(*source, batch);
             filter.begin_batch(batch.origin);
-            std::size_t undelivered = 0;
-            std::map<std::string, bool> touched_sinks;
             EventOrigin origin{source->id(), batch.origin, 0};
+            bool decode_failed = false;
             try {
                 DecodeReport report = decode_batch(
                     batch.data, batch.origin, [&](boost::json::object&& event, std::size_t index) {
@@ -225,21 +429,30 @@ RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>
                             origin.index = index;
                             boost::json::object alert =
                                 make_alert({rule.name, rule.description}, event, match.annotation, origin);
+                            const std::string alert_id(alert.at("alert_id").as_string());
                             for (const auto& destination_id : rule.destinations) {
-                                auto found = destinations.by_id.find(destination_id);
-                                if (found == destinations.by_id.end()) continue;
-                                alert["destination"] = destination_id;
-                                std::string error;
-                                touched_sinks[destination_id] = true;
-                                if (deliver(*found->second, boost::json::serialize(alert), error)) {
-                                    ++summary.alerts_delivered;
-                                } else {
-                                    ++summary.alerts_failed;
-                                    ++undelivered;
-                                    spdlog::error("alert {} (rule \"{}\") not delivered to \"{}\": {}",
-                                                  alert["alert_id"].as_string().c_str(), rule.name,
-                                                  destination_id, error);
+                                Outbox* outbox = deliveries.find(destination_id);
+                                if (outbox == nullptr) continue;
+                                if (dedup != nullptr &&
+                                    dedup->contains(delivery_key(destination_id, alert_id), clock.wall_now())) {
+                                    ++summary.alerts_suppressed;
+                                    spdlog::debug("alert {} for \"{}\" suppressed: delivered before", alert_id,
+                                                  destination_id);
+                                    continue;
                                 }
+                                alert["destination"] = destination_id;
+                                ledger.add_alert(ticket);
+                                DeliveryItem item;
+                                item.alert_json = boost::json::serialize(alert);
+                                item.alert_id = alert_id;
+                                item.rule = rule.name;
+                                item.ticket = ticket;
+                                // Waits while the destination is behind; wakes its workers at the
+                                // end of the batch rather than for every alert.
+                                outbox->enqueue(std::move(item), true);
+                                // A batch with many alerts must not pile up completions (and
+                                // keep earlier batches unacknowledged) until it ends.
+                                if (++enqueued % 256 == 0) settle_arrived(false);
                             }
                         }
                     });
@@ -251,29 +464,93 @@ RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>
                 ++summary.batches_failed;
                 summary.failures.emplace_back(e.what());
                 spdlog::error("batch failed: {}", e.what());
-                if (auto error = source->ack(batch.id, false); !error.empty()) {
-                    spdlog::error("source \"{}\": release of {} failed: {}", source->id(), batch.origin, error);
-                }
-                continue;
+                decode_failed = true;  // released once the alerts it already gave are settled
             }
-            for (const auto& [sink_id, touched] : touched_sinks) {
-                if (auto error = destinations.by_id.at(sink_id)->flush(); !error.empty()) {
-                    spdlog::error("destination \"{}\": flush failed: {}", sink_id, error);
-                    ++undelivered;
-                }
-            }
-            const bool settled = undelivered == 0;
-            if (!settled) {
-                ++summary.batches_failed;
-                summary.failures.push_back(batch.origin + ": " + std::to_string(undelivered) +
-                                           " alert(s) not delivered");
-            }
-            if (auto error = source->ack(batch.id, settled); !error.empty()) {
-                spdlog::error("source \"{}\": ack of {} failed: {}", source->id(), batch.origin, error);
+            deliveries.wake();
+            ledger.seal(ticket, decode_failed);
+        }
+    }
+    while (ledger.open_count() > 0) settle_arrived(true);
+    deliveries.close();
+    summary.delivery_retries = deliveries.retries();
+    for (std::size_t i = 0; i < rules.size(); ++i) summary.rule_errors += filter.runtime_errors(i);
+    return summary;
+}
+
+ReplaySummary replay_spool(PreparedConfig& prepared, const ReplayOptions& options) {
+    ReplaySummary summary;
+    Clock& clock = options.clock != nullptr ? *options.clock : real_clock();
+    const Spool spool(resolve_spool_dir(prepared.config));
+    summary.spool_dir = spool.directory();
+    auto listing = spool.list();
+    for (const auto& unreadable : listing.unreadable) summary.problems.push_back("unreadable: " + unreadable);
+    const auto selected =
+        select_spool_entries(listing.entries, options.selectors, options.destinations, summary.selection_problems);
+    if (!summary.selection_problems.empty()) return summary;
+    summary.selected = selected.size();
+
+    std::vector<const SpoolEntry*> runnable;
+    std::set<std::string> needed;
+    for (const auto& entry : selected) {
+        if (prepared.destination_settings.count(entry.destination) == 0) {
+            ++summary.kept_unknown_destination;
+            summary.problems.push_back("spooled alert " + entry.id.substr(0, 12) + " is for destination \"" +
+                                       entry.destination + "\", which the config does not define; kept");
+            continue;
+        }
+        needed.insert(entry.destination);
+        runnable.push_back(&entry);
+    }
+    if (runnable.empty()) return summary;
+
+    Deliveries deliveries(prepared, clock, options.random_seed, &needed);
+    // Enqueued from a thread of its own: the outboxes' queues are bounded, and the
+    // completions must be handled (files removed) as they come.
+    std::thread feeder([&] {
+        for (std::size_t index = 0; index < runnable.size(); ++index) {
+            const SpoolEntry& entry = *runnable[index];
+            DeliveryItem item;
+            item.alert_json = entry.alert_json;
+            item.alert_id = entry.alert_id;
+            item.rule = entry.rule;
+            item.ticket = index;
+            item.previous_attempts = entry.attempts;
+            item.first_attempt = entry.first_attempt;
+            deliveries.find(entry.destination)->enqueue(std::move(item));
+        }
+    });
+    std::size_t settled = 0;
+    while (settled < runnable.size()) {
+        for (auto& completion : deliveries.completions().take(true)) {
+            ++settled;
+            const SpoolEntry& entry = *runnable.at(completion.ticket);
+            switch (completion.status) {
+                case DeliveryStatus::Delivered:
+                case DeliveryStatus::Duplicate:
+                    if (completion.status == DeliveryStatus::Delivered) {
+                        ++summary.delivered;
+                    } else {
+                        ++summary.already_delivered;
+                    }
+                    if (deliveries.dedup() != nullptr) deliveries.dedup()->sync();
+                    try {
+                        spool.remove(entry.id);
+                    } catch (const SpoolError& e) {
+                        summary.problems.push_back(std::string(e.what()) +
+                                                   " (delivered; remove it with `tattle spool drop`)");
+                    }
+                    break;
+                case DeliveryStatus::Spooled: ++summary.still_failing; break;
+                case DeliveryStatus::Lost:
+                    ++summary.still_failing;
+                    summary.problems.push_back("spooled alert " + entry.id.substr(0, 12) +
+                                               " failed again and its file could not be updated: " + completion.error);
+                    break;
             }
         }
     }
-    for (std::size_t i = 0; i < rules.size(); ++i) summary.rule_errors += filter.runtime_errors(i);
+    feeder.join();
+    deliveries.close();
     return summary;
 }
 

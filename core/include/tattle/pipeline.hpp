@@ -1,15 +1,18 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tattle/config.hpp"
 #include "tattle/diagnostics.hpp"
 #include "tattle/filter.hpp"
+#include "tattle/outbox.hpp"
 #include "tattle/plugin_catalog.hpp"
 
 namespace tattle {
@@ -25,6 +28,8 @@ struct PreparedConfig {
     // Each instance's config after schema validation, with defaults filled in.
     std::map<std::string, boost::json::object> destination_settings;
     std::map<std::string, boost::json::object> source_settings;
+    // How each destination is delivered to: core defaults < the plugin's suggestion < the config.
+    std::map<std::string, DeliverySettings> delivery_settings;
 };
 
 struct PrepareOptions {
@@ -49,17 +54,59 @@ struct RunSummary {
     std::size_t skipped_documents = 0;
     std::size_t matches = 0;
     std::size_t alerts_delivered = 0;
-    std::size_t alerts_failed = 0;
+    std::size_t alerts_spooled = 0;    // given up on and parked in the spool (their batches are settled)
+    std::size_t alerts_failed = 0;     // neither delivered nor spooled (their batches are released)
+    std::size_t alerts_suppressed = 0; // delivered before (duplicate suppression), not sent again
+    std::size_t delivery_retries = 0;  // sends tried again after a RETRY
     std::size_t rule_errors = 0;       // jq runtime errors, all rules
     std::vector<std::string> failures; // one line per failed batch
+    std::filesystem::path spool_dir;   // where spooled alerts went
 
-    // Exit status of `tattle run`: 0 all good, 1 input problems, 3 undelivered alerts.
+    // Exit status of `tattle run`: 0 all good, 1 input problems, 3 alerts spooled
+    // or not delivered.
     int exit_code() const noexcept;
 };
 
+struct RunOptions {
+    // When not empty, replace the configured sources by a file source.
+    std::vector<std::string> input_paths;
+    Clock* clock = nullptr;                    // the real clocks when null
+    std::optional<std::uint64_t> random_seed;  // fixed backoff jitter (tests)
+};
+
 // Runs every source until exhausted: decode, filter, route to the rules'
-// destinations, acknowledge each batch once all its alerts are delivered.
-// input_paths, when not empty, replace the configured sources by a file source.
+// destinations through one outbox per destination. Alerts are delivered while the
+// next batches are decoded; a batch is acknowledged to its source (from this
+// thread) once every alert born from it is settled: delivered, suppressed as a
+// duplicate, or durably spooled. A batch with an alert that could be neither
+// delivered nor spooled is released. Returns when everything is settled.
+RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options);
 RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>& input_paths);
+
+struct ReplayOptions {
+    std::vector<std::string> destinations;  // only entries for these (all when empty)
+    std::vector<std::string> selectors;     // spool id or alert id prefixes (all when empty)
+    Clock* clock = nullptr;
+    std::optional<std::uint64_t> random_seed;
+};
+
+struct ReplaySummary {
+    std::filesystem::path spool_dir;
+    std::size_t selected = 0;
+    std::size_t delivered = 0;          // sent; their files are removed
+    std::size_t already_delivered = 0;  // the dedup state says so; their files are removed
+    std::size_t still_failing = 0;      // kept, with attempts and last error updated
+    std::size_t kept_unknown_destination = 0;
+    std::vector<std::string> selection_problems;  // nothing was replayed when there are any
+    std::vector<std::string> problems;            // unreadable files, unknown destinations, ...
+
+    // 0 every selected alert delivered, 2 a selector names nothing, 3 some alerts remain.
+    int exit_code() const noexcept;
+};
+
+// Sends spooled alerts again through the same outboxes (rate limits, retries, budget).
+// A delivered alert's file is removed; one that still fails stays in the spool with
+// its attempts and last error updated.
+ReplaySummary replay_spool(PreparedConfig& prepared, const ReplayOptions& options);
 
 }  // namespace tattle
