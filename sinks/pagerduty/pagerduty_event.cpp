@@ -4,53 +4,24 @@
 #include <stdexcept>
 #include <utility>
 
+#include "tattle/sinkkit/cloudtrail_link.hpp"
+#include "tattle/sinkkit/json_fields.hpp"
+#include "tattle/sinkkit/json_trim.hpp"
+#include "tattle/sinkkit/text.hpp"
+
 namespace tattle::sinks::pagerduty {
 namespace {
 
 namespace json = boost::json;
 
-constexpr std::string_view kEllipsis = "\u2026";
-
-std::string_view string_at(const json::object& object, std::string_view key) {
-    const auto* found = object.if_contains(key);
-    if (found == nullptr || !found->is_string()) return {};
-    const auto& text = found->get_string();
-    return {text.data(), text.size()};
-}
-
-const json::object* object_at(const json::object& object, std::string_view key) {
-    const auto* found = object.if_contains(key);
-    return found != nullptr && found->is_object() ? &found->get_object() : nullptr;
-}
-
-std::string text_of(const json::value& value) {
-    if (value.is_string()) return std::string(value.get_string());
-    return json::serialize(value);
-}
-
-std::size_t utf8_sequence_length(unsigned char lead) {
-    if (lead >= 0xf0 && lead <= 0xf4) return 4;
-    if (lead >= 0xe0) return lead <= 0xef ? 3 : 1;
-    if (lead >= 0xc2) return 2;
-    return 1;
-}
-
-// text cut to at most max_bytes (ellipsis included), never inside a UTF-8 sequence:
-// PagerDuty refuses a body that is not valid UTF-8 with a 400, and the alert is lost.
-std::string cut_utf8(std::string_view text, std::size_t max_bytes) {
-    if (text.size() <= max_bytes) return std::string(text);
-    if (max_bytes < kEllipsis.size()) return {};
-    const std::size_t budget = max_bytes - kEllipsis.size();
-    std::size_t end = 0;
-    while (end < text.size()) {
-        const std::size_t next = end + utf8_sequence_length(static_cast<unsigned char>(text[end]));
-        if (next > budget) break;
-        end = next;
-    }
-    std::string out(text.substr(0, end));
-    out += kEllipsis;
-    return out;
-}
+// Cut without splitting UTF-8: PagerDuty refuses a body that is not valid UTF-8 with
+// a 400, and the alert is lost.
+using sinkkit::cut_utf8;
+using sinkkit::object_at;
+using sinkkit::string_at;
+using sinkkit::text_of;
+using sinkkit::TrimLevel;
+using sinkkit::trimmed;
 
 // One line for PagerDuty's title: control characters (newlines included) become spaces.
 std::string single_line(std::string_view text) {
@@ -96,49 +67,15 @@ bool is_iso8601(std::string_view text) {
     return true;
 }
 
-bool is_region_name(std::string_view region) {
-    if (region.size() < 2 || region.size() > 32) return false;
-    if (region.front() < 'a' || region.front() > 'z') return false;
-    for (const char c : region) {
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-    }
-    return true;
-}
-
-std::string percent_encoded(std::string_view text) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            out += c;
-        } else {
-            out += '%';
-            out += kHex[byte >> 4U];
-            out += kHex[byte & 0x0fU];
-        }
-    }
-    return out;
-}
-
+// PagerDuty also refuses an event id over 200 bytes in a link.
 std::string cloudtrail_console_url(std::string_view region, std::string_view event_id) {
-    if (!is_region_name(region) || event_id.empty() || event_id.size() > 200) return {};
-    const std::string host_region(region);
-    return "https://" + host_region +
-           ".console.aws.amazon.com/cloudtrailv2/home?region=" + host_region + "#/events/" +
-           percent_encoded(event_id);
+    if (event_id.size() > 200) return {};
+    return sinkkit::cloudtrail_console_url(region, event_id);
 }
 
 // ---- fitting custom_details under the size limit --------------------------------
 
-struct TrimLevel {
-    std::size_t max_string;
-    std::size_t max_items;
-    std::size_t max_members;
-    std::size_t max_depth;  // depth 0 is custom_details itself; the event is at 1
-};
-
+// Depth 0 is custom_details itself; the event is at 1.
 constexpr std::array<TrimLevel, 6> kTrimLevels{{
     {32768, 1000, 1000, 40},
     {8192, 200, 300, 20},
@@ -148,48 +85,6 @@ constexpr std::array<TrimLevel, 6> kTrimLevels{{
     {64, 3, 30, 3},
 }};
 
-json::value trimmed(const json::value& value, const TrimLevel& level, std::size_t depth) {
-    if (value.is_string()) {
-        const auto& text = value.get_string();
-        if (text.size() <= level.max_string) return value;
-        return json::string(cut_utf8({text.data(), text.size()}, level.max_string));
-    }
-    if (value.is_array()) {
-        const auto& array = value.get_array();
-        if (depth >= level.max_depth && !array.empty()) {
-            return json::string("[" + std::string(kEllipsis) + " " + std::to_string(array.size()) +
-                                " items]");
-        }
-        json::array out;
-        for (std::size_t i = 0; i < array.size() && i < level.max_items; ++i) {
-            out.push_back(trimmed(array[i], level, depth + 1));
-        }
-        if (array.size() > level.max_items) {
-            out.push_back(json::string(std::string(kEllipsis) + " " +
-                                       std::to_string(array.size() - level.max_items) +
-                                       " more items"));
-        }
-        return out;
-    }
-    if (value.is_object()) {
-        const auto& object = value.get_object();
-        if (depth >= level.max_depth && !object.empty()) {
-            return json::string("{" + std::string(kEllipsis) + " " + std::to_string(object.size()) +
-                                " keys}");
-        }
-        json::object out;
-        std::size_t kept = 0;
-        for (const auto& member : object) {
-            if (kept++ == level.max_members) break;
-            out[member.key()] = trimmed(member.value(), level, depth + 1);
-        }
-        if (object.size() > level.max_members) {
-            out[kEllipsis] = std::to_string(object.size() - level.max_members) + " more keys";
-        }
-        return out;
-    }
-    return value;
-}
 
 // ---- the fields ------------------------------------------------------------------
 

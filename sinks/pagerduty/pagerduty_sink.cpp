@@ -5,30 +5,19 @@
 #include <exception>
 #include <utility>
 
+#include "tattle/sinkkit/json_fields.hpp"
+#include "tattle/sinkkit/secrets.hpp"
+#include "tattle/sinkkit/text.hpp"
+
 namespace tattle::sinks::pagerduty {
 namespace {
 
 namespace json = boost::json;
 
-std::string string_or(const json::object& config, std::string_view key, std::string fallback = {}) {
-    const auto* found = config.if_contains(key);
-    return found != nullptr && found->is_string() ? std::string(found->get_string())
-                                                  : std::move(fallback);
-}
+using sinkkit::string_or;
 
 // Text from PagerDuty as it may appear in a message: printable ASCII, short.
-std::string printable(std::string_view text, std::size_t max_bytes) {
-    std::string out;
-    for (const char c : text) {
-        if (out.size() == max_bytes) {
-            out += "...";
-            break;
-        }
-        out += (c >= 0x20 && c < 0x7f) ? c : ' ';
-    }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
-    return out;
-}
+using sinkkit::printable;
 
 // {"status":"invalid event","message":"Event object is invalid","errors":["..."]}
 // → "invalid event: Event object is invalid (...)"; anything else, printable.
@@ -95,20 +84,6 @@ sdk::SendResult map_response(int status, std::string_view body,
     return sdk::SendResult::fail("PagerDuty refused the event (" + answer + ")");
 }
 
-std::string redact_secrets(std::string text, const std::vector<std::string>& secrets) {
-    std::vector<std::string_view> ordered(secrets.begin(), secrets.end());
-    std::sort(ordered.begin(), ordered.end(), [](auto a, auto b) { return a.size() > b.size(); });
-    constexpr std::string_view kMark = "<redacted>";
-    for (const auto secret : ordered) {
-        if (secret.empty()) continue;
-        for (std::size_t at = text.find(secret); at != std::string::npos;
-             at = text.find(secret, at + kMark.size())) {
-            text.replace(at, secret.size(), kMark);
-        }
-    }
-    return text;
-}
-
 PagerDutySink::PagerDutySink(PagerDutySinkConfig config, Transport transport)
     : config_(std::move(config)), transport_(std::move(transport)) {}
 
@@ -131,24 +106,7 @@ sdk::SendResult PagerDutySink::attempt(std::string_view alert_json) {
     request.url = config_.events_url;
     request.headers = {{"Content-Type", "application/json"}};
 
-    http::Response response;
-    try {
-        response = transport_(request);
-    } catch (const http::TransportError& e) {
-        if (e.kind() == http::TransportError::Kind::InvalidRequest) {
-            // A malformed events_url or a refused setting: the same request can never go out.
-            return sdk::SendResult::fail(std::string("PagerDuty request cannot be sent: ") +
-                                         e.what());
-        }
-        // PagerDuty's table: a network error is retried.
-        return sdk::SendResult::retry(std::string("PagerDuty not reached: ") + e.what());
-    } catch (const std::exception& e) {
-        return sdk::SendResult::retry(std::string("PagerDuty not reached: ") + e.what());
-    }
-    std::optional<std::chrono::milliseconds> retry_after;
-    if (const auto value = response.header("retry-after"))
-        retry_after = http::parse_retry_after(*value);
-    return map_response(response.status, response.body, retry_after);
+    return sinkkit::deliver(transport_, request, {"PagerDuty request cannot be sent: ", "PagerDuty not reached: "}, map_response);
 }
 
 }  // namespace tattle::sinks::pagerduty

@@ -13,6 +13,8 @@
 #include "pagerduty_event.hpp"
 #include "tattle/http/client.hpp"
 #include "tattle/sdk.hpp"
+#include "tattle/sinkkit/delivery.hpp"
+#include "tattle/sinkkit/secrets.hpp"
 
 namespace tattle::sinks::pagerduty {
 
@@ -35,10 +37,10 @@ sdk::SendResult map_response(int status, std::string_view body,
                              std::optional<std::chrono::milliseconds> retry_after);
 
 // text with every occurrence of every secret replaced by "<redacted>".
-std::string redact_secrets(std::string text, const std::vector<std::string>& secrets);
+using sinkkit::redact_secrets;
 
 // Sends one request and returns the whole response; throws http::TransportError.
-using Transport = std::function<http::Response(const http::Request&)>;
+using Transport = sinkkit::Transport;
 
 class PagerDutySink {
 public:

@@ -1,5 +1,4 @@
 // Registers the pagerduty sink with tattle (shared library or static registry).
-#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -7,6 +6,7 @@
 #include "pagerduty_sink.hpp"
 #include "tattle/http/client.hpp"
 #include "tattle/sdk.hpp"
+#include "tattle/sinkkit/delivery.hpp"
 
 namespace {
 
@@ -61,16 +61,8 @@ private:
 
     static std::unique_ptr<http::Client> make_client(const tattle::sdk::CreateContext& ctx,
                                                      const pagerduty::PagerDutySinkConfig& config) {
-        http::ClientOptions options;
-        options.verify_peer = !config.insecure_skip_verify;
-        options.ca_file = config.ca_file;
-        options.total_timeout = config.timeout;
-        options.connect_timeout = std::min(config.timeout, std::chrono::milliseconds(5000));
-        if (config.insecure_skip_verify) {
-            ctx.host.warn(
-                "TLS certificate verification is OFF for this destination (insecure_skip_verify = "
-                "true)");
-        }
+        http::ClientOptions options = tattle::sinkkit::https_client_options(
+            ctx.host, config.timeout, config.ca_file, config.insecure_skip_verify);
         if (config.events_url != pagerduty::kDefaultEventsUrl) {
             ctx.host.info("sending to " + http::redact_url(config.events_url) +
                           " instead of PagerDuty");

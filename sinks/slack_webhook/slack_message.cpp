@@ -7,57 +7,25 @@
 #include <utility>
 #include <vector>
 
+#include "tattle/sinkkit/cloudtrail_link.hpp"
+#include "tattle/sinkkit/json_fields.hpp"
+#include "tattle/sinkkit/json_trim.hpp"
+#include "tattle/sinkkit/text.hpp"
+
 namespace tattle::sinks::slack {
 namespace {
 
 namespace json = boost::json;
 
-constexpr std::string_view kEllipsis = "\u2026";
+using sinkkit::kEllipsis;
 constexpr std::string_view kZeroWidthSpace = "\u200b";
 
-std::string_view string_at(const json::object& object, std::string_view key) {
-    const auto* found = object.if_contains(key);
-    if (found == nullptr || !found->is_string()) return {};
-    const auto& text = found->get_string();
-    return {text.data(), text.size()};
-}
-
-const json::object* object_at(const json::object& object, std::string_view key) {
-    const auto* found = object.if_contains(key);
-    return found != nullptr && found->is_object() ? &found->get_object() : nullptr;
-}
-
-// A string value as itself, anything else as compact JSON.
-std::string text_of(const json::value& value) {
-    if (value.is_string()) return std::string(value.get_string());
-    return json::serialize(value);
-}
-
-// Bytes in the UTF-8 sequence that starts with lead; 1 for a stray byte, so a scan
-// always moves forward.
-std::size_t utf8_sequence_length(unsigned char lead) {
-    if (lead >= 0xf0 && lead <= 0xf4) return 4;
-    if (lead >= 0xe0) return lead <= 0xef ? 3 : 1;
-    if (lead >= 0xc2) return 2;
-    return 1;
-}
-
-// text cut to at most max_bytes (ellipsis included), never inside a UTF-8 sequence,
-// so the result is still valid UTF-8 and Slack does not refuse the payload.
-std::string cut_utf8(std::string_view text, std::size_t max_bytes) {
-    if (text.size() <= max_bytes) return std::string(text);
-    if (max_bytes < kEllipsis.size()) return {};
-    const std::size_t budget = max_bytes - kEllipsis.size();
-    std::size_t end = 0;
-    while (end < text.size()) {
-        const std::size_t next = end + utf8_sequence_length(static_cast<unsigned char>(text[end]));
-        if (next > budget) break;
-        end = next;
-    }
-    std::string out(text.substr(0, end));
-    out += kEllipsis;
-    return out;
-}
+using sinkkit::object_at;
+using sinkkit::string_at;
+using sinkkit::text_of;
+using sinkkit::TrimLevel;
+using sinkkit::trimmed;
+using sinkkit::utf8_sequence_length;
 
 enum class Lines { Single, Multiple };
 
@@ -127,13 +95,6 @@ json::object section(std::string text) {
 // ---- the event in a code block -------------------------------------------------
 
 // How hard to cut the event down. Applied in order until the code block fits.
-struct TrimLevel {
-    std::size_t max_string;   // bytes of one string value
-    std::size_t max_items;    // elements kept of one array
-    std::size_t max_members;  // members kept of one object
-    std::size_t max_depth;    // containers deeper than this are summarised
-};
-
 constexpr std::array<TrimLevel, 7> kTrimLevels{{
     {512, 30, 60, 8},
     {200, 10, 40, 6},
@@ -143,49 +104,6 @@ constexpr std::array<TrimLevel, 7> kTrimLevels{{
     {24, 1, 15, 2},
     {16, 1, 10, 1},
 }};
-
-json::value trimmed(const json::value& value, const TrimLevel& level, std::size_t depth) {
-    if (value.is_string()) {
-        const auto& text = value.get_string();
-        if (text.size() <= level.max_string) return value;
-        return json::string(cut_utf8({text.data(), text.size()}, level.max_string));
-    }
-    if (value.is_array()) {
-        const auto& array = value.get_array();
-        if (depth >= level.max_depth && !array.empty()) {
-            return json::string("[" + std::string(kEllipsis) + " " + std::to_string(array.size()) +
-                                " items]");
-        }
-        json::array out;
-        for (std::size_t i = 0; i < array.size() && i < level.max_items; ++i) {
-            out.push_back(trimmed(array[i], level, depth + 1));
-        }
-        if (array.size() > level.max_items) {
-            out.push_back(json::string(std::string(kEllipsis) + " " +
-                                       std::to_string(array.size() - level.max_items) +
-                                       " more items"));
-        }
-        return out;
-    }
-    if (value.is_object()) {
-        const auto& object = value.get_object();
-        if (depth >= level.max_depth && !object.empty()) {
-            return json::string("{" + std::string(kEllipsis) + " " + std::to_string(object.size()) +
-                                " keys}");
-        }
-        json::object out;
-        std::size_t kept = 0;
-        for (const auto& member : object) {
-            if (kept++ == level.max_members) break;
-            out[member.key()] = trimmed(member.value(), level, depth + 1);
-        }
-        if (object.size() > level.max_members) {
-            out[kEllipsis] = std::to_string(object.size() - level.max_members) + " more keys";
-        }
-        return out;
-    }
-    return value;
-}
 
 void append_indent(std::string& out, std::size_t indent) { out.append(indent, ' '); }
 
@@ -252,32 +170,6 @@ std::string event_section_text(const json::value& event) {
 }
 
 // ---- the rest of the message ---------------------------------------------------
-
-bool is_region_name(std::string_view region) {
-    if (region.size() < 2 || region.size() > 32) return false;
-    if (region.front() < 'a' || region.front() > 'z') return false;
-    for (const char c : region) {
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-    }
-    return true;
-}
-
-std::string percent_encoded(std::string_view text) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char c : text) {
-        const auto byte = static_cast<unsigned char>(c);
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '.' || c == '_' || c == '~') {
-            out += c;
-        } else {
-            out += '%';
-            out += kHex[byte >> 4U];
-            out += kHex[byte & 0x0fU];
-        }
-    }
-    return out;
-}
 
 std::string header_text(std::string_view rule_name, std::string_view severity) {
     std::string raw(rule_name.empty() ? "Alert" : rule_name);
@@ -447,14 +339,6 @@ std::string role_session_name(std::string_view arn) {
     const std::size_t slash = resource.find('/', kPrefix.size());
     if (slash == std::string_view::npos) return {};
     return std::string(resource.substr(slash + 1));
-}
-
-std::string cloudtrail_console_url(std::string_view region, std::string_view event_id) {
-    if (!is_region_name(region) || event_id.empty()) return {};
-    const std::string host_region(region);
-    return "https://" + host_region +
-           ".console.aws.amazon.com/cloudtrailv2/home?region=" + host_region + "#/events/" +
-           percent_encoded(event_id);
 }
 
 json::object build_message(const json::object& alert, const MessageOptions& options) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "tattle/sinkkit/cloudtrail_link.hpp"
+
 namespace tattle::sinks::slack {
 
 // Slack's published Block Kit limits. They count characters; we count bytes, which
@@ -43,7 +45,7 @@ std::string role_session_name(std::string_view arn);
 // https://<region>.console.aws.amazon.com/cloudtrailv2/home?region=<region>#/events/<id>,
 // or empty when the region is not a plausible region name (it becomes a host name)
 // or the event id is missing. The event id is percent-encoded.
-std::string cloudtrail_console_url(std::string_view region, std::string_view event_id);
+using sinkkit::cloudtrail_console_url;
 
 // The whole webhook body. Throws std::invalid_argument when alert is not an alert
 // document (not an object, or no rule).

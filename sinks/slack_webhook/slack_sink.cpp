@@ -5,30 +5,19 @@
 #include <exception>
 #include <utility>
 
+#include "tattle/sinkkit/json_fields.hpp"
+#include "tattle/sinkkit/secrets.hpp"
+#include "tattle/sinkkit/text.hpp"
+
 namespace tattle::sinks::slack {
 namespace {
 
 namespace json = boost::json;
 
-std::string string_or(const json::object& config, std::string_view key, std::string fallback = {}) {
-    const auto* found = config.if_contains(key);
-    return found != nullptr && found->is_string() ? std::string(found->get_string())
-                                                  : std::move(fallback);
-}
+using sinkkit::string_or;
 
 // Slack's error body as it may appear in a message: printable ASCII, short.
-std::string printable_body(std::string_view body) {
-    std::string out;
-    for (const char c : body) {
-        if (out.size() == 200) {
-            out += "...";
-            break;
-        }
-        out += (c >= 0x20 && c < 0x7f) ? c : ' ';
-    }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
-    return out;
-}
+std::string printable_body(std::string_view body) { return sinkkit::printable(body, 200); }
 
 // What an operator should do about Slack's permanent errors.
 std::string_view hint_for(std::string_view body) {
@@ -112,21 +101,6 @@ std::vector<std::string> url_secrets(std::string_view url) {
     return secrets;
 }
 
-std::string redact_secrets(std::string text, const std::vector<std::string>& secrets) {
-    // Longest first, so a secret that contains another is replaced whole.
-    std::vector<std::string_view> ordered(secrets.begin(), secrets.end());
-    std::sort(ordered.begin(), ordered.end(), [](auto a, auto b) { return a.size() > b.size(); });
-    constexpr std::string_view kMark = "<redacted>";
-    for (const auto secret : ordered) {
-        if (secret.empty()) continue;
-        for (std::size_t at = text.find(secret); at != std::string::npos;
-             at = text.find(secret, at + kMark.size())) {
-            text.replace(at, secret.size(), kMark);
-        }
-    }
-    return text;
-}
-
 SlackSink::SlackSink(SlackSinkConfig config, Transport transport)
     : config_(std::move(config)),
       transport_(std::move(transport)),
@@ -151,24 +125,7 @@ sdk::SendResult SlackSink::attempt(std::string_view alert_json) {
     request.url = config_.webhook_url;
     request.headers = {{"Content-Type", "application/json; charset=utf-8"}};
 
-    http::Response response;
-    try {
-        response = transport_(request);
-    } catch (const http::TransportError& e) {
-        if (e.kind() == http::TransportError::Kind::InvalidRequest) {
-            // A malformed URL or a refused setting: the same request can never go out.
-            return sdk::SendResult::fail(std::string("Slack webhook request cannot be sent: ") +
-                                         e.what());
-        }
-        // DNS, connect, TLS, timeout: the next attempt may well get through.
-        return sdk::SendResult::retry(std::string("Slack webhook not reached: ") + e.what());
-    } catch (const std::exception& e) {
-        return sdk::SendResult::retry(std::string("Slack webhook not reached: ") + e.what());
-    }
-    std::optional<std::chrono::milliseconds> retry_after;
-    if (const auto value = response.header("retry-after"))
-        retry_after = http::parse_retry_after(*value);
-    return map_response(response.status, response.body, retry_after);
+    return sinkkit::deliver(transport_, request, {"Slack webhook request cannot be sent: ", "Slack webhook not reached: "}, map_response);
 }
 
 }  // namespace tattle::sinks::slack

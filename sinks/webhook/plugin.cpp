@@ -1,11 +1,11 @@
 // Registers the webhook sink with tattle (shared library or static registry).
-#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <utility>
 
 #include "tattle/http/client.hpp"
 #include "tattle/sdk.hpp"
+#include "tattle/sinkkit/delivery.hpp"
 #include "webhook_sink.hpp"
 
 namespace {
@@ -74,16 +74,8 @@ private:
 
     static std::unique_ptr<http::Client> make_client(const tattle::sdk::CreateContext& ctx,
                                                      const webhook::WebhookSinkConfig& config) {
-        http::ClientOptions options;
-        options.verify_peer = !config.insecure_skip_verify;
-        options.ca_file = config.ca_file;
-        options.total_timeout = config.timeout;
-        options.connect_timeout = std::min(config.timeout, std::chrono::milliseconds(5000));
-        if (config.insecure_skip_verify) {
-            ctx.host.warn(
-                "TLS certificate verification is OFF for this destination (insecure_skip_verify = "
-                "true)");
-        }
+        http::ClientOptions options = tattle::sinkkit::https_client_options(
+            ctx.host, config.timeout, config.ca_file, config.insecure_skip_verify);
         auto client = std::make_unique<http::Client>(std::move(options));
         if (config.url.starts_with("http://")) {
             ctx.host.warn("alerts to " + http::redact_url(config.url) +

@@ -6,34 +6,23 @@
 #include <stdexcept>
 #include <utility>
 
+#include "tattle/sinkkit/json_fields.hpp"
+#include "tattle/sinkkit/secrets.hpp"
+#include "tattle/sinkkit/text.hpp"
+
 namespace tattle::sinks::webhook {
 namespace {
 
 namespace json = boost::json;
 
-std::string string_or(const json::object& config, std::string_view key, std::string fallback = {}) {
-    const auto* found = config.if_contains(key);
-    return found != nullptr && found->is_string() ? std::string(found->get_string())
-                                                  : std::move(fallback);
-}
+using sinkkit::string_or;
 
 bool bool_or(const json::object& config, std::string_view key, bool fallback) {
     const auto* found = config.if_contains(key);
     return found != nullptr && found->is_bool() ? found->get_bool() : fallback;
 }
 
-std::string printable_body(std::string_view body) {
-    std::string out;
-    for (const char c : body) {
-        if (out.size() == 200) {
-            out += "...";
-            break;
-        }
-        out += (c >= 0x20 && c < 0x7f) ? c : ' ';
-    }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
-    return out;
-}
+std::string printable_body(std::string_view body) { return sinkkit::printable(body, 200); }
 
 // Every field a template may reach, so a template that cannot give JSON is refused
 // when the config is loaded, not at the first alert at 3 a.m.
@@ -149,20 +138,6 @@ std::vector<std::string> secrets_of(const WebhookSinkConfig& config) {
     return secrets;
 }
 
-std::string redact_secrets(std::string text, const std::vector<std::string>& secrets) {
-    std::vector<std::string_view> ordered(secrets.begin(), secrets.end());
-    std::sort(ordered.begin(), ordered.end(), [](auto a, auto b) { return a.size() > b.size(); });
-    constexpr std::string_view kMark = "<redacted>";
-    for (const auto secret : ordered) {
-        if (secret.empty()) continue;
-        for (std::size_t at = text.find(secret); at != std::string::npos;
-             at = text.find(secret, at + kMark.size())) {
-            text.replace(at, secret.size(), kMark);
-        }
-    }
-    return text;
-}
-
 std::int64_t unix_seconds_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -191,24 +166,7 @@ sdk::SendResult WebhookSink::attempt(std::string_view alert_json) {
     }
     request.url = config_.url;
 
-    http::Response response;
-    try {
-        response = transport_(request);
-    } catch (const http::TransportError& e) {
-        if (e.kind() == http::TransportError::Kind::InvalidRequest) {
-            // A malformed URL or a refused setting: the same request can never go out.
-            return sdk::SendResult::fail(std::string("webhook request cannot be sent: ") +
-                                         e.what());
-        }
-        // DNS, connect, TLS, timeout: the next attempt may well get through.
-        return sdk::SendResult::retry(std::string("webhook receiver not reached: ") + e.what());
-    } catch (const std::exception& e) {
-        return sdk::SendResult::retry(std::string("webhook receiver not reached: ") + e.what());
-    }
-    std::optional<std::chrono::milliseconds> retry_after;
-    if (const auto value = response.header("retry-after"))
-        retry_after = http::parse_retry_after(*value);
-    return map_response(response.status, response.body, retry_after);
+    return sinkkit::deliver(transport_, request, {"webhook request cannot be sent: ", "webhook receiver not reached: "}, map_response);
 }
 
 }  // namespace tattle::sinks::webhook

@@ -13,6 +13,8 @@
 
 #include "tattle/http/client.hpp"
 #include "tattle/sdk.hpp"
+#include "tattle/sinkkit/delivery.hpp"
+#include "tattle/sinkkit/secrets.hpp"
 #include "webhook_request.hpp"
 
 namespace tattle::sinks::webhook {
@@ -42,10 +44,10 @@ sdk::SendResult map_response(int status, std::string_view body,
 std::vector<std::string> secrets_of(const WebhookSinkConfig& config);
 
 // text with every occurrence of every secret replaced by "<redacted>".
-std::string redact_secrets(std::string text, const std::vector<std::string>& secrets);
+using sinkkit::redact_secrets;
 
 // Sends one request and returns the whole response; throws http::TransportError.
-using Transport = std::function<http::Response(const http::Request&)>;
+using Transport = sinkkit::Transport;
 // Seconds since the Unix epoch, for X-Tattle-Timestamp.
 using Clock = std::function<std::int64_t()>;
 
