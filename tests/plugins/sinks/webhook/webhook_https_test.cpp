@@ -12,6 +12,7 @@
 #include <string>
 
 #include "../../support/http/test_server.hpp"
+#include "../registered_sink.hpp"
 #include "tattle/sdk.hpp"
 
 namespace {
@@ -31,43 +32,8 @@ constexpr const char* kAlert =
         "summary":{"event_id":"e-1","event_name":"CreateUser","actor":"arn:aws:iam::123456789012:user/alice"},
         "origin":{"source":"local","batch":"x.json","index":0},"event":{"eventName":"CreateUser"}})";
 
-struct Outcome {
-    tattle_rc rc = TATTLE_RC_ERROR;
-    std::string message;
-    std::int64_t retry_after_ms = -1;
-};
-
-// One instance of a registered sink, created and driven the way the host does it.
-class PluginSink {
-public:
-    PluginSink(std::string_view type, const std::string& config) {
-        for (const auto& functions : tattle::sdk::static_registry()) {
-            if (std::string_view(functions.get_info()->type_name) == type) plugin_ = &functions;
-        }
-        if (plugin_ == nullptr) throw std::runtime_error("no plugin " + std::string(type));
-        tattle_create_args args{sizeof(tattle_create_args), &host_, "hook", config.c_str()};
-        tattle_rc rc = TATTLE_RC_ERROR;
-        handle_ = plugin_->sink_create(&args, &rc);
-        if (handle_ == nullptr) throw std::runtime_error(plugin_->last_error(nullptr));
-    }
-    ~PluginSink() { plugin_->sink_destroy(handle_); }
-    PluginSink(const PluginSink&) = delete;
-    PluginSink& operator=(const PluginSink&) = delete;
-
-    Outcome send(std::string_view alert) {
-        tattle_send_result result{sizeof(tattle_send_result), -1};
-        Outcome outcome;
-        outcome.rc = plugin_->sink_send(handle_, alert.data(), alert.size(), &result);
-        outcome.message = plugin_->last_error(handle_);
-        outcome.retry_after_ms = result.retry_after_ms;
-        return outcome;
-    }
-
-private:
-    tattle_host_api host_{sizeof(tattle_host_api), nullptr, nullptr};
-    const tattle::sdk::PluginFunctions* plugin_ = nullptr;
-    void* handle_ = nullptr;
-};
+using tattle::sink_tests::Outcome;
+using tattle::sink_tests::PluginSink;
 
 // What a receiver does to check a request: HMAC-SHA256(secret, timestamp + "." + body).
 std::string receiver_signature(const std::string& timestamp, const std::string& body) {
