@@ -1,4 +1,5 @@
 #include "tattle/config.hpp"
+#include "tattle/json_schema.hpp"
 
 #include <toml++/toml.h>
 #include <algorithm>
@@ -38,20 +39,6 @@ std::string quote_name(std::string_view text) {
     return boost::json::serialize(boost::json::string(text));
 }
 
-std::string escape_pointer_token(std::string_view token) {
-    std::string escaped;
-    escaped.reserve(token.size());
-    for (const char c : token) {
-        if (c == '~') {
-            escaped += "~0";
-        } else if (c == '/') {
-            escaped += "~1";
-        } else {
-            escaped += c;
-        }
-    }
-    return escaped;
-}
 
 bool is_blank(std::string_view text) {
     return std::all_of(text.begin(), text.end(),

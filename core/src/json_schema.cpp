@@ -30,20 +30,6 @@ const std::vector<std::string> kAnnotationKeywords = {
     "$schema", "$id",      "$comment",   "title",    "description",
     "format",  "examples", "deprecated", "readOnly", "writeOnly"};
 
-std::string escape_pointer_token(std::string_view token) {
-    std::string escaped;
-    escaped.reserve(token.size());
-    for (const char c : token) {
-        if (c == '~') {
-            escaped += "~0";
-        } else if (c == '/') {
-            escaped += "~1";
-        } else {
-            escaped += c;
-        }
-    }
-    return escaped;
-}
 
 // Where a value sits in the instance: its JSON pointer (for the caller to map to
 // file:line) and a readable path for messages ("outer.inner", "to_emails[1]").
@@ -701,5 +687,21 @@ std::vector<SchemaViolation> validate_and_fill_defaults(const boost::json::value
 }
 
 void check_schema(const boost::json::value& schema) { check_schema_at(schema, ""); }
+
+
+std::string escape_pointer_token(std::string_view token) {
+    std::string escaped;
+    escaped.reserve(token.size());
+    for (const char c : token) {
+        if (c == '~') {
+            escaped += "~0";
+        } else if (c == '/') {
+            escaped += "~1";
+        } else {
+            escaped += c;
+        }
+    }
+    return escaped;
+}
 
 }  // namespace tattle

@@ -1,5 +1,7 @@
 #include "tattle/secrets.hpp"
 
+#include "tattle/json_schema.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -23,20 +25,6 @@ SecretRegistry& registry() {
 
 // Short values would redact ordinary words; secrets worth the name are longer.
 constexpr std::size_t kMinSecretLength = 6;
-
-std::string escape_pointer_token(const std::string& key) {
-    std::string out;
-    for (const char c : key) {
-        if (c == '~') {
-            out += "~0";
-        } else if (c == '/') {
-            out += "~1";
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
 
 bool is_secret_schema(const boost::json::object& schema) {
     const auto* flag = schema.if_contains("x-secret");
@@ -64,7 +52,7 @@ void resolve_value(boost::json::value& value, const std::string& pointer, const 
     }
     if (value.is_object()) {
         for (auto& [key, item] : value.get_object()) {
-            resolve_value(item, pointer + "/" + escape_pointer_token(std::string(key)), spec, label, problems);
+            resolve_value(item, pointer + "/" + escape_pointer_token(key), spec, label, problems);
         }
         return;
     }
@@ -111,7 +99,7 @@ void walk(const boost::json::value& schema, boost::json::value& instance, const 
         if (properties == nullptr || !properties->is_object()) return;
         for (auto& [key, value] : instance.get_object()) {
             if (const auto* property = properties->get_object().if_contains(key)) {
-                walk(*property, value, pointer + "/" + escape_pointer_token(std::string(key)), spec, label, problems);
+                walk(*property, value, pointer + "/" + escape_pointer_token(key), spec, label, problems);
             }
         }
     } else if (instance.is_array()) {

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tattle {
@@ -24,5 +25,8 @@ std::vector<SchemaViolation> validate_and_fill_defaults(const boost::json::value
 
 // Throws std::invalid_argument if schema is not a schema this validator understands.
 void check_schema(const boost::json::value& schema);
+
+// One reference token of a JSON pointer (RFC 6901): "~" becomes "~0", "/" becomes "~1".
+std::string escape_pointer_token(std::string_view token);
 
 }  // namespace tattle
