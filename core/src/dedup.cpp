@@ -1,5 +1,7 @@
 #include "tattle/dedup.hpp"
 
+#include "posix_io.hpp"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
@@ -71,18 +73,7 @@ std::string log_line(const DedupStore::Key& key, std::int64_t seconds, bool forg
            (forget ? ",\"forget\":true" : "") + "}\n";
 }
 
-bool write_all(int fd, const std::string& data) {
-    std::size_t offset = 0;
-    while (offset < data.size()) {
-        const ssize_t written = ::write(fd, data.data() + offset, data.size() - offset);
-        if (written < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        offset += static_cast<std::size_t>(written);
-    }
-    return true;
-}
+using posix_io::write_all;
 
 }  // namespace
 

@@ -1,5 +1,7 @@
 #include "tattle/spool.hpp"
 
+#include "posix_io.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,18 +32,7 @@ constexpr std::size_t kMinSelectorLength = 4;
 
 std::string errno_text() { return std::strerror(errno); }
 
-bool write_all(int fd, const std::string& data) {
-    std::size_t offset = 0;
-    while (offset < data.size()) {
-        const ssize_t written = ::write(fd, data.data() + offset, data.size() - offset);
-        if (written < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        offset += static_cast<std::size_t>(written);
-    }
-    return true;
-}
+using posix_io::write_all;
 
 // Alerts hold event details that only their owners should read.
 void ensure_directory(const fs::path& directory) {
