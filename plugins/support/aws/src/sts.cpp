@@ -1,6 +1,5 @@
 #include "sts.hpp"
 
-#include <charconv>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -13,65 +12,6 @@ constexpr std::string_view kStsVersion = "2011-06-15";
 // The global endpoint's signing region, also used when no region is known at all.
 constexpr std::string_view kDefaultSigningRegion = "us-east-1";
 constexpr std::size_t kMaxMessageLength = 300;
-
-void append_utf8(std::string& out, unsigned long code_point) {
-    if (code_point < 0x80) {
-        out += static_cast<char>(code_point);
-    } else if (code_point < 0x800) {
-        out += static_cast<char>(0xC0 | (code_point >> 6));
-        out += static_cast<char>(0x80 | (code_point & 0x3F));
-    } else if (code_point < 0x10000) {
-        out += static_cast<char>(0xE0 | (code_point >> 12));
-        out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (code_point & 0x3F));
-    } else if (code_point < 0x110000) {
-        out += static_cast<char>(0xF0 | (code_point >> 18));
-        out += static_cast<char>(0x80 | ((code_point >> 12) & 0x3F));
-        out += static_cast<char>(0x80 | ((code_point >> 6) & 0x3F));
-        out += static_cast<char>(0x80 | (code_point & 0x3F));
-    }
-}
-
-std::string decode_entities(std::string_view text) {
-    std::string result;
-    result.reserve(text.size());
-    while (!text.empty()) {
-        const auto amp = text.find('&');
-        result += text.substr(0, amp);
-        if (amp == std::string_view::npos) break;
-        text.remove_prefix(amp);
-        const auto semicolon = text.find(';');
-        const std::string_view entity = semicolon == std::string_view::npos ? std::string_view{} : text.substr(1, semicolon - 1);
-        bool decoded = true;
-        if (entity == "amp") {
-            result += '&';
-        } else if (entity == "lt") {
-            result += '<';
-        } else if (entity == "gt") {
-            result += '>';
-        } else if (entity == "quot") {
-            result += '"';
-        } else if (entity == "apos") {
-            result += '\'';
-        } else if (entity.size() > 1 && entity.front() == '#') {
-            const bool hex = entity[1] == 'x' || entity[1] == 'X';
-            const std::string_view digits = entity.substr(hex ? 2 : 1);
-            unsigned long code_point = 0;
-            const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), code_point, hex ? 16 : 10);
-            decoded = error == std::errc{} && end == digits.data() + digits.size() && !digits.empty();
-            if (decoded) append_utf8(result, code_point);
-        } else {
-            decoded = false;
-        }
-        if (decoded) {
-            text.remove_prefix(semicolon + 1);
-        } else {
-            result += '&';
-            text.remove_prefix(1);
-        }
-    }
-    return result;
-}
 
 // STS's message goes into our error: one line, bounded, and without the caller's secrets
 // even if a (test) server were to echo them.
@@ -176,30 +116,6 @@ Credentials assume_role_with_web_identity(const std::string& web_identity_token,
         {"DurationSeconds", std::to_string(parameters.duration.count())},
     };
     return call_sts("AssumeRoleWithWebIdentity", std::move(form), parameters, http_options, nullptr);
-}
-
-std::optional<std::string_view> xml_inner(std::string_view xml, std::string_view name) {
-    const std::string open = "<" + std::string(name);
-    const std::string close = "</" + std::string(name) + ">";
-    for (auto at = xml.find(open); at != std::string_view::npos; at = xml.find(open, at + 1)) {
-        const auto after_name = at + open.size();
-        if (after_name >= xml.size()) return std::nullopt;
-        const char next = xml[after_name];
-        if (next != '>' && next != ' ' && next != '/' && next != '\t' && next != '\n' && next != '\r') continue;
-        const auto tag_end = xml.find('>', after_name);
-        if (tag_end == std::string_view::npos) return std::nullopt;
-        if (xml[tag_end - 1] == '/') return std::string_view{};  // <Name/>
-        const auto content_end = xml.find(close, tag_end + 1);
-        if (content_end == std::string_view::npos) return std::nullopt;
-        return xml.substr(tag_end + 1, content_end - tag_end - 1);
-    }
-    return std::nullopt;
-}
-
-std::optional<std::string> xml_text(std::string_view xml, std::string_view name) {
-    const auto inner = xml_inner(xml, name);
-    if (!inner) return std::nullopt;
-    return decode_entities(*inner);
 }
 
 }  // namespace tattle::aws::detail

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "tattle/aws/credentials.hpp"
+#include "tattle/aws/xml.hpp"
 
 namespace tattle::aws::detail {
 
@@ -21,11 +22,5 @@ Credentials assume_role(const Credentials& base, const AssumeRoleParameters& par
 // sts:AssumeRoleWithWebIdentity: unsigned, the OIDC token is the proof.
 Credentials assume_role_with_web_identity(const std::string& web_identity_token, const AssumeRoleParameters& parameters,
                                           const http::ClientOptions& http_options);
-
-// The raw inner text of the first <name>…</name> element (nested markup included), or
-// nullopt. Enough for STS's fixed response shapes; not a general XML parser.
-std::optional<std::string_view> xml_inner(std::string_view xml, std::string_view name);
-// The same with the five predefined entities and character references decoded.
-std::optional<std::string> xml_text(std::string_view xml, std::string_view name);
 
 }  // namespace tattle::aws::detail

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../http/test_server.hpp"
+#include "moto_server.hpp"
 #include "tattle/aws/credentials.hpp"
 
 namespace {
@@ -31,7 +32,9 @@ using namespace std::chrono_literals;
 using namespace tattle::aws;
 using tattle::test::RecordedRequest;
 using tattle::test::ServerOptions;
+using tattle::test::MotoServer;
 using tattle::test::TestServer;
+using tattle::test::unused_port;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -142,17 +145,6 @@ TestServer scripted_server(const boost::json::array& script) {
     return TestServer(options);
 }
 
-std::uint16_t unused_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
 
 std::string sts_credentials_xml(const std::string& key, Clock::time_point expiration, const std::string& action = "AssumeRole") {
     return "<" + action + "Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><" + action +
@@ -579,115 +571,9 @@ TEST(Iso8601, Formats) {
 
 // --- moto, with signature checking ----------------------------------------------------------
 
-// `python3 -m moto.server` on a free port, with INITIAL_NO_AUTH_ACTION_COUNT so that only the
-// first calls (which create an IAM user and its key) go unauthenticated. Exits when the test
-// process goes away (it watches its stdin pipe).
-class MotoServer {
-public:
-    explicit MotoServer(int unauthenticated_actions) : port_(unused_port()) {
-        static constexpr const char* kLauncher =
-            "import logging, os, sys, threading\n"
-            "logging.getLogger('werkzeug').setLevel(logging.ERROR)\n"
-            "def exit_at_eof():\n"
-            "    sys.stdin.read()\n"
-            "    os._exit(0)\n"
-            "threading.Thread(target=exit_at_eof, daemon=True).start()\n"
-            "from moto.server import main\n"
-            "main(sys.argv[1:])\n";
-        int stdin_pipe[2] = {-1, -1};
-        if (::pipe2(stdin_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-        pid_ = tattle::test::spawn_program({"env", "INITIAL_NO_AUTH_ACTION_COUNT=" + std::to_string(unauthenticated_actions),
-                                            "python3", "-c", kLauncher, "-H", "127.0.0.1", "-p", std::to_string(port_)},
-                                           stdin_pipe[0], -1);
-        ::close(stdin_pipe[0]);
-        stdin_fd_ = stdin_pipe[1];
-        wait_until_listening();
-    }
-    ~MotoServer() {
-        ::close(stdin_fd_);
-        ::kill(pid_, SIGTERM);
-        tattle::test::wait_for_exit(pid_);
-    }
-    MotoServer(const MotoServer&) = delete;
-    MotoServer& operator=(const MotoServer&) = delete;
-
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
-private:
-    void wait_until_listening() const {
-        const auto deadline = std::chrono::steady_clock::now() + 60s;
-        while (std::chrono::steady_clock::now() < deadline) {
-            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-            sockaddr_in address{};
-            address.sin_family = AF_INET;
-            address.sin_port = htons(port_);
-            address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-            ::close(fd);
-            if (connected) return;
-            int status = 0;
-            if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-                throw std::runtime_error("moto.server exited at start (is moto installed for python3?)");
-            }
-            std::this_thread::sleep_for(100ms);
-        }
-        throw std::runtime_error("moto.server did not listen within 60 s");
-    }
-
-    std::uint16_t port_;
-    pid_t pid_ = -1;
-    int stdin_fd_ = -1;
-};
-
-// One Query-protocol call signed with `credentials`; returns the response body.
-tattle::http::Response query_call(const std::string& endpoint, const std::string& service, const Credentials& credentials,
-                                  const std::vector<std::pair<std::string, std::string>>& form) {
-    tattle::http::Request request;
-    request.method = "POST";
-    request.url = endpoint + "/";
-    request.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
-    request.body = form_encode(form);
-    SigningOptions signing;
-    signing.service = service;
-    signing.region = "us-east-1";
-    sign_request(request, credentials, signing);
-    tattle::http::ClientOptions options;
-    options.https_proxy = "";
-    options.no_proxy = "";
-    tattle::http::Client client(options);
-    client.allow_plain_http(true);
-    return client.send(request);
-}
-
-std::string xml_value(const std::string& xml, const std::string& name) {
-    const auto start = xml.find("<" + name + ">");
-    const auto end = xml.find("</" + name + ">");
-    if (start == std::string::npos || end == std::string::npos) return "";
-    return xml.substr(start + name.size() + 2, end - start - name.size() - 2);
-}
-
 TEST(AssumeRoleMoto, SignedCallsAcceptedWrongSecretRefusedSessionNameKept) {
     MotoServer moto(3);
-    const Credentials bootstrap{"AKIDBOOTSTRAP", "bootstrap-secret", "", std::nullopt, "test"};
-    ASSERT_EQ(query_call(moto.url(), "iam", bootstrap,
-                         {{"Action", "CreateUser"}, {"Version", "2010-05-08"}, {"UserName", "tattle"}})
-                  .status,
-              200);
-    const auto key_response = query_call(moto.url(), "iam", bootstrap,
-                                         {{"Action", "CreateAccessKey"}, {"Version", "2010-05-08"}, {"UserName", "tattle"}});
-    ASSERT_EQ(key_response.status, 200);
-    const Credentials user{xml_value(key_response.body, "AccessKeyId"), xml_value(key_response.body, "SecretAccessKey"),
-                           "", std::nullopt, "moto user"};
-    ASSERT_FALSE(user.access_key_id.empty());
-    ASSERT_EQ(query_call(moto.url(), "iam", bootstrap,
-                         {{"Action", "PutUserPolicy"},
-                          {"Version", "2010-05-08"},
-                          {"UserName", "tattle"},
-                          {"PolicyName", "all"},
-                          {"PolicyDocument",
-                           R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]})"}})
-                  .status,
-              200);
+    const Credentials user = tattle::test::create_moto_user(moto);
 
     AssumeRoleParameters parameters;
     parameters.role_arn = "arn:aws:iam::123456789012:role/tattle-reader";
@@ -702,7 +588,7 @@ TEST(AssumeRoleMoto, SignedCallsAcceptedWrongSecretRefusedSessionNameKept) {
     EXPECT_GT(*assumed.expiration, Clock::now() + 50min);
 
     // The assumed credentials sign (with their session token) and carry the session name.
-    const auto identity = query_call(moto.url(), "sts", assumed, {{"Action", "GetCallerIdentity"}, {"Version", "2011-06-15"}});
+    const auto identity = tattle::test::moto_query(moto.url(), "sts", assumed, {{"Action", "GetCallerIdentity"}, {"Version", "2011-06-15"}});
     EXPECT_EQ(identity.status, 200) << identity.body;
     EXPECT_THAT(identity.body, HasSubstr("assumed-role/tattle-reader/alice"));
 

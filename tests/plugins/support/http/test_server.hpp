@@ -4,7 +4,10 @@
 // tests/support/https_server.py run as a subprocess, stopped when the TestServer goes away.
 // Needs python3 and openssl on PATH; says so plainly when either is missing.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -44,6 +47,19 @@ inline fs::path make_temp_dir(std::string_view prefix) {
 }
 
 // Starts argv[0] (looked up on PATH) with the given stdin/stdout descriptors (-1: inherit).
+// A loopback port that nothing listens on (just now).
+inline std::uint16_t unused_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+    ::close(fd);
+    return ntohs(address.sin_port);
+}
+
 inline pid_t spawn_program(const std::vector<std::string>& argv, int stdin_fd, int stdout_fd) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
