@@ -5,13 +5,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "tattle/config.hpp"
+#include "tattle/daemon.hpp"
 #include "tattle/logging.hpp"
+#include "tattle/lambda.hpp"
 #include "tattle/pipeline.hpp"
 #include "tattle/secrets.hpp"
 #include "tattle/spool.hpp"
@@ -32,6 +35,8 @@ Commands:
   eval     run one jq rule over files and print the matches
   spool    list, replay or drop alerts parked in the dead-letter spool
   plugins  list the available plugins with their config schemas
+  lambda   serve as an AWS Lambda custom runtime (automatic for a `bootstrap` binary)
+  serve    run the configured sources continuously, with /healthz, /readyz and /metrics
   version  print the version and plugin ABI
 
 Run `tattle COMMAND --help` for a command's options.
@@ -121,24 +126,33 @@ bool load_prepared(const std::string& config_path, const GlobalOptions& global, 
 
 int command_run(const std::vector<std::string>& args, GlobalOptions& global) {
     std::string config_path = default_config_path();
-    std::vector<std::string> inputs;
+    RunOptions run;
     auto options = global_options(global);
     options.add_options()
         ("config,c", po::value(&config_path), "config file (default: $TATTLE_CONFIG)")
-        ("input", po::value(&inputs)->composing(), "files, directories, globs or - (instead of the config's sources)");
+        ("since", po::value(&run.inputs_since), "s3:// inputs: first day to read (YYYY-MM-DD, by the key's date)")
+        ("until", po::value(&run.inputs_until), "s3:// inputs: last day to read (YYYY-MM-DD, inclusive)")
+        ("input", po::value(&run.input_paths)->composing(),
+         "files, directories, globs, - or s3://bucket/prefix (instead of the config's sources)");
     po::positional_options_description positional;
     positional.add("input", -1);
     po::variables_map vm;
     po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
     po::notify(vm);
     if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle run [--config FILE] [INPUT...]\n\n" << options;
+        std::cout << "usage: tattle run [--config FILE] [--since DAY] [--until DAY] [INPUT...]\n\n" << options;
         return kExitOk;
+    }
+    const bool any_s3_input = std::any_of(run.input_paths.begin(), run.input_paths.end(),
+                                          [](const std::string& input) { return input.starts_with("s3://"); });
+    if ((vm.count("since") != 0U || vm.count("until") != 0U) && !any_s3_input) {
+        std::cerr << "tattle run: --since and --until select days of s3://bucket/prefix inputs; none is given\n";
+        return kExitUsage;
     }
     setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
     PreparedConfig prepared;
     if (!load_prepared(config_path, global, prepared)) return kExitUsage;
-    const RunSummary summary = run_pipeline(prepared, inputs);
+    const RunSummary summary = run_pipeline(prepared, run);
     print_summary(summary);
     return summary.exit_code();
 }
@@ -491,11 +505,87 @@ int command_plugins(const std::vector<std::string>& args, GlobalOptions& global)
     return kExitOk;
 }
 
+int command_lambda(const std::vector<std::string>& args, GlobalOptions& global) {
+    lambda::RuntimeOptions runtime;
+    runtime.config_path = default_config_path();
+    const char* api = std::getenv("AWS_LAMBDA_RUNTIME_API");
+    runtime.runtime_api = api != nullptr ? api : "";
+    auto options = global_options(global);
+    options.add_options()
+        ("config,c", po::value(&runtime.config_path),
+         "config file (default: $TATTLE_CONFIG, S3_CONFIG_BUCKET/S3_CONFIG_PATH, $LAMBDA_TASK_ROOT/tattle.toml)")
+        ("runtime-api", po::value(&runtime.runtime_api), "host:port of the Runtime API (default: $AWS_LAMBDA_RUNTIME_API)")
+        ("max-invocations", po::value(&runtime.max_invocations), "exit after this many invocations (tests)");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(options).run(), vm);
+    po::notify(vm);
+    if (vm.count("help") != 0U) {
+        std::cout << "usage: tattle lambda [--config FILE]\n\n"
+                     "Runs as an AWS Lambda custom runtime (the function's bootstrap). A binary named\n"
+                     "`bootstrap` started with AWS_LAMBDA_RUNTIME_API set does this without arguments.\n\n"
+                  << options;
+        return kExitOk;
+    }
+    if (runtime.runtime_api.empty()) {
+        std::cerr << "tattle lambda: AWS_LAMBDA_RUNTIME_API is not set (and no --runtime-api given)\n";
+        return kExitUsage;
+    }
+    runtime.plugin_dirs = global.plugin_dirs;
+    // Lambda keeps stdout and stderr; JSON lines are what CloudWatch Logs Insights reads best.
+    const bool text_asked = !vm["log-format"].defaulted() && global.log_format == "text";
+    setup_logging(text_asked ? LogFormat::Text : LogFormat::Json, global.log_level);
+    return lambda::run_runtime(runtime);
+}
+
+int command_serve(const std::vector<std::string>& args, GlobalOptions& global) {
+    daemon::ServeOptions serve;
+    serve.config_path = default_config_path();
+    double grace_seconds = 30;
+    double poll_seconds = 1;
+    auto options = global_options(global);
+    options.add_options()
+        ("config,c", po::value(&serve.config_path), "config file (default: $TATTLE_CONFIG)")
+        ("listen", po::value(&serve.listen)->default_value(serve.listen),
+         "HOST:PORT of /healthz, /readyz, /metrics and POST /-/reload (port 0: any free port)")
+        ("grace-period", po::value(&grace_seconds)->default_value(grace_seconds),
+         "seconds from SIGTERM/SIGINT to exit: in-flight alerts settle or are spooled, unsettled batches released")
+        ("poll-interval", po::value(&poll_seconds)->default_value(poll_seconds),
+         "seconds to wait before asking sources that had nothing again");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(options).run(), vm);
+    po::notify(vm);
+    if (vm.count("help") != 0U) {
+        std::cout << "usage: tattle serve [--config FILE] [--listen 127.0.0.1:9464] [--grace-period 30]\n\n"
+                     "Runs the configured sources continuously. SIGHUP or POST /-/reload loads the config\n"
+                     "again (a bad one is rejected and the running one stays); SIGTERM/SIGINT stop gracefully.\n\n"
+                  << options;
+        return kExitOk;
+    }
+    if (serve.config_path.empty()) {
+        std::cerr << "tattle serve: no config given (use --config FILE or set TATTLE_CONFIG)\n";
+        return kExitUsage;
+    }
+    if (!(grace_seconds >= 1 && grace_seconds <= 3600) || !(poll_seconds >= 0.01 && poll_seconds <= 3600)) {
+        std::cerr << "tattle serve: --grace-period must be 1 to 3600 seconds, --poll-interval 0.01 to 3600\n";
+        return kExitUsage;
+    }
+    serve.grace_period = std::chrono::milliseconds(static_cast<long long>(grace_seconds * 1000));
+    serve.idle_poll_interval = std::chrono::milliseconds(static_cast<long long>(poll_seconds * 1000));
+    serve.plugin_dirs = global.plugin_dirs;
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    return daemon::serve(serve);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
     GlobalOptions global;
+    // As a Lambda function's bootstrap: no arguments, the Runtime API in the environment.
+    if (args.empty() && std::getenv("AWS_LAMBDA_RUNTIME_API") != nullptr &&
+        std::filesystem::path(argv[0]).filename() == "bootstrap") {
+        args.emplace_back("lambda");
+    }
     // The command is the first argument that is not an option (or an option's value).
     std::string command;
     std::size_t command_at = args.size();
@@ -523,6 +613,8 @@ int main(int argc, char** argv) {
         if (command == "eval") return command_eval(args, global);
         if (command == "spool") return command_spool(args, global);
         if (command == "plugins") return command_plugins(args, global);
+        if (command == "lambda") return command_lambda(args, global);
+        if (command == "serve") return command_serve(args, global);
         if (command == "version") {
             std::cout << "tattle " << TATTLE_VERSION << " (plugin ABI " << TATTLE_PLUGIN_ABI_MAJOR << '.'
                       << TATTLE_PLUGIN_ABI_MINOR << ")\n";

@@ -279,6 +279,14 @@ void Outbox::close() {
     workers_.clear();
 }
 
+void Outbox::give_up_from(SteadyTime at) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!services_.give_up_at || at < *services_.give_up_at) services_.give_up_at = at;
+    }
+    work_ready_.notify_all();
+}
+
 std::size_t Outbox::held() const {
     std::lock_guard lock(mutex_);
     return held_;
@@ -293,7 +301,20 @@ void Outbox::work(std::size_t worker_index) {
         std::optional<SteadyTime> next_at;
         if (!ready_.empty())
             next_at = std::max(ready_.begin()->first.first, bucket_.next_token_at(now));
-        const bool can_take = next_at && *next_at <= now;
+        if (services_.give_up_at && now >= *services_.give_up_at && !ready_.empty()) {
+            // Out of time: whatever still waits (for a token, for its retry) is given up on now.
+            auto node = ready_.extract(ready_.begin());
+            Pending late = std::move(node.mapped());
+            ++in_flight_;
+            lock.unlock();
+            std::string reason = "the deadline came before it was delivered";
+            if (!late.last_error.empty()) reason += "; last error: " + late.last_error;
+            give_up(std::move(late), reason);
+            lock.lock();
+            continue;
+        }
+        if (next_at && services_.give_up_at) next_at = std::min(*next_at, *services_.give_up_at);
+        const bool can_take = next_at && *next_at <= now && (!services_.give_up_at || now < *services_.give_up_at);
         // Flush before any wait, so nothing delivered sits unacknowledged while we sleep,
         // and promptly when the pipeline waits for room in the queue.
         if (!unflushed.empty() &&
@@ -372,6 +393,9 @@ void Outbox::handle_failure(Pending pending, const SendOutcome& outcome) {
     std::string reason;
     if (pending.attempts_this_run >= settings_.max_attempts) {
         reason = "gave up after " + std::to_string(pending.attempts_this_run) + " attempts";
+    } else if (services_.give_up_at && now + delay >= *services_.give_up_at) {
+        reason = "the deadline comes before the next attempt (" + std::to_string(pending.attempts_this_run) +
+                 " attempts made)";
     } else if (now + delay - pending.first_attempt_steady > settings_.max_retry_time) {
         reason = "retry budget of " + seconds_text(settings_.max_retry_time) + " used up after " +
                  std::to_string(pending.attempts_this_run) + " attempts";

@@ -15,6 +15,7 @@
 #include "tattle/decoder.hpp"
 #include "tattle/dedup.hpp"
 #include "tattle/json_schema.hpp"
+#include "tattle/metrics.hpp"
 #include "tattle/secrets.hpp"
 #include "tattle/spool.hpp"
 
@@ -186,6 +187,12 @@ public:
         if (wait) arrived_.wait(lock, [&] { return !completions_.empty(); });
         return std::exchange(completions_, {});
     }
+    // Everything that has arrived, waiting at most `longest` for something to.
+    std::deque<DeliveryCompletion> take_within(std::chrono::milliseconds longest) {
+        std::unique_lock lock(mutex_);
+        arrived_.wait_for(lock, longest, [&] { return !completions_.empty(); });
+        return std::exchange(completions_, {});
+    }
 
 private:
     std::mutex mutex_;
@@ -198,7 +205,7 @@ class Deliveries {
 public:
     // only: the destinations to open (all when null).
     Deliveries(const PreparedConfig& prepared, Clock& clock, std::optional<std::uint64_t> random_seed,
-               const std::set<std::string>* only)
+               const std::set<std::string>* only, std::optional<SteadyTime> give_up_at = std::nullopt)
         : spool_(resolve_spool_dir(prepared.config)) {
         const Config& config = prepared.config;
         const DedupSettings dedup = dedup_settings(config);
@@ -220,6 +227,7 @@ public:
                 completions_.push(std::move(completion));
             };
             services.random_seed = random_seed;
+            services.give_up_at = give_up_at;
             // One sink instance per worker: a plugin never sees concurrent calls.
             auto make_sink = [plugin, &spec, &settings] {
                 return std::make_unique<SinkInstance>(plugin, spec.id, settings);
@@ -244,6 +252,9 @@ public:
     void wake() {
         for (auto& [id, outbox] : outboxes_) outbox->wake();
     }
+    void give_up_from(SteadyTime at) {
+        for (auto& [id, outbox] : outboxes_) outbox->give_up_from(at);
+    }
     std::size_t retries() const {
         std::size_t total = 0;
         for (const auto& [id, outbox] : outboxes_) total += outbox->retries();
@@ -261,11 +272,15 @@ private:
 // Which batches still wait for alerts, and their acknowledgement once they do not.
 class BatchLedger {
 public:
-    BatchLedger(RunSummary& summary, DedupStore* dedup) : summary_(summary), dedup_(dedup) {}
+    BatchLedger(RunSummary& summary, DedupStore* dedup, bool spooled_settles_batch, PipelineMetrics* metrics,
+                Clock& clock)
+        : summary_(summary), dedup_(dedup), spooled_settles_batch_(spooled_settles_batch), metrics_(metrics),
+          clock_(clock) {}
 
-    std::uint64_t open(SourceInstance& source, const SourceBatch& batch) {
+    std::uint64_t open(BatchSource& source, const SourceBatch& batch) {
         const std::uint64_t ticket = next_ticket_++;
         batches_[ticket] = OpenBatch{&source, batch.id, batch.origin};
+        if (metrics_ != nullptr) metrics_->batch_opened(ticket, clock_.now());
         return ticket;
     }
     void add_alert(std::uint64_t ticket) { ++batches_.at(ticket).pending; }
@@ -281,6 +296,7 @@ public:
         for (auto& completion : completions) {
             OpenBatch& batch = batches_.at(completion.ticket);
             --batch.pending;
+            if (metrics_ != nullptr) metrics_->alert_settled(completion.destination, alert_outcome(completion.status));
             switch (completion.status) {
                 case DeliveryStatus::Delivered: ++summary_.alerts_delivered; break;
                 case DeliveryStatus::Duplicate:
@@ -288,7 +304,10 @@ public:
                     spdlog::debug("alert {} for \"{}\" suppressed: delivered before", completion.alert_id,
                                   completion.destination);
                     break;
-                case DeliveryStatus::Spooled: ++summary_.alerts_spooled; break;
+                case DeliveryStatus::Spooled:
+                    ++summary_.alerts_spooled;
+                    if (!spooled_settles_batch_) ++batch.lost;
+                    break;
                 case DeliveryStatus::Lost:
                     ++summary_.alerts_failed;
                     ++batch.lost;
@@ -301,7 +320,7 @@ public:
 
 private:
     struct OpenBatch {
-        SourceInstance* source = nullptr;
+        BatchSource* source = nullptr;
         std::uint64_t batch_id = 0;
         std::string origin;
         std::size_t pending = 0;
@@ -332,35 +351,82 @@ private:
                 spdlog::error("source \"{}\": {} of {} failed: {}", batch.source->id(), settled ? "ack" : "release",
                               batch.origin, error);
             }
+            if (metrics_ != nullptr) {
+                metrics_->batch_closed(ticket, settled ? BatchOutcome::Settled : BatchOutcome::Released, clock_.now());
+            }
             batches_.erase(ticket);
         }
     }
 
+    static AlertOutcome alert_outcome(DeliveryStatus status) noexcept {
+        switch (status) {
+            case DeliveryStatus::Delivered: return AlertOutcome::Delivered;
+            case DeliveryStatus::Duplicate: return AlertOutcome::Suppressed;
+            case DeliveryStatus::Spooled: return AlertOutcome::Spooled;
+            case DeliveryStatus::Lost: return AlertOutcome::Failed;
+        }
+        return AlertOutcome::Failed;
+    }
+
     RunSummary& summary_;
     DedupStore* dedup_;
+    bool spooled_settles_batch_;
+    PipelineMetrics* metrics_;
+    Clock& clock_;
     std::map<std::uint64_t, OpenBatch> batches_;
     std::uint64_t next_ticket_ = 1;
 };
 
-std::vector<std::unique_ptr<SourceInstance>> make_sources(PreparedConfig& prepared,
-                                                          const std::vector<std::string>& input_paths) {
+// A source the command line asks for, validated against its plugin's schema like a
+// [[source]] table.
+std::unique_ptr<SourceInstance> make_command_line_source(PreparedConfig& prepared, const std::string& type,
+                                                         const std::string& id, boost::json::object settings) {
+    auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SOURCE, type);
+    if (!plugin) {
+        throw std::runtime_error("the command line's inputs need a \"" + type + "\" source plugin, and none is available");
+    }
+    PluginInstanceSpec spec;
+    spec.id = id;
+    spec.type = type;
+    spec.settings = std::move(settings);
+    spec.where.file = "command line";
+    std::vector<Diagnostic> problems;
+    auto validated = validate_instance(*plugin, spec, problems);
+    if (!problems.empty()) throw ConfigError(problems);
+    return std::make_unique<SourceInstance>(plugin, id, validated);
+}
+
+// s3://bucket/prefix → the s3 source's listing settings.
+boost::json::object s3_listing_settings(const std::string& uri, const RunOptions& options) {
+    const std::string_view rest = std::string_view(uri).substr(std::string_view("s3://").size());
+    const std::size_t slash = rest.find('/');
+    const std::string_view bucket = rest.substr(0, slash);
+    if (bucket.empty()) throw std::runtime_error("input " + uri + ": no bucket (expected s3://bucket/prefix)");
+    boost::json::object settings;
+    settings["bucket"] = bucket;
+    if (slash != std::string_view::npos && slash + 1 < rest.size()) settings["prefix"] = rest.substr(slash + 1);
+    if (!options.inputs_since.empty()) settings["since"] = options.inputs_since;
+    if (!options.inputs_until.empty()) settings["until"] = options.inputs_until;
+    return settings;
+}
+
+std::vector<std::unique_ptr<SourceInstance>> make_sources(PreparedConfig& prepared, const RunOptions& options) {
     std::vector<std::unique_ptr<SourceInstance>> sources;
+    const auto& input_paths = options.input_paths;
     if (!input_paths.empty()) {
-        auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SOURCE, "file");
-        if (!plugin) throw std::runtime_error("input files given but no \"file\" source plugin is available");
-        boost::json::object settings;
         boost::json::array paths;
-        for (const auto& path : input_paths) paths.emplace_back(path);
-        settings["paths"] = std::move(paths);
-        PluginInstanceSpec spec;
-        spec.id = "cli";
-        spec.type = "file";
-        spec.settings = settings;
-        spec.where.file = "command line";
-        std::vector<Diagnostic> problems;
-        auto validated = validate_instance(*plugin, spec, problems);
-        if (!problems.empty()) throw ConfigError(problems);
-        sources.push_back(std::make_unique<SourceInstance>(plugin, "cli", validated));
+        for (const auto& path : input_paths) {
+            if (path.starts_with("s3://")) {
+                sources.push_back(make_command_line_source(prepared, "s3", path, s3_listing_settings(path, options)));
+            } else {
+                paths.emplace_back(path);
+            }
+        }
+        if (!paths.empty()) {
+            boost::json::object settings;
+            settings["paths"] = std::move(paths);
+            sources.push_back(make_command_line_source(prepared, "file", "cli", std::move(settings)));
+        }
     } else {
         for (const auto& spec : prepared.config.sources) {
             auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SOURCE, spec.type);
@@ -387,25 +453,83 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     const Config& config = prepared.config;
     Clock& clock = options.clock != nullptr ? *options.clock : real_clock();
 
-    Deliveries deliveries(prepared, clock, options.random_seed, nullptr);
+    Deliveries deliveries(prepared, clock, options.random_seed, nullptr, options.give_up_delivery_at);
     summary.spool_dir = deliveries.spool().directory();
-    auto sources = make_sources(prepared, options.input_paths);
+    std::vector<std::unique_ptr<SourceInstance>> configured_sources;
+    std::vector<BatchSource*> sources = options.sources;
+    if (sources.empty()) {
+        configured_sources = make_sources(prepared, options);
+        for (auto& source : configured_sources) sources.push_back(source.get());
+    }
     DedupStore* dedup = deliveries.dedup();
-    BatchLedger ledger(summary, dedup);
+    PipelineMetrics* metrics = options.metrics;
+    BatchLedger ledger(summary, dedup, options.spooled_settles_batch, metrics, clock);
     auto settle_arrived = [&](bool wait) { ledger.apply(deliveries.completions().take(wait)); };
 
     FilterStage& filter = *prepared.filter;
     const auto& rules = config.rules;
     std::size_t enqueued = 0;
+    auto publish_run_totals = [&] {
+        if (metrics == nullptr) return;
+        metrics->set_run_delivery_retries(deliveries.retries());
+        for (std::size_t i = 0; i < rules.size(); ++i) metrics->set_run_rule_errors(rules[i].name, filter.runtime_errors(i));
+    };
+    if (metrics != nullptr) {
+        std::vector<std::string> rule_names;
+        std::vector<std::string> destination_ids;
+        for (const auto& rule : rules) rule_names.push_back(rule.name);
+        for (const auto& destination : config.destinations) destination_ids.push_back(destination.id);
+        metrics->run_started(rule_names, destination_ids);
+    }
+    auto stop_requested = [&] { return options.stop_requested != nullptr && options.stop_requested->load(); };
+    // Between two rounds over the sources in which none had a batch: settle what arrives.
+    auto wait_idle = [&] {
+        const SteadyTime until = clock.now() + options.idle_poll_interval;
+        while (!stop_requested() && clock.now() < until) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock.now());
+            // Short slices: a stop request is a flag, not something this wait can be woken by.
+            ledger.apply(deliveries.completions().take_within(std::clamp(left, std::chrono::milliseconds(1),
+                                                                         std::chrono::milliseconds(100))));
+        }
+    };
 
-    for (auto& source : sources) {
-        for (;;) {
+    // One source after the other; a source with nothing now is asked again once the
+    // others had their turn (after idle_poll_interval when none had anything). A daemon
+    // (keep_polling) moves on after every batch so that a busy source starves none.
+    std::vector<BatchSource*> readable = sources;
+    std::size_t turn = 0;
+    bool any_batch_this_round = false;
+    while (!readable.empty()) {
+        {
             settle_arrived(false);
             while (ledger.open_count() >= kMaxOpenBatches) settle_arrived(true);
+            if (options.stop_reading_at && clock.now() >= *options.stop_reading_at) break;
+            if (stop_requested()) {
+                deliveries.give_up_from(clock.now() + options.stop_grace);
+                break;
+            }
+            if (turn >= readable.size()) {
+                if (!any_batch_this_round) wait_idle();
+                turn = 0;
+                any_batch_this_round = false;
+                continue;
+            }
+            BatchSource* source = readable[turn];
             auto next = source->next();
-            if (next.status == SourceInstance::NextStatus::Exhausted) break;
+            if (next.status == BatchSource::NextStatus::Exhausted && !options.keep_polling) {
+                readable.erase(readable.begin() + static_cast<std::ptrdiff_t>(turn));
+                continue;
+            }
+            if (next.status == BatchSource::NextStatus::Exhausted ||
+                next.status == BatchSource::NextStatus::NothingNow) {
+                ++turn;
+                continue;
+            }
+            any_batch_this_round = true;
+            if (options.keep_polling) ++turn;
             ++summary.batches;
-            if (next.status == SourceInstance::NextStatus::BatchUnreadable) {
+            if (next.status == BatchSource::NextStatus::BatchUnreadable) {
+                if (metrics != nullptr) metrics->batch_unreadable();
                 ++summary.batches_failed;
                 const std::string line = (next.batch.origin.empty() ? source->id() : next.batch.origin) +
                                          ": " + next.error;
@@ -422,10 +546,12 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                 DecodeReport report = decode_batch(
                     batch.data, batch.origin, [&](boost::json::object&& event, std::size_t index) {
                         ++summary.events;
+                        if (metrics != nullptr) metrics->event_read();
                         const auto matches = filter.evaluate(event);
                         for (const auto& match : matches) {
                             ++summary.matches;
                             const RuleSpec& rule = rules[match.rule_index];
+                            if (metrics != nullptr) metrics->rule_matched(rule.name);
                             origin.index = index;
                             boost::json::object alert =
                                 make_alert({rule.name, rule.description}, event, match.annotation, origin);
@@ -436,6 +562,9 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                                 if (dedup != nullptr &&
                                     dedup->contains(delivery_key(destination_id, alert_id), clock.wall_now())) {
                                     ++summary.alerts_suppressed;
+                                    if (metrics != nullptr) {
+                                        metrics->alert_settled(destination_id, AlertOutcome::Suppressed);
+                                    }
                                     spdlog::debug("alert {} for \"{}\" suppressed: delivered before", alert_id,
                                                   destination_id);
                                     continue;
@@ -468,12 +597,15 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             }
             deliveries.wake();
             ledger.seal(ticket, decode_failed);
+            publish_run_totals();
         }
     }
     while (ledger.open_count() > 0) settle_arrived(true);
     deliveries.close();
     summary.delivery_retries = deliveries.retries();
     for (std::size_t i = 0; i < rules.size(); ++i) summary.rule_errors += filter.runtime_errors(i);
+    publish_run_totals();
+    if (metrics != nullptr) metrics->run_finished();
     return summary;
 }
 

@@ -61,6 +61,7 @@ void* create_instance(const Plugin& plugin, CreateFn create, const tattle_host_a
     const std::string config_json = boost::json::serialize(config);
     tattle_create_args args{};
     args.struct_size = sizeof(tattle_create_args);
+    args.host_flags = TATTLE_HOST_ACCEPTS_AGAIN;
     args.host = &host;
     args.instance_id = id.c_str();
     args.config_json = config_json.c_str();
@@ -133,6 +134,10 @@ SourceInstance::Next SourceInstance::next() {
     Next result;
     if (rc == TATTLE_RC_EOF) {
         result.status = NextStatus::Exhausted;
+        return result;
+    }
+    if (rc == TATTLE_RC_AGAIN) {
+        result.status = NextStatus::NothingNow;
         return result;
     }
     result.batch.origin = batch.origin != nullptr ? batch.origin : "";

@@ -1,5 +1,6 @@
 #include "tattle/secrets.hpp"
 
+#include "aws_secrets.hpp"
 #include "tattle/json_schema.hpp"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <iterator>
 #include <mutex>
 #include <sstream>
+#include <utility>
 
 namespace tattle {
 namespace {
@@ -25,6 +27,8 @@ SecretRegistry& registry() {
 
 // Short values would redact ordinary words; secrets worth the name are longer.
 constexpr std::size_t kMinSecretLength = 6;
+// A cut-off secret is redacted when at least this much of its beginning is left.
+constexpr std::size_t kMinCutSecretLength = 8;
 
 bool is_secret_schema(const boost::json::object& schema) {
     const auto* flag = schema.if_contains("x-secret");
@@ -82,6 +86,13 @@ void resolve_value(boost::json::value& value, const std::string& pointer, const 
         std::string contents{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
         while (!contents.empty() && (contents.back() == '\n' || contents.back() == '\r')) contents.pop_back();
         value = contents;
+    } else {
+        try {
+            if (const auto reference = aws_secrets::parse_reference(text)) value = aws_secrets::resolve(*reference);
+        } catch (const aws_secrets::LookupError& error) {
+            problems.push_back({spec.locate(pointer), label + ": " + key + " refers to " + error.what()});
+            return;
+        }
     }
     register_all(value);
 }
@@ -116,6 +127,9 @@ void walk(const boost::json::value& schema, boost::json::value& instance, const 
 
 void register_secret(std::string value) {
     if (value.size() < kMinSecretLength) return;
+    // In a secret URL the path and query are the credential: an error that names only the
+    // path, or a receiver that echoes only its token, must not show them either.
+    for (auto& piece : url_secret_pieces(value)) register_secret(std::move(piece));
     auto& secrets = registry();
     std::lock_guard lock(secrets.mutex);
     if (std::find(secrets.values.begin(), secrets.values.end(), value) != secrets.values.end()) return;
@@ -123,6 +137,26 @@ void register_secret(std::string value) {
     // Longest first, so a secret that contains another is replaced whole.
     std::sort(secrets.values.begin(), secrets.values.end(),
               [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+}
+
+std::vector<std::string> url_secret_pieces(std::string_view value) {
+    std::vector<std::string> pieces;
+    const std::size_t scheme = value.find("://");
+    if (scheme == std::string_view::npos) return pieces;
+    const std::size_t path = value.find_first_of("/?#", scheme + 3);
+    if (path == std::string_view::npos) return pieces;
+    const std::string_view rest = value.substr(path);
+    if (rest.size() >= kMinSecretLength) pieces.emplace_back(rest);
+    // Short segments ("services", a Slack team id) are no secret alone, and hiding them
+    // would garble ordinary words.
+    constexpr std::size_t kMinSegment = 12;
+    std::size_t start = 0;
+    while (start < rest.size()) {
+        const std::size_t end = std::min(rest.find_first_of("/?#&=", start), rest.size());
+        if (end - start >= kMinSegment && end - start < rest.size()) pieces.emplace_back(rest.substr(start, end - start));
+        start = end + 1;
+    }
+    return pieces;
 }
 
 std::string redact(std::string_view text) {
@@ -135,13 +169,36 @@ std::string redact(std::string_view text) {
             at += 10;
         }
     }
+    // A message cut to length (by a sink, before it reached us) can end inside a secret:
+    // the beginning that is left is still most of it.
+    for (const auto& secret : secrets.values) {
+        // A URL's scheme and host are no secret (messages name the host on purpose); its
+        // path and tokens are registered on their own.
+        if (secret.find("://") != std::string::npos) continue;
+        const std::string_view head = std::string_view(secret).substr(0, kMinCutSecretLength);
+        if (head.size() < kMinCutSecretLength) continue;
+        for (std::size_t at = out.find(head); at != std::string::npos; at = out.find(head, at + 1)) {
+            std::size_t length = head.size();
+            while (length < secret.size() && at + length < out.size() && out[at + length] == secret[length]) ++length;
+            const std::string_view after = std::string_view(out).substr(at + length);
+            if (after.empty() || after.starts_with("...") || after.starts_with("\u2026")) {
+                out.replace(at, length, "<redacted>");
+            }
+        }
+    }
     return out;
 }
 
 void clear_secrets() {
+    // Not under the registry's lock: a lookup registers its value while holding the cache's.
+    aws_secrets::clear_cache();
     auto& secrets = registry();
     std::lock_guard lock(secrets.mutex);
     secrets.values.clear();
+}
+
+void set_secret_lookup_environment(SecretLookupEnvironment environment) {
+    aws_secrets::set_environment(std::move(environment));
 }
 
 void resolve_secrets(const boost::json::value& schema, boost::json::value& instance,

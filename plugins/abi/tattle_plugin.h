@@ -1,5 +1,5 @@
 /*
- * tattle plugin ABI, version 1.
+ * tattle plugin ABI, version 1.1.
  *
  * This header is the whole contract between the tattle host and a plugin.
  * It is plain C so that plugins built with another compiler, another C++
@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define TATTLE_PLUGIN_ABI_MAJOR 1
-#define TATTLE_PLUGIN_ABI_MINOR 0
+#define TATTLE_PLUGIN_ABI_MINOR 1
 
 #if defined(_WIN32)
 #define TATTLE_PLUGIN_EXPORT __declspec(dllexport)
@@ -52,7 +52,17 @@ enum {
     /* sink: permanent failure for this alert (e.g. HTTP 400/404/410) */
     TATTLE_RC_FAIL = 3,
     /* any: the call failed; the message is in tattle_plugin_last_error */
-    TATTLE_RC_ERROR = 4
+    TATTLE_RC_ERROR = 4,
+    /* source (ABI 1.1): no batch now, call next again later (after acknowledging what
+       is settled). Only returned to a host that set TATTLE_HOST_ACCEPTS_AGAIN. */
+    TATTLE_RC_AGAIN = 5
+};
+
+/* Bits of tattle_create_args.host_flags (ABI 1.1). */
+enum {
+    /* The host understands TATTLE_RC_AGAIN from tattle_source_next. A plugin must check
+       struct_size before reading host_flags: a 1.0 host's args end before it. */
+    TATTLE_HOST_ACCEPTS_AGAIN = 1u << 0
 };
 
 typedef enum tattle_plugin_kind {
@@ -95,6 +105,8 @@ typedef struct tattle_create_args {
     const char* instance_id; /* the [[source]]/[[destination]] id from the config */
     const char* config_json; /* the instance's config table, validated against config_schema,
                                 with schema defaults filled in */
+    /* ABI 1.1: TATTLE_HOST_* bits; present when struct_size covers it, else read as 0. */
+    uint32_t host_flags;
 } tattle_create_args;
 
 /* One unit of acknowledgement handed out by a source: a file, an object, a message. */
@@ -150,7 +162,10 @@ TATTLE_PLUGIN_EXPORT void tattle_sink_destroy(void* handle);
 TATTLE_PLUGIN_EXPORT void* tattle_source_create(const tattle_create_args* args, tattle_rc* rc);
 /* Required. Fill *batch with the next batch: TATTLE_RC_OK, or TATTLE_RC_EOF when a
    finite source is exhausted, or TATTLE_RC_ERROR for a batch that could not be
-   read (batch->origin names it when known; the source goes on with the next). */
+   read (batch->origin names it when known; the source goes on with the next), or
+   (ABI 1.1, only when the host set TATTLE_HOST_ACCEPTS_AGAIN) TATTLE_RC_AGAIN when
+   there is nothing now and a later call may have something: the host acknowledges
+   what is settled, waits a little and calls again. */
 TATTLE_PLUGIN_EXPORT tattle_rc tattle_source_next(void* handle, tattle_batch* batch);
 /* Required. Settle or release a batch handed out by tattle_source_next; its
    memory may be freed now. */

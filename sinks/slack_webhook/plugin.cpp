@@ -28,6 +28,8 @@ public:
     "channel": {"type": "string", "description": "channel override (#name); legacy webhooks only"},
     "username": {"type": "string", "description": "sender name override; legacy webhooks only"},
     "icon_emoji": {"type": "string", "pattern": "^:[^:\\s]+:$", "description": "sender icon override, e.g. :shield:; legacy webhooks only"},
+    "template": {"type": ["string", "object"],
+                 "description": "the message as Slack JSON (text and/or blocks) with {{placeholders}} from the alert, instead of tattle's; see the sink's README"},
     "timeout_ms": {"type": "integer", "minimum": 100, "maximum": 300000, "default": 10000,
                    "description": "connect, TLS, request and response together"},
     "ca_file": {"type": "string", "format": "path", "description": "PEM file of extra trusted CAs (the system store is used too)"},

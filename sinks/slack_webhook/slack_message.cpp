@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "tattle/sinkkit/alert_facts.hpp"
 #include "tattle/sinkkit/cloudtrail_link.hpp"
 #include "tattle/sinkkit/json_fields.hpp"
 #include "tattle/sinkkit/json_trim.hpp"
@@ -105,47 +106,6 @@ constexpr std::array<TrimLevel, 7> kTrimLevels{{
     {16, 1, 10, 1},
 }};
 
-void append_indent(std::string& out, std::size_t indent) { out.append(indent, ' '); }
-
-// Two-space indented JSON: easier to scan in Slack than one long line.
-void append_pretty(const json::value& value, std::string& out, std::size_t indent) {
-    if (value.is_object() && !value.get_object().empty()) {
-        out += "{\n";
-        bool first = true;
-        for (const auto& member : value.get_object()) {
-            if (!first) out += ",\n";
-            first = false;
-            append_indent(out, indent + 2);
-            out += json::serialize(json::string(member.key()));
-            out += ": ";
-            append_pretty(member.value(), out, indent + 2);
-        }
-        out += '\n';
-        append_indent(out, indent);
-        out += '}';
-    } else if (value.is_array() && !value.get_array().empty()) {
-        out += "[\n";
-        bool first = true;
-        for (const auto& element : value.get_array()) {
-            if (!first) out += ",\n";
-            first = false;
-            append_indent(out, indent + 2);
-            append_pretty(element, out, indent + 2);
-        }
-        out += '\n';
-        append_indent(out, indent);
-        out += ']';
-    } else {
-        out += json::serialize(value);
-    }
-}
-
-std::string pretty(const json::value& value) {
-    std::string out;
-    append_pretty(value, out, 0);
-    return out;
-}
-
 std::string code_block(std::string_view code) {
     return "```\n" + escape_mrkdwn(neutralise_code_fences(code)) + "\n```";
 }
@@ -162,7 +122,7 @@ std::string event_section_text(const json::value& event) {
                       : "*Event* (trimmed to fit Slack; " + full_size + " bytes in full)\n";
         for (const bool indented : {true, false}) {
             std::string text =
-                label + code_block(indented ? pretty(candidate) : json::serialize(candidate));
+                label + code_block(indented ? sinkkit::pretty_json(candidate) : json::serialize(candidate));
             if (text.size() <= kMaxSectionText) return text;
         }
     }
@@ -312,6 +272,26 @@ std::string escape_mrkdwn(std::string_view text) {
     return out;
 }
 
+std::string escape_event_text(std::string_view text) {
+    return escaped_within(text, text.size() * 5, Lines::Multiple);  // "&amp;" is the longest escape
+}
+
+std::string cut_escaped(std::string_view text, std::size_t max_bytes) {
+    if (text.size() <= max_bytes) return std::string(text);
+    if (max_bytes < kEllipsis.size()) return {};
+    std::size_t cut = max_bytes - kEllipsis.size();
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0U) == 0x80U) --cut;
+    // "&amp;" is the longest entity we write: an '&' within 4 bytes of the cut with no ';'
+    // after it starts one that the cut would split.
+    const std::size_t window = std::min<std::size_t>(cut, 4);
+    const std::string_view tail = text.substr(cut - window, window);
+    if (const auto amp = tail.rfind('&'); amp != std::string_view::npos &&
+                                           tail.find(';', amp) == std::string_view::npos) {
+        cut -= window - amp;
+    }
+    return std::string(text.substr(0, cut)) + std::string(kEllipsis);
+}
+
 std::string neutralise_code_fences(std::string_view text) {
     std::string out;
     out.reserve(text.size());
@@ -322,24 +302,7 @@ std::string neutralise_code_fences(std::string_view text) {
     return out;
 }
 
-std::string role_session_name(std::string_view arn) {
-    // arn:partition:sts::account:assumed-role/RoleName/SessionName
-    std::size_t colons = 0;
-    std::size_t resource_start = std::string_view::npos;
-    for (std::size_t i = 0; i < arn.size(); ++i) {
-        if (arn[i] == ':' && ++colons == 5) {
-            resource_start = i + 1;
-            break;
-        }
-    }
-    if (!arn.starts_with("arn:") || resource_start == std::string_view::npos) return {};
-    const std::string_view resource = arn.substr(resource_start);
-    constexpr std::string_view kPrefix = "assumed-role/";
-    if (!resource.starts_with(kPrefix)) return {};
-    const std::size_t slash = resource.find('/', kPrefix.size());
-    if (slash == std::string_view::npos) return {};
-    return std::string(resource.substr(slash + 1));
-}
+std::string role_session_name(std::string_view arn) { return sinkkit::role_session_name(arn); }
 
 json::object build_message(const json::object& alert, const MessageOptions& options) {
     const auto* rule = object_at(alert, "rule");
@@ -375,10 +338,14 @@ json::object build_message(const json::object& alert, const MessageOptions& opti
     json::object message;
     message["text"] = fallback_text(alert, rule_name, severity, summary);
     message["blocks"] = std::move(blocks);
+    apply_overrides(message, options);
+    return message;
+}
+
+void apply_overrides(json::object& message, const MessageOptions& options) {
     if (!options.channel.empty()) message["channel"] = options.channel;
     if (!options.username.empty()) message["username"] = options.username;
     if (!options.icon_emoji.empty()) message["icon_emoji"] = options.icon_emoji;
-    return message;
 }
 
 std::string render_message(std::string_view alert_json, const MessageOptions& options) {

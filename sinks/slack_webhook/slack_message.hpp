@@ -23,6 +23,8 @@ inline constexpr std::size_t kMaxContextText = 3000;
 inline constexpr std::size_t kMaxBlocks = 50;
 // The fallback text is what notifications and screen readers show: one short line.
 inline constexpr std::size_t kMaxFallbackText = 500;
+// A message's top-level text; Slack truncates longer ones.
+inline constexpr std::size_t kMaxMessageText = 40000;
 
 struct MessageOptions {
     // Legacy webhook overrides; Slack apps created since 2019 ignore them.
@@ -34,6 +36,14 @@ struct MessageOptions {
 // Slack's escaping: &, < and > become entities, so event text can neither mention
 // (<!channel>, <@U123>) nor disguise a link (<https://evil|click>).
 std::string escape_mrkdwn(std::string_view text);
+
+// A value from an event for any Slack text: escape_mrkdwn, and control characters other
+// than line breaks as spaces.
+std::string escape_event_text(std::string_view text);
+
+// Slack text that is already escaped, cut to at most max_bytes (ellipsis included) on a
+// UTF-8 boundary and never inside an &amp;, &lt; or &gt; entity.
+std::string cut_escaped(std::string_view text, std::size_t max_bytes);
 
 // Breaks every run of backticks with zero-width spaces, so text inside a code
 // block cannot close it (```) and continue as formatted text.
@@ -50,6 +60,9 @@ using sinkkit::cloudtrail_console_url;
 // The whole webhook body. Throws std::invalid_argument when alert is not an alert
 // document (not an object, or no rule).
 boost::json::object build_message(const boost::json::object& alert, const MessageOptions& options);
+
+// Sets the channel, username and icon_emoji overrides that are not empty.
+void apply_overrides(boost::json::object& message, const MessageOptions& options);
 
 // build_message over the serialized alert; throws std::invalid_argument on bad JSON.
 std::string render_message(std::string_view alert_json, const MessageOptions& options);

@@ -48,6 +48,11 @@ SlackSinkConfig parse_config(const std::string& config_json) {
     out.message.username = string_or(config, "username");
     out.message.icon_emoji = string_or(config, "icon_emoji");
     out.ca_file = string_or(config, "ca_file");
+    if (const auto* text = config.if_contains("template"); text != nullptr && text->is_string()) {
+        out.message_template = MessageTemplate::parse(text->get_string());
+    } else if (text != nullptr && text->is_object()) {
+        out.message_template = MessageTemplate::from_json(*text);
+    }
     if (const auto* timeout = config.if_contains("timeout_ms");
         timeout != nullptr && timeout->is_number()) {
         out.timeout = std::chrono::milliseconds(timeout->to_number<std::int64_t>());
@@ -115,7 +120,9 @@ sdk::SendResult SlackSink::send(std::string_view alert_json) {
 sdk::SendResult SlackSink::attempt(std::string_view alert_json) {
     http::Request request;
     try {
-        request.body = render_message(alert_json, config_.message);
+        request.body = config_.message_template
+                           ? render_templated_message(alert_json, *config_.message_template, config_.message)
+                           : render_message(alert_json, config_.message);
     } catch (const std::exception& e) {
         // The same alert will never render: retrying cannot help.
         return sdk::SendResult::fail(std::string("cannot build a Slack message from the alert: ") +

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "slack_message.hpp"
+#include "slack_template.hpp"
 #include "tattle/http/client.hpp"
 #include "tattle/sdk.hpp"
 #include "tattle/sinkkit/delivery.hpp"
@@ -21,12 +22,14 @@ namespace tattle::sinks::slack {
 struct SlackSinkConfig {
     std::string webhook_url;  // a secret: the URL is the credential
     MessageOptions message;
+    std::optional<MessageTemplate> message_template;  // the user's message instead of tattle's
     std::chrono::milliseconds timeout{10000};
     std::string ca_file;
     bool insecure_skip_verify = false;
 };
 
-// Reads the host-validated config (schema defaults already filled in).
+// Reads the host-validated config (schema defaults already filled in). Throws
+// std::invalid_argument for a template that cannot work (see MessageTemplate::parse).
 SlackSinkConfig parse_config(const std::string& config_json);
 
 // Slack's answer → the core's next step. body is Slack's plain-text error name

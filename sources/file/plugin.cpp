@@ -17,17 +17,25 @@ public:
               "description": "files, directories (recursive), glob patterns, or - for stdin"},
     "extensions": {"type": "array", "items": {"type": "string"},
                    "default": [".json", ".json.gz", ".jsonl", ".jsonl.gz"],
-                   "description": "file name endings taken when walking a directory"}
+                   "description": "file name endings taken when walking a directory"},
+    "follow": {"type": "boolean", "default": false,
+               "description": "keep watching the paths for new files (tattle serve); each file is read once"},
+    "scan_interval_seconds": {"type": "number", "minimum": 0.05, "maximum": 3600, "default": 5,
+                              "description": "follow: how often the paths are scanned for new files"},
+    "checkpoint": {"type": "string", "minLength": 1, "format": "path",
+                   "description": "follow: file recording the files done (default: $TATTLE_STATE_DIR/file-<id>.checkpoint)"}
   },
   "required": ["paths"],
   "additionalProperties": false
 })json";
 
     explicit FileSourcePlugin(const tattle::sdk::CreateContext& ctx)
-        : source_(tattle::sources::parse_file_source_config(ctx.config_json)) {}
+        : source_(tattle::sources::parse_file_source_config(ctx.config_json, ctx.instance_id), ctx.host,
+                  ctx.host_accepts_again) {}
 
     std::optional<tattle::sdk::Batch> next() override { return source_.next(); }
-    void ack(std::uint64_t, bool) override {}  // local files are left as they are
+    // The files are left as they are; with follow, a settled one goes into the checkpoint.
+    void ack(std::uint64_t batch_id, bool settled) override { source_.ack(batch_id, settled); }
 
 private:
     tattle::sources::FileSource source_;

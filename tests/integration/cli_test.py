@@ -99,17 +99,11 @@ class Plugins(unittest.TestCase):
 
 
 class TattletailCompatibility(TempDirTest):
-    def test_check_names_exactly_the_missing_destination_types(self) -> None:
+    def test_check_accepts_the_example_config_unchanged(self) -> None:
         result = tattle("check", TATTLETAIL_EXAMPLE)
-        self.assertEqual(result.returncode, 2)
-        problems = [line.strip() for line in result.stderr.decode().splitlines() if line.startswith("  ")]
-        self.assertEqual(len(problems), 2, problems)
-        missing = sorted(p.split('destination type "')[1].split('"')[0] for p in problems)
-        # slack_webhook is provided (with tattletail's keys); the AWS sinks are not yet.
-        self.assertEqual(missing, ["ses", "sns"])
-        for problem in problems:
-            self.assertRegex(problem, r"example\.tattletail\.toml:\d+:\d+: destination ")
-        # The rules and destinations were all read.
+        # Every destination type of tattletail's example (sns, slack_webhook, ses) is provided
+        # with tattletail's keys.
+        self.assertEqual(result.returncode, 0, result.stderr.decode())
         out = result.stdout.decode()
         self.assertIn("rules (2):", out)
         self.assertIn("destinations (3):", out)

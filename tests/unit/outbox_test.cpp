@@ -400,6 +400,7 @@ protected:
         services.spool = spool_.get();
         services.dedup = dedup_.get();
         services.random_seed = 7;
+        services.give_up_at = give_up_at_;
         services.on_complete = [this](DeliveryCompletion&& completion) {
             std::lock_guard lock(mutex_);
             completions_.push_back(std::move(completion));
@@ -425,6 +426,7 @@ protected:
     std::shared_ptr<SinkScript> script_;
     std::unique_ptr<Spool> spool_;
     std::unique_ptr<DedupStore> dedup_;
+    std::optional<SteadyTime> give_up_at_;
     std::mutex mutex_;
     std::vector<DeliveryCompletion> completions_;
 };
@@ -533,6 +535,51 @@ TEST_F(OutboxTest, TimeBudgetExhaustedGoesToTheSpool) {
     EXPECT_THAT(done[0].error, HasSubstr("retry budget of 30 s used up"));
     EXPECT_LE(clock_.elapsed(), 30s);
     EXPECT_GT(script_->sent.size(), 4U);
+}
+
+TEST_F(OutboxTest, AFailingDestinationIsGivenUpOnAtTheDeadlineNotAtTheBudget) {
+    script_->otherwise = retry("HTTP 503");
+    auto settings = quick_settings();
+    settings.max_attempts = 1000;
+    settings.max_retry_time = 300s;
+    settings.max_backoff = 2s;
+    give_up_at_ = clock_.now() + 10s;
+    auto outbox = make_outbox(settings);
+    outbox->enqueue(alert_item("a1"));
+    outbox->close();
+
+    const auto done = completions();
+    ASSERT_EQ(done.size(), 1U);
+    EXPECT_EQ(done[0].status, DeliveryStatus::Spooled);
+    EXPECT_THAT(done[0].error, HasSubstr("deadline"));
+    EXPECT_THAT(done[0].error, HasSubstr("HTTP 503"));
+    EXPECT_LE(clock_.elapsed(), 10s);
+    EXPECT_GT(script_->sent.size(), 2U);
+}
+
+TEST_F(OutboxTest, AlertsWaitingForTheRateLimitAreGivenUpOnAtTheDeadline) {
+    auto settings = quick_settings();
+    settings.rate_per_second = 1;
+    settings.burst = 1;
+    const SteadyTime start = clock_.now();
+    give_up_at_ = start + 5500ms;
+    auto outbox = make_outbox(settings);
+    for (int i = 0; i < 20; ++i) outbox->enqueue(alert_item("a" + std::to_string(i)));
+    outbox->close();
+
+    const auto done = completions();
+    ASSERT_EQ(done.size(), 20U);
+    std::size_t delivered = 0;
+    for (const auto& completion : done) {
+        if (completion.status == DeliveryStatus::Delivered) {
+            ++delivered;
+        } else {
+            EXPECT_EQ(completion.status, DeliveryStatus::Spooled);
+            EXPECT_THAT(completion.error, HasSubstr("the deadline came before it was delivered"));
+        }
+    }
+    EXPECT_EQ(delivered, 6U);  // at 0, 1, 2, 3, 4 and 5 s
+    EXPECT_LE(seconds_between(start, clock_.now()), 5.5 + 1e-6);
 }
 
 TEST_F(OutboxTest, SpoolWriteFailureLeavesTheAlertLost) {

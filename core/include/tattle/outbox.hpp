@@ -151,6 +151,9 @@ struct OutboxServices {
     // Called from the worker threads once per enqueued item; must not block for long.
     std::function<void(DeliveryCompletion&&)> on_complete;
     std::optional<std::uint64_t> random_seed;  // fixed jitter for tests
+    // Alerts not delivered by this time are given up on (spooled, else lost) instead of
+    // waiting for a token or a retry: a Lambda invocation must answer before its deadline.
+    std::optional<SteadyTime> give_up_at;
 };
 
 // Delivers alerts to one destination: a bounded queue, `concurrency` workers each with
@@ -185,6 +188,9 @@ public:
     void wake();
     // Waits until every queued alert is settled, then stops the workers.
     void close();
+    // From `at` on, alerts not delivered are given up on (as with OutboxServices::give_up_at,
+    // which stays when earlier): a daemon that is asked to stop settles within its grace period.
+    void give_up_from(SteadyTime at);
 
     const std::string& destination() const noexcept { return destination_; }
     const DeliverySettings& settings() const noexcept { return settings_; }

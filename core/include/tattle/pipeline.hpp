@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -16,6 +18,8 @@
 #include "tattle/plugin_catalog.hpp"
 
 namespace tattle {
+
+class PipelineMetrics;
 
 // A config checked against the plugins and compiled: what `check` reports and
 // `run` executes. Plugin objects are not created yet.
@@ -68,8 +72,34 @@ struct RunSummary {
 };
 
 struct RunOptions {
-    // When not empty, replace the configured sources by a file source.
+    // When not empty, replace the configured sources: s3://bucket/prefix inputs by s3
+    // sources (listing mode), the others by one file source.
     std::vector<std::string> input_paths;
+    // `tattle run --since/--until` (YYYY-MM-DD, inclusive): the days the s3:// inputs read.
+    std::string inputs_since;
+    std::string inputs_until;
+    // When not empty, read these instead (not owned; input_paths is then ignored).
+    std::vector<BatchSource*> sources;
+    // No batch is read from this time on (a Lambda invocation's deadline comes): what a
+    // source has not handed out yet stays with it.
+    std::optional<SteadyTime> stop_reading_at;
+    // An alert not delivered by then is given up on at once (spooled, or lost when it
+    // cannot be), so that the run ends before a Lambda invocation's deadline.
+    std::optional<SteadyTime> give_up_delivery_at;
+    // False: a batch with a spooled alert is released, not acknowledged (in Lambda the
+    // spool lives in /tmp, which dies with the sandbox, so the event source must retry).
+    bool spooled_settles_batch = true;
+    // `tattle serve`: once *stop_requested is true no batch is read any more, and alerts
+    // not delivered within stop_grace are given up on (spooled, else their batches are
+    // released), so that the run ends within the daemon's grace period.
+    const std::atomic<bool>* stop_requested = nullptr;
+    std::chrono::milliseconds stop_grace{std::chrono::seconds(25)};
+    // `tattle serve`: an exhausted source is asked again (after idle_poll_interval when no
+    // source had anything) instead of ending the run, which then ends only when stopped.
+    // A source that answers "nothing now" is asked again in any case.
+    bool keep_polling = false;
+    std::chrono::milliseconds idle_poll_interval{std::chrono::seconds(1)};
+    PipelineMetrics* metrics = nullptr;        // fed while running when set
     Clock* clock = nullptr;                    // the real clocks when null
     std::optional<std::uint64_t> random_seed;  // fixed backoff jitter (tests)
 };

@@ -79,23 +79,36 @@ struct SourceBatch {
     std::span<const std::uint8_t> data;  // valid until ack
 };
 
-class SourceInstance {
+// What the pipeline reads batches from: a source plugin, or a host's own input (the
+// objects and messages of a Lambda invocation). Called from one thread.
+class BatchSource {
 public:
-    SourceInstance(std::shared_ptr<const Plugin> plugin, std::string id, const boost::json::object& config);
-    ~SourceInstance();
-    SourceInstance(const SourceInstance&) = delete;
-    SourceInstance& operator=(const SourceInstance&) = delete;
+    virtual ~BatchSource() = default;
 
-    enum class NextStatus { Batch, Exhausted, BatchUnreadable };
+    // NothingNow: no batch at the moment, ask again later (a queue that is empty now).
+    enum class NextStatus { Batch, Exhausted, BatchUnreadable, NothingNow };
     struct Next {
         NextStatus status = NextStatus::Exhausted;
         SourceBatch batch;   // with Batch
         std::string error;   // with BatchUnreadable (batch.origin names it when known)
     };
-    Next next();
+    virtual Next next() = 0;
+    // settled: every alert of the batch is delivered or parked; else release it.
     // Returns an error message, or empty on success.
-    std::string ack(std::uint64_t batch_id, bool settled);
-    const std::string& id() const noexcept { return id_; }
+    virtual std::string ack(std::uint64_t batch_id, bool settled) = 0;
+    virtual const std::string& id() const noexcept = 0;
+};
+
+class SourceInstance final : public BatchSource {
+public:
+    SourceInstance(std::shared_ptr<const Plugin> plugin, std::string id, const boost::json::object& config);
+    ~SourceInstance() override;
+    SourceInstance(const SourceInstance&) = delete;
+    SourceInstance& operator=(const SourceInstance&) = delete;
+
+    Next next() override;
+    std::string ack(std::uint64_t batch_id, bool settled) override;
+    const std::string& id() const noexcept override { return id_; }
 
 private:
     std::shared_ptr<const Plugin> plugin_;

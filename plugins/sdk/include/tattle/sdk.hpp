@@ -22,6 +22,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <list>
@@ -60,6 +61,9 @@ struct CreateContext {
     // The instance's config as JSON, already validated against kConfigSchema by the
     // host, with the schema's defaults filled in.
     std::string config_json;
+    // The host understands "nothing now, call again" (a source may throw NothingNow);
+    // false with a host older than ABI 1.1.
+    bool host_accepts_again = false;
 };
 
 // What a sink says about one alert. The core owns retries and timing.
@@ -105,10 +109,19 @@ private:
     std::string message_;
 };
 
+// Thrown by Source::next when there is no batch now but there may be later (a queue
+// that is empty at the moment). Only when CreateContext::host_accepts_again: the host
+// then acknowledges what is settled and calls next again after a while.
+class NothingNow : public std::exception {
+public:
+    const char* what() const noexcept override { return "no batch now"; }
+};
+
 class Source {
 public:
     virtual ~Source() = default;
-    // The next batch, or nullopt when a finite source is exhausted.
+    // The next batch, or nullopt when a finite source is exhausted (or throws
+    // NothingNow, see there).
     virtual std::optional<Batch> next() = 0;
     // settled: every alert of the batch is delivered or parked; otherwise release it.
     virtual void ack(std::uint64_t batch_id, bool settled) = 0;
@@ -177,8 +190,11 @@ const char* last_error(void* handle) {
 template <class Impl>
 void* create(const tattle_create_args* args, tattle_rc* rc) {
     try {
+        const bool has_host_flags =
+            args->struct_size >= offsetof(tattle_create_args, host_flags) + sizeof(args->host_flags);
         CreateContext ctx{Host(args->host), args->instance_id ? args->instance_id : "",
-                          args->config_json ? args->config_json : "{}"};
+                          args->config_json ? args->config_json : "{}",
+                          has_host_flags && (args->host_flags & TATTLE_HOST_ACCEPTS_AGAIN) != 0};
         auto instance = std::make_unique<Instance<Impl>>();
         instance->impl = std::make_unique<Impl>(ctx);
         *rc = TATTLE_RC_OK;
@@ -244,6 +260,8 @@ tattle_rc source_next(void* handle, tattle_batch* out) {
         out->data = kept.data.data();
         out->size = kept.data.size();
         return TATTLE_RC_OK;
+    } catch (const NothingNow&) {
+        return TATTLE_RC_AGAIN;
     } catch (const BatchError& e) {
         self->last_error = e.what();
         self->current_origin = e.origin();

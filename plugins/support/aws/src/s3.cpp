@@ -25,11 +25,13 @@ std::string s3_uri(std::string_view bucket, std::string_view key) {
 
 S3Client::S3Client(ServiceSettings settings) : service_(service::s3, std::move(settings)) {}
 
-S3Object S3Client::get_object(std::string_view bucket, std::string_view key) {
-    const std::string what = "s3:GetObject " + s3_uri(bucket, key);
+S3Object S3Client::get_object(std::string_view bucket, std::string_view key, std::string_view version_id) {
+    std::string what = "s3:GetObject " + s3_uri(bucket, key);
+    if (!version_id.empty()) what += " (version " + std::string(version_id) + ")";
     http::Request request;
     request.method = "GET";
     request.url = s3_url(service_.endpoint(), bucket, key, service_.settings().s3_addressing);
+    if (!version_id.empty()) request.url += "?" + form_encode({{"versionId", std::string(version_id)}});
     http::Response response;
     try {
         response = service_.send(std::move(request), what);

@@ -240,7 +240,7 @@ std::string ServiceClient::query(std::string_view action, std::string_view versi
     request.method = "POST";
     request.url = impl_->endpoint.url + "/";
     request.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded; charset=utf-8");
-    request.body = form_encode(form);
+    request.body = form_body_encode(form);
     http::Response response = send(std::move(request), what);
     if (response.status != 200) throw error_from_response(response, what);
     return std::move(response.body);

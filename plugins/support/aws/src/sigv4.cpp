@@ -222,6 +222,27 @@ std::string form_encode(const std::vector<std::pair<std::string, std::string>>& 
     return result;
 }
 
+std::string form_body_encode(const std::vector<std::pair<std::string, std::string>>& parameters) {
+    std::string result;
+    for (const auto& [name, value] : parameters) {
+        if (!result.empty()) result += '&';
+        for (const auto* part : {&name, &value}) {
+            // uri_encode writes '%' as %25, so every %20 it writes stands for a space.
+            const std::string encoded = uri_encode(*part);
+            for (std::size_t i = 0; i < encoded.size(); ++i) {
+                if (encoded.compare(i, 3, "%20") == 0) {
+                    result += '+';
+                    i += 2;
+                } else {
+                    result += encoded[i];
+                }
+            }
+            if (part == &name) result += '=';
+        }
+    }
+    return result;
+}
+
 std::string sha256_hex(std::string_view data) { return to_hex(digest(data)); }
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {

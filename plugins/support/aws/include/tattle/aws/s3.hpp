@@ -44,8 +44,8 @@ public:
 
     // Throws ServiceError naming s3://bucket/key: 403/404 are permanent, 5xx/throttling/
     // timeouts retryable; an object over the settings' http.max_response_bytes is a
-    // permanent error ("too_large").
-    S3Object get_object(std::string_view bucket, std::string_view key);
+    // permanent error ("too_large"). A version_id asks for that version of the object.
+    S3Object get_object(std::string_view bucket, std::string_view key, std::string_view version_id = {});
 
     // One page (up to max_keys, S3 caps it at 1000). start_after is only sent without a
     // continuation token.

@@ -71,6 +71,10 @@ std::string uri_decode(std::string_view text);
 // "k1=v1&k2=v2" with both sides uri_encode()d, in the given order: query strings and the
 // bodies of Query-protocol calls (STS, SNS, SES).
 std::string form_encode(const std::vector<std::pair<std::string, std::string>>& parameters);
+// The same as an application/x-www-form-urlencoded body, the way the AWS SDKs write
+// Query-protocol bodies: a space is '+'. (AWS hashes the body as sent either way; moto
+// re-encodes the parsed form like this to check the signature.)
+std::string form_body_encode(const std::vector<std::pair<std::string, std::string>>& parameters);
 
 // The SigV4 steps, exposed for tests and for callers with unusual needs.
 std::string sha256_hex(std::string_view data);

@@ -1,0 +1,450 @@
+"""`tattle serve` end to end: the real binary and its plugins, moto with signature checking
+on (tests/support/moto_server.py) for SQS, and a local webhook receiver
+(tests/support/https_server.py) that counts what arrives.
+
+CloudTrail files are the gzipped samples in configs/samples (from invictus-ir/aws_dataset,
+MIT). The daemon's HTTP endpoint listens on 127.0.0.1 port 0; the test reads the port from
+its log.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "support"))
+from moto_server import MotoServer  # noqa: E402
+
+TATTLE = os.environ.get("TATTLE_BIN", "")
+SERVER = os.path.join(SOURCE_DIR, "tests", "support", "https_server.py")
+SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
+BUCKET = "trail-logs"
+KEY_PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/"
+HOOK_PATH = "hooks/T0123SECRETPATH"  # part of the webhook URL: a secret, never printed
+WRITES = "select(.readOnly == false)"
+READS = "select(.readOnly == true)"
+TIMEOUT = 60  # seconds: how long a condition that must come true may take
+
+
+def sample_files() -> list[str]:
+    return sorted(n for n in os.listdir(SAMPLES) if n.endswith(".json.gz") and "_CloudTrail_" in n)
+
+
+def records(name: str) -> list[dict]:
+    with gzip.open(os.path.join(SAMPLES, name), "rt", encoding="utf-8") as f:
+        return json.load(f)["Records"]
+
+
+def event_ids(name: str, read_only: bool) -> list[str]:
+    return [r["eventID"] for r in records(name) if r.get("readOnly") is read_only]
+
+
+def wait_for(condition, what: str, timeout: float = TIMEOUT):
+    """Polls condition until it returns something true; fails naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Receiver:
+    """https_server.py (plain HTTP) as a subprocess; its stdin pipe keeps it alive."""
+
+    def __init__(self, directory: str, delay_ms: int = 0, status: int = 200):
+        self.log = os.path.join(directory, "requests.jsonl")
+        command = [sys.executable, SERVER, "--log", self.log]
+        if delay_ms or status != 200:
+            script = os.path.join(directory, "script.json")
+            with open(script, "w", encoding="utf-8") as f:
+                json.dump([{"status": status, "delay_ms": delay_ms}], f)
+            command += ["--script", script]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.port = int(self.process.stdout.readline())
+
+    def delivered(self) -> list[dict]:
+        """The alerts answered with 200, in arrival order."""
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log, encoding="utf-8") as f:
+            requests = [json.loads(line) for line in f if line.endswith("\n")]
+        return [json.loads(r["body"]) for r in requests if r["response"] == 200]
+
+    def delivered_event_ids(self) -> list[str]:
+        return [alert["event"]["eventID"] for alert in self.delivered()]
+
+    def request_count(self) -> int:
+        if not os.path.exists(self.log):
+            return 0
+        with open(self.log, encoding="utf-8") as f:
+            return sum(1 for line in f if line.endswith("\n"))
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+class Daemon:
+    """`tattle serve` as a subprocess; its log is collected by a thread."""
+
+    def __init__(self, config: str, env: dict, grace_period: float = 10):
+        self.grace_period = grace_period
+        self.process = subprocess.Popen(
+            [TATTLE, "--log-level", "debug", "serve", "--config", config, "--listen", "127.0.0.1:0",
+             "--grace-period", str(grace_period), "--poll-interval", "0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        match = wait_for(lambda: self.find(r"listening on http://127\.0\.0\.1:(\d+)"), "the daemon to listen")
+        self.base = f"http://127.0.0.1:{match.group(1)}"
+
+    def _read(self) -> None:
+        for raw in self.process.stdout:
+            with self._lock:
+                self.lines.append(raw.decode(errors="replace"))
+
+    def output(self) -> str:
+        with self._lock:
+            return "".join(self.lines)
+
+    def find(self, pattern: str):
+        return re.search(pattern, self.output())
+
+    def get(self, path: str, method: str = "GET") -> tuple[int, str]:
+        request = urllib.request.Request(self.base + path, method=method, data=b"" if method == "POST" else None)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def metric(self, sample: str) -> float:
+        """The value of one sample line of /metrics, e.g. 'tattle_events_read_total'."""
+        status, text = self.get("/metrics")
+        assert status == 200, status
+        for line in text.splitlines():
+            if line.startswith(sample + " "):
+                return float(line[len(sample) + 1:])
+        raise AssertionError(f"{sample} is not in /metrics:\n{text}")
+
+    def wait_ready(self) -> None:
+        wait_for(lambda: self.get("/readyz")[0] == 200, "/readyz to answer 200")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, float]:
+        """Sends sig and waits for the exit; returns the exit code and the seconds it took."""
+        start = time.monotonic()
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=self.grace_period + 30)
+        took = time.monotonic() - start
+        self._reader.join(timeout=10)
+        self.process.stdout.close()
+        return code, took
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if not self.process.stdout.closed:
+            self._reader.join(timeout=10)
+            self.process.stdout.close()
+
+
+class ServeTestCase(unittest.TestCase):
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="tattle_serve_")
+        self.printed = ""
+        self.daemons: list[Daemon] = []
+        self.receiver: Receiver | None = None
+
+    def tearDown(self) -> None:
+        for daemon in self.daemons:
+            daemon.kill()
+            self.printed += daemon.output()
+        if self.receiver is not None:
+            self.receiver.stop()
+        self.assertNotIn("T0123SECRETPATH", self.printed, "the webhook URL is a secret")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self, config: str, env: dict, grace_period: float = 10) -> Daemon:
+        daemon = Daemon(config, env, grace_period)
+        self.daemons.append(daemon)
+        return daemon
+
+    def destination(self, delivery: str = "") -> str:
+        return textwrap.dedent(f"""
+            [[destination]]
+            id = "hook"
+            type = "webhook"
+            url = "http://127.0.0.1:{self.receiver.port}/{HOOK_PATH}"
+            allow_plain_http = true
+            timeout_ms = 5000
+            delivery = {{ {delivery} }}
+            """)
+
+    def env(self, **extra: str) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TATTLE_"))}
+        env.update(HOME=self.dir, **extra)
+        return env
+
+
+class FollowBase(ServeTestCase):
+    """A file source with follow = true on a directory the test writes to."""
+
+    receiver_status = 200
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.watched = os.path.join(self.dir, "incoming")
+        os.makedirs(self.watched)
+        self.receiver = Receiver(self.dir, status=self.receiver_status)
+        self.config_path = os.path.join(self.dir, "tattle.toml")
+        self.files = sample_files()
+
+    def write_config(self, rule_name: str, jq: str) -> None:
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(f"""
+                spool_dir = "spool"
+
+                [[source]]
+                id = "incoming"
+                type = "file"
+                paths = ["incoming"]
+                follow = true
+                scan_interval_seconds = 0.1
+                checkpoint = "state/incoming.checkpoint"
+
+                [[rule]]
+                name = "{rule_name}"
+                jq_match = '{jq}'
+                destinations = ["hook"]
+                """) + self.destination())
+
+    def drop(self, name: str) -> None:
+        """Writes a sample elsewhere and renames it into the watched directory, as a
+        collector should. (A file still being written is the unit tests' subject, in
+        tests/plugins/sources/file/file_follow_test.cpp, where the scans' timing is the test's.)"""
+        staging = os.path.join(self.dir, name + ".part")
+        shutil.copy(os.path.join(SAMPLES, name), staging)
+        os.rename(staging, os.path.join(self.watched, name))
+
+
+class FollowTest(FollowBase):
+    """New files, restarts, reloads and /metrics."""
+
+    def test_follows_new_files_and_after_a_restart_reads_only_new_ones(self) -> None:
+        first, second, third = self.files[1], self.files[3], self.files[4]
+        shutil.copy(os.path.join(SAMPLES, first), self.watched)  # there before the start
+        self.write_config("Writes", WRITES)
+        daemon = self.start(self.config_path, self.env())
+        expected = event_ids(first, False)
+        wait_for(lambda: len(self.receiver.delivered_event_ids()) >= len(expected), "the first file's alerts")
+        self.drop(second)
+        expected += event_ids(second, False)
+        wait_for(lambda: len(self.receiver.delivered_event_ids()) >= len(expected), "the second file's alerts")
+        wait_for(lambda: daemon.metric('tattle_batches_total{outcome="settled"}') == 2, "both batches settled")
+        code, took = daemon.stop()
+        self.assertEqual(code, 0, daemon.output())
+        self.assertLess(took, daemon.grace_period)
+        self.assertEqual(sorted(self.receiver.delivered_event_ids()), sorted(expected), "each alert once")
+
+        # Written while the daemon was down: after the restart, only this one is read.
+        shutil.copy(os.path.join(SAMPLES, third), self.watched)
+        expected += event_ids(third, False)
+        daemon = self.start(self.config_path, self.env())
+        wait_for(lambda: len(self.receiver.delivered_event_ids()) >= len(expected), "the third file's alerts")
+        wait_for(lambda: daemon.metric('tattle_batches_total{outcome="settled"}') == 1, "the third batch settled")
+        self.assertEqual(daemon.metric("tattle_events_read_total"), len(records(third)), "only the new file is read")
+        code, _ = daemon.stop()
+        self.assertEqual(code, 0, daemon.output())
+        self.assertEqual(sorted(self.receiver.delivered_event_ids()), sorted(expected), "each alert once")
+
+    def test_metrics_count_what_was_sent_and_a_broken_reload_keeps_the_old_rules(self) -> None:
+        self.write_config("Writes", WRITES)
+        daemon = self.start(self.config_path, self.env())
+        daemon.wait_ready()
+        self.assertEqual(daemon.get("/healthz"), (200, "ok\n"))
+        self.assertEqual(daemon.metric('tattle_config_reloads_total{result="failed"}'), 0)
+
+        # A broken config: SIGHUP and POST /-/reload both reject it, naming the problem.
+        with open(self.config_path, "a", encoding="utf-8") as f:
+            f.write('\n[[rule]]\nname = "Broken"\njq_match = "select(.eventName ==="\ndestinations = ["hook"]\n')
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.metric('tattle_config_reloads_total{result="failed"}') == 1, "a failed reload")
+        status, text = daemon.get("/-/reload", "POST")
+        self.assertEqual(status, 500)
+        self.assertIn("rejected", text)
+        self.assertIn("tattle.toml", text)
+        self.assertEqual(daemon.metric('tattle_config_reloads_total{result="failed"}'), 2)
+        self.assertEqual(daemon.metric('tattle_config_reloads_total{result="ok"}'), 0)
+        self.assertEqual(daemon.get("/-/reload")[0], 405)
+        self.assertEqual(daemon.get("/nowhere")[0], 404)
+        daemon.wait_ready()
+
+        # The old rules still run; the counters match what this file holds.
+        name = self.files[4]
+        self.drop(name)
+        writes = event_ids(name, False)
+        wait_for(lambda: len(self.receiver.delivered_event_ids()) >= len(writes), "alerts from the old rule")
+        wait_for(lambda: daemon.metric('tattle_batches_total{outcome="settled"}') == 1, "the batch settled")
+        self.assertEqual(sorted(self.receiver.delivered_event_ids()), sorted(writes))
+        self.assertEqual({a["rule"]["name"] for a in self.receiver.delivered()}, {"Writes"})
+        self.assertEqual(daemon.metric("tattle_events_read_total"), len(records(name)))
+        self.assertEqual(daemon.metric('tattle_rule_matches_total{rule="Writes"}'), len(writes))
+        self.assertEqual(daemon.metric('tattle_alerts_total{destination="hook",outcome="delivered"}'), len(writes))
+        self.assertEqual(daemon.metric('tattle_alerts_total{destination="hook",outcome="spooled"}'), 0)
+        self.assertEqual(daemon.metric("tattle_delivery_retries_total"), 0)
+        self.assertEqual(daemon.metric("tattle_batch_duration_seconds_count"), 1)
+        self.assertEqual(daemon.metric('tattle_batch_duration_seconds_bucket{le="+Inf"}'), 1)
+        self.assertEqual(daemon.metric("tattle_source_lag_seconds"), 0)
+
+        # A good config takes over: the next file goes through the new rule only.
+        self.write_config("Reads", READS)
+        status, text = daemon.get("/-/reload", "POST")
+        self.assertEqual(status, 200, text)
+        self.assertEqual(daemon.metric('tattle_config_reloads_total{result="ok"}'), 1)
+        wait_for(lambda: daemon.find(r"run ended"), "the old run to finish")
+        daemon.wait_ready()
+        other = self.files[3]
+        self.drop(other)
+        reads = event_ids(other, True)
+        wait_for(lambda: len(self.receiver.delivered_event_ids()) >= len(writes) + len(reads), "the new rule's alerts")
+        self.assertEqual(sorted(self.receiver.delivered_event_ids()), sorted(writes + reads))
+        self.assertEqual(daemon.metric('tattle_rule_matches_total{rule="Reads"}'), len(reads))
+        code, took = daemon.stop()
+        self.assertEqual(code, 0, daemon.output())
+        self.assertLess(took, daemon.grace_period)
+        self.assertIn("rejected", daemon.output())
+
+
+class GracePeriodTest(FollowBase):
+    """SIGTERM while the destination keeps failing: the alerts are spooled in time."""
+
+    receiver_status = 503
+
+    def test_failing_destination_alerts_are_spooled_and_the_daemon_exits_within_the_grace_period(self) -> None:
+        self.write_config("Writes", WRITES)
+        daemon = self.start(self.config_path, self.env(), grace_period=4)
+        name = self.files[3]
+        self.drop(name)
+        wait_for(lambda: self.receiver.request_count() >= 2, "the destination to be tried")
+        code, took = daemon.stop()
+        self.assertEqual(code, 0, daemon.output())
+        self.assertLess(took, daemon.grace_period)
+        self.assertEqual(self.receiver.delivered(), [])
+        listing = subprocess.run([TATTLE, "spool", "list", "--json", "--config", self.config_path],
+                                 capture_output=True, timeout=60, env=self.env())
+        self.printed += listing.stdout.decode() + listing.stderr.decode()
+        spooled = json.loads(listing.stdout)
+        self.assertEqual(len(spooled), len(event_ids(name, False)), listing.stdout.decode())
+        # Settled by the spool: the file is done and a restart does not read it again.
+        with open(os.path.join(self.dir, "state", "incoming.checkpoint"), encoding="utf-8") as f:
+            self.assertEqual([json.loads(line) for line in f], [os.path.join(self.watched, name)])
+
+
+class SqsTest(ServeTestCase):
+    """SIGTERM in the middle of a queue: nothing lost, nothing twice."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.moto = MotoServer().__enter__()
+        cls.s3 = cls.moto.client("s3")
+        cls.sqs = cls.moto.client("sqs")
+        cls.s3.create_bucket(Bucket=BUCKET)
+        cls.files = sample_files()
+        for name in cls.files:
+            with open(os.path.join(SAMPLES, name), "rb") as f:
+                cls.s3.put_object(Bucket=BUCKET, Key=KEY_PREFIX + name, Body=f.read())
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.moto.__exit__(None, None, None)
+
+    def tearDown(self) -> None:
+        super().tearDown()
+        self.assertNotIn(self.moto.secret_access_key, self.printed, "the AWS secret key is a secret")
+
+    def notification(self, key: str) -> str:
+        return json.dumps({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
+                   "object": {"key": key, "size": 1}}}]})
+
+    def messages_in_queue(self, queue_url: str) -> tuple[int, int]:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def test_sigterm_mid_queue_loses_nothing_and_duplicates_nothing(self) -> None:
+        queue_url = self.sqs.create_queue(QueueName="serve-sigterm")["QueueUrl"]
+        expected: list[str] = []
+        for name in self.files:
+            self.sqs.send_message(QueueUrl=queue_url, MessageBody=self.notification(KEY_PREFIX + name))
+            expected += event_ids(name, False)
+        # A slow receiver and a short delivery queue: the daemon reads at the receiver's pace,
+        # so SIGTERM comes while most messages are not read yet.
+        self.receiver = Receiver(self.dir, delay_ms=20)
+        config = os.path.join(self.dir, "tattle.toml")
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(f"""
+                spool_dir = "spool"
+
+                [[source]]
+                id = "queue"
+                type = "sqs"
+                queue_url = "{queue_url}"
+                wait_time_seconds = 1
+                max_messages = 1
+                visibility_timeout = 3
+
+                [[rule]]
+                name = "Writes"
+                jq_match = '{WRITES}'
+                destinations = ["hook"]
+                """) + self.destination("queue_size = 2, concurrency = 1"))
+        env = self.moto.tattle_env(home=self.dir)
+        daemon = self.start(config, env, grace_period=15)
+        wait_for(lambda: len(self.receiver.delivered_event_ids()) >= 5, "the first alerts")
+        code, took = daemon.stop()
+        self.assertEqual(code, 0, daemon.output())
+        self.assertLess(took, daemon.grace_period)
+        first_run = self.receiver.delivered_event_ids()
+        self.assertEqual(len(first_run), len(set(first_run)), "nothing twice")
+        self.assertLess(len(first_run), len(expected), "SIGTERM came before the end of the queue")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "spool")) and os.listdir(os.path.join(self.dir, "spool")),
+                         "in-flight alerts were delivered within the grace period, not spooled")
+
+        # What was not settled is still in the queue (or reappears): a second daemon
+        # delivers exactly the remainder and empties the queue.
+        daemon = self.start(config, env, grace_period=15)
+        wait_for(lambda: len(self.receiver.delivered_event_ids()) >= len(expected), "the remaining alerts")
+        wait_for(lambda: self.messages_in_queue(queue_url) == (0, 0), "an empty queue")
+        code, _ = daemon.stop()
+        self.assertEqual(code, 0, daemon.output())
+        self.assertEqual(sorted(self.receiver.delivered_event_ids()), sorted(expected), "every alert exactly once")
+        self.assertEqual(self.messages_in_queue(queue_url), (0, 0))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

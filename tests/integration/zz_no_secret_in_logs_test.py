@@ -1,0 +1,320 @@
+"""No secret in anything tattle prints or writes, in every mode that handles secrets.
+
+Known secret values, given every way a config can give them (literal, env:, file:, ssm:,
+secretsmanager:#key) for every kind of secret the sinks take (Slack webhook URLs, a
+PagerDuty routing key, a webhook URL, its headers and HMAC secret) plus the AWS secret
+access key of the environment, go through `tattle check` (a valid config and a broken one),
+`tattle run` with deliveries that succeed and deliveries that fail (receivers that answer
+500 and echo every secret back in their error bodies, and a receiver that is down),
+`tattle spool list` (text and JSON), `tattle spool replay` (failing, then succeeding) and
+`tattle plugins`, at trace level in text and JSON log formats. Everything they print, and
+every file they leave in the spool and state directories, is searched for each secret,
+for each secret URL's path, and for each long token inside a URL.
+
+The search itself is checked first against commands that do leak (echo), so this test
+cannot pass by searching badly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+from urllib.parse import urlsplit
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from moto_server import MotoServer  # noqa: E402
+
+TATTLE = os.environ.get("TATTLE_BIN", "")
+SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
+SUPPORT = os.path.join(SOURCE_DIR, "tests", "support")
+SERVER = os.path.join(SUPPORT, "https_server.py")
+TATTLETAIL_TESTDATA = os.path.join(DATA, "tattletail", "testdata-1.json")
+
+# The tokens are what makes each URL a credential; each is long and unlike any other text.
+SLACK_ENV_TOKEN = "slackEnvToken7f3a9c2e1b"
+SLACK_FILE_TOKEN = "slackFileToken4d8e6a0f2c"
+SLACK_SSM_TOKEN = "slackSsmToken9b1c5e7a3d"
+WEBHOOK_TOKEN = "webhookLiteralToken2e4f6a8c0b"
+PAGERDUTY_KEY = "pdRoutingKeyLiteral5c7e9a1b3d"
+HEADER_VALUE = "Bearer headerEnvSecret8a6c4e2f0d"
+HMAC_SECRET = "hmacFileSecret3b5d7f9a1c"
+API_KEY_SECRET = "smApiKeySecret6e8a0c2e4f"  # a key of a JSON secret in Secrets Manager
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def forms_of(secret: str) -> list[str]:
+    """The secret, and for a URL its path and every long segment of it: a message that
+    names only the path or echoes only the token leaks just as much."""
+    forms = [secret]
+    if "://" in secret:
+        parts = urlsplit(secret)
+        path = parts.path + ("?" + parts.query if parts.query else "")
+        if len(path) > 1:
+            forms.append(path)
+        forms += [segment for segment in path.replace("?", "/").replace("&", "/").split("/") if len(segment) >= 12]
+    elif len(secret) > 12:
+        forms.append(secret[:12])  # what is left of a secret when a message was cut short
+    return forms
+
+
+def leaks(text: str, secrets: dict[str, str]) -> list[str]:
+    """'name: form' for every form of every secret found in text."""
+    found = []
+    for name, secret in secrets.items():
+        for form in forms_of(secret):
+            if form in text:
+                found.append(f"{name}: {form}")
+    return found
+
+
+class Receiver:
+    """https_server.py (TLS when a CA directory is given); its stdin pipe keeps it alive."""
+
+    def __init__(self, directory: str, name: str, script: list | None = None, ca_dir: str | None = None):
+        self.log = os.path.join(directory, f"{name}-requests.jsonl")
+        args = [sys.executable, SERVER, "--log", self.log]
+        if ca_dir is not None:
+            args += ["--cert", os.path.join(ca_dir, "server.pem"), "--key", os.path.join(ca_dir, "server.key")]
+        if script is not None:
+            script_path = os.path.join(directory, f"{name}-script.json")
+            with open(script_path, "w", encoding="utf-8") as f:
+                json.dump(script, f)
+            args += ["--script", script_path]
+        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.port = int(self.process.stdout.readline())
+        self.scheme = "https" if ca_dir is not None else "http"
+
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+    def requests(self) -> list[dict]:
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.endswith("\n")]
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
+class NoSecretInLogsTest(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="tattle_no_secret_")
+        self.ca_dir = os.path.join(self.dir, "ca")
+        subprocess.run(["bash", os.path.join(SUPPORT, "make_test_ca.sh"), self.ca_dir], check=True,
+                       capture_output=True)
+        self.receivers: list[Receiver] = []
+        self.outputs: list[tuple[str, str]] = []  # (what, text) of everything to search
+        self.moto = MotoServer().__enter__()
+
+    def tearDown(self) -> None:
+        for receiver in self.receivers:
+            receiver.stop()
+        self.moto.__exit__(None, None, None)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def receiver(self, name: str, script: list | None = None, tls: bool = True) -> Receiver:
+        receiver = Receiver(self.dir, name, script, self.ca_dir if tls else None)
+        self.receivers.append(receiver)
+        return receiver
+
+    # ---- the leak detector, checked against commands that leak -------------------------
+
+    def test_the_search_finds_leaks_in_a_leaking_command(self) -> None:
+        secrets = {"url": "https://hooks.example/services/T0/B0/echoedToken0123456789", "key": PAGERDUTY_KEY}
+        for leaking, expected in ((["echo", "POST https://hooks.example/services/T0/B0/echoedToken0123456789"], "url"),
+                                  (["echo", "path /services/T0/B0/echoedToken0123456789 refused"], "url"),
+                                  (["echo", "receiver said: token echoedToken0123456789 invalid"], "url"),
+                                  (["sh", "-c", f"echo routing key {PAGERDUTY_KEY} >&2"], "key"),
+                                  (["echo", f"receiver said: {PAGERDUTY_KEY[:14]}..."], "key")):
+            result = subprocess.run(leaking, capture_output=True, text=True, check=True)
+            found = leaks(result.stdout + result.stderr, secrets)
+            self.assertTrue(any(f.startswith(expected + ":") for f in found), (leaking, found))
+        self.assertEqual(leaks("POST https://hooks.example/<redacted> failed: HTTP 500", secrets), [])
+
+    # ---- tattle in every mode ------------------------------------------------------------
+
+    def tattle(self, what: str, *args: str, env: dict, expect: int | tuple = 0) -> str:
+        for log_format in ("text", "json"):
+            result = subprocess.run([TATTLE, "--log-format", log_format, "--log-level", "trace", *args],
+                                    capture_output=True, timeout=300, env=env)
+            printed = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
+            self.outputs.append((f"{what} ({log_format})", printed))
+            expected = expect if isinstance(expect, tuple) else (expect,)
+            self.assertIn(result.returncode, expected, f"{what}: {printed[-3000:]}")
+        return printed
+
+    def collect_files(self, what: str, directory: str) -> int:
+        count = 0
+        for root, _, names in os.walk(directory):
+            for name in names:
+                with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                    self.outputs.append((f"{what} {os.path.relpath(os.path.join(root, name), self.dir)}", f.read()))
+                count += 1
+        return count
+
+    def write_config(self, name: str, slack: Receiver, pagerduty: Receiver, webhook: Receiver,
+                     ssm_slack_port: int, delivery: str) -> str:
+        path = os.path.join(self.dir, name)
+        ca_file = os.path.join(self.ca_dir, "ca.pem")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(f"""\
+                spool_dir = "spool"
+                state_dir = "state-{name}"
+
+                [[rule]]
+                name = "Create User"
+                jq_match = 'select(.eventName == "CreateUser") | "username: \\(.responseElements.user.userName)"'
+                destinations = ["slack env", "slack file", "slack ssm", "pagerduty", "hook"]
+
+                [[destination]]
+                id = "slack env"
+                type = "slack_webhook"
+                webhook_url = "env:TATTLE_TEST_SLACK_URL"
+                ca_file = "{ca_file}"
+                delivery = {{ {delivery} }}
+
+                [[destination]]
+                id = "slack file"
+                type = "slack_webhook"
+                webhook_url = "file:slack_url.txt"
+                ca_file = "{ca_file}"
+                delivery = {{ {delivery} }}
+
+                [[destination]]
+                id = "slack ssm"
+                type = "slack_webhook"
+                webhook_url = "ssm:/tattle/slack-{ssm_slack_port}"
+                ca_file = "{ca_file}"
+                delivery = {{ {delivery} }}
+
+                [[destination]]
+                id = "pagerduty"
+                type = "pagerduty"
+                routing_key = "{PAGERDUTY_KEY}"
+                events_url = "{pagerduty.url('/v2/enqueue')}"
+                ca_file = "{ca_file}"
+                delivery = {{ {delivery} }}
+
+                [[destination]]
+                id = "hook"
+                type = "webhook"
+                url = "{webhook.url('/hooks/' + WEBHOOK_TOKEN)}"
+                allow_plain_http = true
+                headers = {{ Authorization = "env:TATTLE_TEST_HEADER", X-Api-Key = "secretsmanager:tattle/api#key" }}
+                hmac_secret = "file:hmac.txt"
+                delivery = {{ {delivery} }}
+                """))
+        with open(os.path.join(self.dir, "slack_url.txt"), "w", encoding="utf-8") as f:
+            f.write(slack.url(f"/services/TFILE0001/BFILE0001/{SLACK_FILE_TOKEN}") + "\n")
+        with open(os.path.join(self.dir, "hmac.txt"), "w", encoding="utf-8") as f:
+            f.write(HMAC_SECRET + "\n")
+        return path
+
+    def test_no_secret_is_printed_or_written_in_any_mode(self) -> None:
+        # Every receiver's error body repeats every secret: a sink or the core that quotes a
+        # receiver's answer must scrub them all.
+        echo = " ".join([SLACK_ENV_TOKEN, SLACK_FILE_TOKEN, SLACK_SSM_TOKEN, WEBHOOK_TOKEN, PAGERDUTY_KEY,
+                         HEADER_VALUE, HMAC_SECRET, API_KEY_SECRET])
+        good_https = self.receiver("good-https", [{"status": 200, "body": "ok"}])
+        good_http = self.receiver("good-http", [{"status": 200, "body": "ok"}], tls=False)
+        bad_https = self.receiver("bad-https", [{"status": 500, "body": "trouble with " + echo}])
+        bad_http = self.receiver("bad-http", [{"status": 500, "body": "trouble with " + echo}], tls=False)
+        down_port = free_port()  # nobody listens: connection refused, the URL in the error
+
+        ssm = self.moto.client("ssm")
+        for port, receiver_url in ((good_https.port, good_https.url(f"/services/TSSM0001/BSSM0001/{SLACK_SSM_TOKEN}")),
+                                   (down_port, f"https://127.0.0.1:{down_port}/services/TSSM0001/BSSM0001/"
+                                               f"{SLACK_SSM_TOKEN}")):
+            ssm.put_parameter(Name=f"/tattle/slack-{port}", Value=receiver_url, Type="SecureString")
+        self.moto.client("secretsmanager").create_secret(Name="tattle/api", SecretString=json.dumps(
+            {"key": API_KEY_SECRET}))
+
+        secrets = {
+            "slack env url": good_https.url(f"/services/TENV0001/BENV0001/{SLACK_ENV_TOKEN}"),
+            "slack file url": good_https.url(f"/services/TFILE0001/BFILE0001/{SLACK_FILE_TOKEN}"),
+            "slack ssm url": good_https.url(f"/services/TSSM0001/BSSM0001/{SLACK_SSM_TOKEN}"),
+            "webhook url": good_http.url(f"/hooks/{WEBHOOK_TOKEN}"),
+            "pagerduty routing key": PAGERDUTY_KEY,
+            "webhook header": HEADER_VALUE,
+            "webhook hmac secret": HMAC_SECRET,
+            "secrets manager key": API_KEY_SECRET,
+            "aws secret access key": self.moto.secret_access_key,
+        }
+        for token in (SLACK_ENV_TOKEN, SLACK_FILE_TOKEN, SLACK_SSM_TOKEN, WEBHOOK_TOKEN):
+            secrets[f"token {token[:10]}"] = token
+
+        def environment(slack: Receiver) -> dict:
+            return self.moto.tattle_env(
+                home=self.dir, TATTLE_TEST_SLACK_URL=slack.url(f"/services/TENV0001/BENV0001/{SLACK_ENV_TOKEN}"),
+                TATTLE_TEST_HEADER=HEADER_VALUE)
+
+        fast = "max_attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20"
+        good = self.write_config("good.toml", good_https, good_https, good_http, good_https.port, fast)
+        good_env = environment(good_https)
+
+        self.tattle("check", "check", "--config", good, env=good_env)
+        self.tattle("plugins", "plugins", env=good_env)
+        self.tattle("plugins --json", "plugins", "--json", env=good_env)
+        self.tattle("run (succeeding)", "run", "--config", good, TATTLETAIL_TESTDATA, env=good_env)
+        self.assertEqual(len(good_https.requests()), 4, "three Slack destinations and PagerDuty")
+        self.assertEqual(len(good_http.requests()), 1)
+
+        # Failing deliveries: 500s echoing the secrets, and a receiver that is down.
+        bad = self.write_config("bad.toml", bad_https, bad_https, bad_http, down_port, fast)
+        bad_env = environment(bad_https)
+        self.tattle("run (failing)", "run", "--config", bad, TATTLETAIL_TESTDATA, env=bad_env, expect=3)
+        self.assertGreater(len(bad_https.requests()), 0)
+        self.assertGreater(len(bad_http.requests()), 0)
+        listed = self.tattle("spool list", "spool", "list", "--config", bad, env=bad_env)
+        self.assertIn("slack ssm", listed)
+        self.tattle("spool list --json", "spool", "list", "--json", "--config", bad, env=bad_env)
+        self.tattle("spool replay (failing)", "spool", "replay", "--config", bad, env=bad_env, expect=3)
+        spooled = self.collect_files("spool file", os.path.join(self.dir, "spool"))
+        self.assertEqual(spooled, 5, "one alert for each of the 5 destinations")
+
+        # The receivers are fine again: the replay empties the spool.
+        self.tattle("spool replay (succeeding)", "spool", "replay", "--config", good, env=good_env)
+        self.assertEqual(self.collect_files("spool file after replay", os.path.join(self.dir, "spool")), 0)
+        for name in ("good.toml", "bad.toml"):
+            self.collect_files("state file", os.path.join(self.dir, f"state-{name}"))
+
+        # A broken config: problems reported next to secret values.
+        broken = os.path.join(self.dir, "broken.toml")
+        with open(good, encoding="utf-8") as f:
+            text = f.read()
+        with open(broken, "w", encoding="utf-8") as f:
+            f.write(text.replace('ca_file = "', 'timeout_ms = "soon"\nca_file = "', 1)
+                        .replace("env:TATTLE_TEST_HEADER", "env:TATTLE_TEST_UNSET_HEADER")
+                        .replace("secretsmanager:tattle/api#key", "secretsmanager:tattle/api#nokey"))
+        broken_output = self.tattle("check (broken)", "check", "--config", broken, env=good_env, expect=2)
+        self.assertIn("TATTLE_TEST_UNSET_HEADER, which is not set", broken_output)
+        self.assertIn("has no key \"nokey\"", broken_output)
+
+        self.assertGreater(len(self.outputs), 20)
+        found = []
+        for what, text in self.outputs:
+            for line in text.splitlines():
+                found += [f"{what}: {leak} in: {line[:400]}" for leak in leaks(line, secrets)]
+        self.assertEqual(found, [], "secrets found in tattle's output or files:\n" + "\n".join(found[:40]))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,144 @@
+#include "tattle/metrics.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+
+namespace tattle {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const SteadyTime kStart{};
+
+// The lines of one metric family, without its # HELP and # TYPE lines.
+std::vector<std::string> samples_of(const std::string& text, const std::string& name) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind(name, 0) == 0) lines.push_back(line);
+    }
+    return lines;
+}
+
+TEST(MetricsTest, EscapesLabelValuesAsTheExpositionFormatSays) {
+    EXPECT_EQ(escape_label_value("plain rule"), "plain rule");
+    EXPECT_EQ(escape_label_value(R"(say "root")"), R"(say \"root\")");
+    EXPECT_EQ(escape_label_value("back\\slash"), "back\\\\slash");
+    EXPECT_EQ(escape_label_value("two\nlines"), "two\\nlines");
+}
+
+TEST(MetricsTest, EveryFamilyHasHelpAndTypeAndEndsWithANewline) {
+    PipelineMetrics metrics;
+    const std::string text = metrics.render(kStart);
+    for (const char* family :
+         {"tattle_events_read_total counter", "tattle_rule_matches_total counter", "tattle_alerts_total counter",
+          "tattle_delivery_retries_total counter", "tattle_batches_total counter",
+          "tattle_batch_duration_seconds histogram", "tattle_rule_errors_total counter",
+          "tattle_source_lag_seconds gauge", "tattle_config_reloads_total counter"}) {
+        EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + family + "\n"));
+        const std::string name = std::string(family).substr(0, std::string(family).find(' '));
+        EXPECT_THAT(text, HasSubstr("# HELP " + name + " "));
+    }
+    ASSERT_FALSE(text.empty());
+    EXPECT_EQ(text.back(), '\n');
+}
+
+TEST(MetricsTest, CountsWhatThePipelineReports) {
+    PipelineMetrics metrics;
+    metrics.run_started({"Root \"login\"", "quiet"}, {"slack"});
+    for (int i = 0; i < 5; ++i) metrics.event_read();
+    metrics.rule_matched("Root \"login\"");
+    metrics.rule_matched("Root \"login\"");
+    metrics.alert_settled("slack", AlertOutcome::Delivered);
+    metrics.alert_settled("slack", AlertOutcome::Spooled);
+    metrics.alert_settled("slack", AlertOutcome::Suppressed);
+    metrics.set_run_delivery_retries(3);
+    metrics.set_run_rule_errors("quiet", 2);
+    metrics.config_reloaded(false);
+    const std::string text = metrics.render(kStart);
+
+    EXPECT_THAT(text, HasSubstr("\ntattle_events_read_total 5\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_rule_matches_total{rule=\"Root \\\"login\\\"\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_rule_matches_total{rule=\"quiet\"} 0\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_alerts_total{destination=\"slack\",outcome=\"delivered\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_alerts_total{destination=\"slack\",outcome=\"spooled\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_alerts_total{destination=\"slack\",outcome=\"failed\"} 0\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_alerts_total{destination=\"slack\",outcome=\"suppressed\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_delivery_retries_total 3\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_rule_errors_total{rule=\"quiet\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_config_reloads_total{result=\"ok\"} 0\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_config_reloads_total{result=\"failed\"} 1\n"));
+}
+
+TEST(MetricsTest, PerRunTotalsAddUpAcrossRuns) {
+    PipelineMetrics metrics;
+    metrics.run_started({"r"}, {});
+    metrics.set_run_delivery_retries(2);
+    metrics.set_run_delivery_retries(4);  // a running total, not an increment
+    metrics.set_run_rule_errors("r", 1);
+    metrics.run_finished();
+    metrics.run_started({"r"}, {});
+    metrics.set_run_delivery_retries(1);
+    metrics.set_run_rule_errors("r", 5);
+    const std::string text = metrics.render(kStart);
+    EXPECT_THAT(text, HasSubstr("\ntattle_delivery_retries_total 5\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_rule_errors_total{rule=\"r\"} 6\n"));
+}
+
+TEST(MetricsTest, BatchDurationsFillCumulativeBuckets) {
+    PipelineMetrics metrics;
+    metrics.batch_opened(1, kStart);
+    metrics.batch_opened(2, kStart);
+    metrics.batch_opened(3, kStart);
+    // Durations with exact binary fractions, so that the sum prints exactly.
+    metrics.batch_closed(1, BatchOutcome::Settled, kStart + 3906250ns);  // 1/256 s: <= 0.005
+    metrics.batch_closed(2, BatchOutcome::Released, kStart + 750ms);     // <= 1
+    metrics.batch_closed(3, BatchOutcome::Settled, kStart + 120s);       // +Inf only
+    metrics.batch_unreadable();
+    const std::string text = metrics.render(kStart + 200s);
+
+    EXPECT_THAT(text, HasSubstr("\ntattle_batch_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batch_duration_seconds_bucket{le=\"0.5\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batch_duration_seconds_bucket{le=\"1\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batch_duration_seconds_bucket{le=\"10\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batch_duration_seconds_bucket{le=\"60\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batch_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batch_duration_seconds_count 3\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batch_duration_seconds_sum 120.75390625\n"));
+    EXPECT_EQ(samples_of(text, "tattle_batch_duration_seconds_bucket").size(),
+              PipelineMetrics::kBatchDurationBuckets.size() + 1);
+    EXPECT_THAT(text, HasSubstr("\ntattle_batches_total{outcome=\"settled\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batches_total{outcome=\"released\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_batches_total{outcome=\"unreadable\"} 1\n"));
+}
+
+TEST(MetricsTest, SourceLagIsTheAgeOfTheOldestOpenBatch) {
+    PipelineMetrics metrics;
+    EXPECT_THAT(metrics.render(kStart + 10s), HasSubstr("\ntattle_source_lag_seconds 0\n"));
+    metrics.batch_opened(7, kStart + 1s);
+    metrics.batch_opened(8, kStart + 4s);
+    EXPECT_THAT(metrics.render(kStart + 6500ms), HasSubstr("\ntattle_source_lag_seconds 5.5\n"));
+    metrics.batch_closed(7, BatchOutcome::Settled, kStart + 7s);
+    EXPECT_THAT(metrics.render(kStart + 7s), HasSubstr("\ntattle_source_lag_seconds 3\n"));
+    metrics.batch_closed(8, BatchOutcome::Settled, kStart + 8s);
+    EXPECT_THAT(metrics.render(kStart + 9s), HasSubstr("\ntattle_source_lag_seconds 0\n"));
+}
+
+TEST(MetricsTest, ReadinessFollowsTheRun) {
+    PipelineMetrics metrics;
+    EXPECT_FALSE(metrics.run_in_progress());
+    metrics.run_started({}, {});
+    EXPECT_TRUE(metrics.run_in_progress());
+    metrics.run_finished();
+    EXPECT_FALSE(metrics.run_in_progress());
+    EXPECT_THAT(metrics.render(kStart), Not(HasSubstr("nan")));
+}
+
+}  // namespace
+}  // namespace tattle
