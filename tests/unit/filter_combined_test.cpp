@@ -1,0 +1,380 @@
+// The combined rule program (every rule in one libjq program) against the
+// one-program-per-rule reference: same matches, annotations, runtime-error
+// counts and compile problems, on every rule set in the repository and on rules
+// written to stress the combination.
+#include "tattle/config.hpp"
+#include "tattle/decoder.hpp"
+#include "tattle/filter.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tattle {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+// Keeps the differential runs' expected jq errors out of the test output.
+class QuietLogs {
+public:
+    QuietLogs() : previous_(spdlog::default_logger()) {
+        auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(stream_);
+        auto logger = std::make_shared<spdlog::logger>("filter_combined_test", std::move(sink));
+        logger->set_level(spdlog::level::trace);
+        logger->set_pattern("%l %v");
+        spdlog::set_default_logger(std::move(logger));
+    }
+    ~QuietLogs() { spdlog::set_default_logger(previous_); }
+    QuietLogs(const QuietLogs&) = delete;
+    QuietLogs& operator=(const QuietLogs&) = delete;
+
+    std::string text() const { return stream_.str(); }
+
+private:
+    std::ostringstream stream_;
+    std::shared_ptr<spdlog::logger> previous_;
+};
+
+FilterRule rule(std::string name, std::string program) {
+    return FilterRule{std::move(name), std::move(program), SourceLocation{"rules.toml", 1, 0}};
+}
+
+struct Batch {
+    std::string origin;
+    std::vector<boost::json::object> events;
+};
+
+std::vector<std::uint8_t> read_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+bool is_log_file(const fs::path& path) {
+    const std::string name = path.filename().string();
+    return name.ends_with(".json") || name.ends_with(".json.gz");
+}
+
+// Every CloudTrail event of the shared data, one batch per file, in a fixed order.
+const std::vector<Batch>& cloudtrail_batches() {
+    static const std::vector<Batch> batches = [] {
+        std::vector<fs::path> files;
+        for (const auto& entry :
+             fs::recursive_directory_iterator(fs::path(TATTLE_SHARED_DATA_DIR) / "cloudtrail")) {
+            if (entry.is_regular_file() && is_log_file(entry.path())) files.push_back(entry.path());
+        }
+        std::sort(files.begin(), files.end());
+        std::vector<Batch> result;
+        for (const auto& file : files) {
+            Batch batch{file.string(), {}};
+            const auto bytes = read_bytes(file);
+            decode_batch(bytes, batch.origin, [&](boost::json::object&& event, std::size_t) {
+                batch.events.push_back(std::move(event));
+            });
+            result.push_back(std::move(batch));
+        }
+        return result;
+    }();
+    return batches;
+}
+
+std::vector<std::string> problem_texts(const std::vector<Diagnostic>& problems) {
+    std::vector<std::string> texts;
+    for (const auto& problem : problems) texts.push_back(problem.to_string());
+    return texts;
+}
+
+std::string describe(const std::vector<RuleMatch>& matches, const std::vector<FilterRule>& rules) {
+    std::string text;
+    for (const auto& match : matches) {
+        text += rules[match.rule_index].name;
+        text += match.annotation ? " -> " + boost::json::serialize(*match.annotation) : "";
+        text += "; ";
+    }
+    return text;
+}
+
+struct DifferentialOutcome {
+    std::size_t events = 0;
+    std::size_t matches = 0;
+    std::size_t runtime_errors = 0;
+    std::size_t compiled_rules = 0;
+};
+
+// Runs both compilations over all events and fails on the first difference.
+DifferentialOutcome expect_same_results(const std::vector<FilterRule>& rules,
+                                        const std::string& what) {
+    QuietLogs quiet;
+    std::vector<Diagnostic> combined_problems;
+    std::vector<Diagnostic> reference_problems;
+    FilterStage combined(rules, combined_problems, RuleCompilation::combined);
+    FilterStage reference(rules, reference_problems, RuleCompilation::per_rule);
+    EXPECT_EQ(problem_texts(combined_problems), problem_texts(reference_problems)) << what;
+
+    DifferentialOutcome outcome;
+    for (std::size_t index = 0; index < rules.size(); ++index) {
+        EXPECT_EQ(combined.compiled(index), reference.compiled(index)) << what << ": " << rules[index].name;
+        if (combined.compiled(index)) ++outcome.compiled_rules;
+    }
+    for (const auto& batch : cloudtrail_batches()) {
+        combined.begin_batch(batch.origin);
+        reference.begin_batch(batch.origin);
+        for (std::size_t position = 0; position < batch.events.size(); ++position) {
+            const auto& event = batch.events[position];
+            const auto got = combined.evaluate(event);
+            const auto expected = reference.evaluate(event);
+            ++outcome.events;
+            outcome.matches += expected.size();
+            bool same = got.size() == expected.size();
+            for (std::size_t i = 0; same && i < got.size(); ++i) {
+                same = got[i].rule_index == expected[i].rule_index &&
+                       got[i].annotation == expected[i].annotation;
+            }
+            if (!same) {
+                ADD_FAILURE() << what << ": event " << position << " of " << batch.origin
+                              << "\n  combined:  " << describe(got, rules)
+                              << "\n  per rule:  " << describe(expected, rules);
+                return outcome;
+            }
+        }
+    }
+    for (std::size_t index = 0; index < rules.size(); ++index) {
+        EXPECT_EQ(combined.runtime_errors(index), reference.runtime_errors(index))
+            << what << ": rule " << rules[index].name;
+        outcome.runtime_errors += reference.runtime_errors(index);
+    }
+    return outcome;
+}
+
+std::vector<FilterRule> rules_of(const fs::path& config_path) {
+    const Config config = load_config(config_path);
+    std::vector<FilterRule> rules;
+    for (const auto& spec : config.rules) rules.push_back({spec.key(), spec.jq_match, spec.jq_match_where});
+    return rules;
+}
+
+std::vector<fs::path> repository_rule_sets() {
+    const fs::path source(TATTLE_SOURCE_DIR);
+    std::vector<fs::path> sets{source / "configs" / "demo.toml"};
+    std::vector<fs::path> found;
+    for (const auto& dir : {source / "configs" / "rules", fs::path(TATTLE_SHARED_DATA_DIR) / "tattletail"}) {
+        if (!fs::is_directory(dir)) continue;
+        for (const auto& entry : fs::directory_iterator(dir)) {
+            if (entry.path().extension() == ".toml") found.push_back(entry.path());
+        }
+    }
+    std::sort(found.begin(), found.end());
+    sets.insert(sets.end(), found.begin(), found.end());
+    return sets;
+}
+
+TEST(CombinedRulesDifferential, DataIsThere) {
+    std::size_t events = 0;
+    for (const auto& batch : cloudtrail_batches()) events += batch.events.size();
+    EXPECT_GT(events, 1000U);
+    EXPECT_GE(repository_rule_sets().size(), 3U);
+}
+
+TEST(CombinedRulesDifferential, EveryRepositoryRuleSetOverAllCloudTrailData) {
+    for (const auto& path : repository_rule_sets()) {
+        SCOPED_TRACE(path.string());
+        const auto rules = rules_of(path);
+        ASSERT_FALSE(rules.empty());
+        const auto outcome = expect_same_results(rules, path.string());
+        EXPECT_EQ(outcome.compiled_rules, rules.size());
+        EXPECT_GT(outcome.matches, 0U);
+        if (path.filename() == "cloudtrail.toml") EXPECT_GT(outcome.matches, 100U);
+    }
+}
+
+// Rules written to find differences: errors before and after the first output,
+// definitions, bindings, comments, labels, reduce, and texts that try to reach
+// past their own definition in the combined program.
+std::vector<FilterRule> stress_rules() {
+    return {
+        rule("select", R"(select(.eventName == "ConsoleLogin"))"),
+        rule("type-error-sometimes", R"(.requestParameters.userName | ascii_downcase | . == "admin")"),
+        rule("always-error", R"(error("boom"))"),
+        rule("object-error", R"(error({"why": .eventName}))"),
+        rule("null-error", "error(null)"),
+        rule("error-after-first", R"(.eventName, error("never reached"))"),
+        rule("error-then-value", R"(if .eventName == "GetObject" then error("x") else .eventSource end)"),
+        rule("defs", "def is_iam: .eventSource == \"iam.amazonaws.com\";\n"
+                     "def user($n): .userIdentity.userName == $n;\n"
+                     "select(is_iam) | {user: .userIdentity.userName}"),
+        rule("comments", "# a comment first\n.eventName # after the path\n| startswith(\"Get\") # end"),
+        rule("trailing-comment-no-newline", "select(.readOnly == false) # no newline after me"),
+        rule("binding", ".eventName as $name | .eventSource as $source | "
+                        "select($source | test(\"^s3\")) | \"\\($name) on \\($source)\""),
+        rule("destructuring", ". as {eventName: $n, userIdentity: {type: $t}} | select($t == \"Root\") | $n"),
+        rule("reduce", "reduce (.resources // [])[] as $r (0; . + 1) | select(. > 0)"),
+        rule("label", "label $done | (.userIdentity | to_entries[] | select(.key == \"arn\") | .value, break $done)"),
+        rule("foreach", "[foreach (.eventName | explode[]) as $c (0; . + 1)] | length > 10"),
+        rule("try-inside", "try (.requestParameters | keys | length) catch \"no keys\""),
+        rule("optional", ".responseElements?.credentials?.accessKeyId? // false"),
+        rule("whole-event", "select(.eventType == \"AwsApiCall\")"),
+        rule("modified-event", "select(.eventName == \"ListBuckets\") | .extra = 1"),
+        rule("many-outputs", ".userIdentity | .. | numbers"),
+        rule("interpolated-parens", "\"(\\(.eventName))\" | test(\"^\\\\(Get\")"),
+        rule("location", "$__loc__ | .line == 1"),
+        rule("calls-another-rule", "__tattle_rule_0"),
+        rule("unbalanced-close", ".eventName) | (.eventSource"),
+        rule("unterminated-string", "\"abc"),
+        rule("closes-the-string", "\" | true"),
+        rule("syntax-error", "select(.eventName == )"),
+        rule("undefined-function", "no_such_function(1)"),
+        rule("semicolon", ".a; .b"),
+        rule("def-only", "def f: .;"),
+        rule("limit", "limit(1; .resources[]?.ARN)"),
+        rule("carriage-return", "# comment\r select(true) | .eventName"),
+        rule("deep-annotation", "[range(300)] | reduce .[] as $x (null; [.])"),
+        rule("last", "select(.eventName | test(\"Describe\")) | true"),
+    };
+}
+
+TEST(CombinedRulesDifferential, StressRulesOverAllCloudTrailData) {
+    const auto rules = stress_rules();
+    const auto outcome = expect_same_results(rules, "stress rules");
+    EXPECT_GT(outcome.matches, 1000U);
+    EXPECT_GT(outcome.runtime_errors, 1000U);
+    EXPECT_LT(outcome.compiled_rules, rules.size());  // the broken ones are refused
+}
+
+// ---------------------------------------------------------------------------
+// The combined program on its own.
+
+boost::json::object event_named(std::string_view name) {
+    boost::json::object event;
+    event["eventName"] = name;
+    event["eventSource"] = "iam.amazonaws.com";
+    return event;
+}
+
+TEST(CombinedRules, RuntimeErrorsStayWithTheirRule) {
+    QuietLogs logs;
+    std::vector<Diagnostic> problems;
+    FilterStage stage({rule("before", "true"), rule("fails", ".eventName | ltrimstr(1) | .[0]"),
+                       rule("after", ".eventName")},
+                      problems);
+    ASSERT_TRUE(problems.empty());
+    stage.begin_batch("b1");
+    for (int i = 0; i < 3; ++i) {
+        const auto matches = stage.evaluate(event_named("CreateUser"));
+        ASSERT_EQ(matches.size(), 2U);
+        EXPECT_EQ(matches[0].rule_index, 0U);
+        EXPECT_EQ(matches[1].rule_index, 2U);
+        EXPECT_EQ(*matches[1].annotation, boost::json::value("CreateUser"));
+    }
+    EXPECT_EQ(stage.runtime_errors(0), 0U);
+    EXPECT_EQ(stage.runtime_errors(1), 3U);
+    EXPECT_EQ(stage.runtime_errors(2), 0U);
+    EXPECT_THAT(logs.text(), HasSubstr("warning rule \"fails\": jq error on an event from b1: Cannot index string"));
+}
+
+TEST(CombinedRules, ErrorNullIsNoOutputAndNoError) {
+    std::vector<Diagnostic> problems;
+    FilterStage stage({rule("null", "error(null)"), rule("t", "true")}, problems);
+    stage.begin_batch("b");
+    const auto matches = stage.evaluate(event_named("X"));
+    ASSERT_EQ(matches.size(), 1U);
+    EXPECT_EQ(matches[0].rule_index, 1U);
+    EXPECT_EQ(stage.runtime_errors(0), 0U);
+}
+
+TEST(CombinedRules, SyntaxErrorAmongGoodRulesIsReportedAsAlone) {
+    QuietLogs logs;
+    std::vector<FilterRule> rules{rule("a", ".eventName == \"A\""), rule("bad", "select(.x == )"),
+                                  rule("b", ".eventName == \"B\""), rule("bad2", "nope(1)"),
+                                  rule("c", "true")};
+    std::vector<Diagnostic> combined_problems;
+    std::vector<Diagnostic> reference_problems;
+    FilterStage stage(rules, combined_problems);
+    FilterStage reference(rules, reference_problems, RuleCompilation::per_rule);
+    ASSERT_EQ(combined_problems.size(), 2U);
+    EXPECT_EQ(problem_texts(combined_problems), problem_texts(reference_problems));
+    EXPECT_THAT(combined_problems[0].to_string(), HasSubstr("rule \"bad\": jq: syntax error"));
+    EXPECT_THAT(combined_problems[1].to_string(), HasSubstr("rule \"bad2\": jq: nope/1 is not defined"));
+    EXPECT_TRUE(stage.compiled(0));
+    EXPECT_FALSE(stage.compiled(1));
+    EXPECT_TRUE(stage.compiled(2));
+    EXPECT_FALSE(stage.compiled(3));
+    EXPECT_TRUE(stage.compiled(4));
+    stage.begin_batch("b");
+    const auto matches = stage.evaluate(event_named("B"));
+    ASSERT_EQ(matches.size(), 2U);
+    EXPECT_EQ(matches[0].rule_index, 2U);
+    EXPECT_EQ(matches[1].rule_index, 4U);
+}
+
+TEST(CombinedRules, DefinitionsCommentsAndBindingsKeepTheirMeaning) {
+    std::vector<Diagnostic> problems;
+    FilterStage stage(
+        {rule("defs", "def f: .eventName;\ndef g($x): $x + \"!\";\ng(f)"),
+         rule("comment", "# nothing here matters: ) ] } \"\n.eventName == \"X\" # trailing"),
+         rule("binding", ".eventName as $n | .eventSource as $s | [$n, $s]"),
+         rule("reduce", "reduce (1, 2, 3) as $i (0; . + $i)"),
+         rule("label", "label $out | (1, 2) | ., break $out"),
+         rule("same-def-name", "def f: 42; f")},
+        problems);
+    ASSERT_TRUE(problems.empty()) << problems.front().to_string();
+    stage.begin_batch("b");
+    const auto matches = stage.evaluate(event_named("X"));
+    ASSERT_EQ(matches.size(), 6U);
+    EXPECT_EQ(*matches[0].annotation, boost::json::value("X!"));
+    EXPECT_FALSE(matches[1].annotation.has_value());
+    EXPECT_EQ(*matches[2].annotation, boost::json::parse(R"(["X","iam.amazonaws.com"])"));
+    EXPECT_EQ(*matches[3].annotation, boost::json::value(6));
+    EXPECT_EQ(*matches[4].annotation, boost::json::value(1));
+    EXPECT_EQ(*matches[5].annotation, boost::json::value(42));
+}
+
+// A rule's text must not be able to close its own definition and change another's.
+TEST(CombinedRules, ARuleCannotReachPastItsDefinition) {
+    std::vector<Diagnostic> problems;
+    FilterStage stage({rule("opens-string", "\"abc"), rule("closes-string", "\" | true"),
+                       rule("closes-paren", "true) | (false"), rule("calls-rule", "__tattle_rule_0"),
+                       rule("good", "true")},
+                      problems);
+    const auto texts = problem_texts(problems);
+    ASSERT_EQ(texts.size(), 4U) << ::testing::PrintToString(texts);
+    EXPECT_THAT(texts[0], HasSubstr("\"opens-string\""));
+    EXPECT_THAT(texts[1], HasSubstr("\"closes-string\""));
+    EXPECT_THAT(texts[2], HasSubstr("\"closes-paren\""));
+    EXPECT_THAT(texts[3], HasSubstr("\"calls-rule\": jq: __tattle_rule_0/0 is not defined"));
+    EXPECT_TRUE(stage.compiled(4));
+}
+
+TEST(CombinedRules, ManyRulesWithOneBrokenAllCompileButThatOne) {
+    std::vector<FilterRule> rules;
+    for (int i = 0; i < 200; ++i) {
+        rules.push_back(rule("r" + std::to_string(i),
+                             i == 137 ? "select(" : "select(.eventName == \"E" + std::to_string(i) + "\")"));
+    }
+    std::vector<Diagnostic> problems;
+    FilterStage stage(rules, problems);
+    ASSERT_EQ(problems.size(), 1U);
+    EXPECT_THAT(problems[0].to_string(), HasSubstr("rule \"r137\": jq: syntax error"));
+    stage.begin_batch("b");
+    for (int i : {0, 136, 138, 199}) {
+        const auto matches = stage.evaluate(event_named("E" + std::to_string(i)));
+        ASSERT_EQ(matches.size(), 1U) << i;
+        EXPECT_EQ(matches[0].rule_index, static_cast<std::size_t>(i));
+    }
+    EXPECT_TRUE(stage.evaluate(event_named("E137")).empty());
+}
+
+}  // namespace
+}  // namespace tattle
