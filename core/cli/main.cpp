@@ -1,4 +1,4 @@
-// tattle: the command-line host. Subcommands run, check, eval, spool, plugins, version.
+// tattle: the command-line host. Subcommands run, check, eval, test, spool, plugins, version.
 #include <spdlog/spdlog.h>
 
 #include <boost/program_options.hpp>
@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <string>
@@ -16,6 +17,7 @@
 #include "tattle/logging.hpp"
 #include "tattle/lambda.hpp"
 #include "tattle/pipeline.hpp"
+#include "tattle/rule_tests.hpp"
 #include "tattle/secrets.hpp"
 #include "tattle/spool.hpp"
 
@@ -33,6 +35,7 @@ Commands:
   run      process the configured sources (or the given files) until exhausted
   check    validate a config: plugins, destinations, sources, rules
   eval     run one jq rule over files and print the matches
+  test     run the rules' [[rule.test]] cases and print a pass/fail table
   spool    list, replay or drop alerts parked in the dead-letter spool
   plugins  list the available plugins with their config schemas
   lambda   serve as an AWS Lambda custom runtime (automatic for a `bootstrap` binary)
@@ -84,6 +87,13 @@ void print_problems(const std::vector<Diagnostic>& problems) {
     for (const auto& problem : problems) std::cerr << "  " << redact(problem.to_string()) << '\n';
 }
 
+// Bundles left out under on_bundle_error = "skip": loud, but not fatal.
+void warn_skipped_bundles(const Config& config) {
+    for (const auto& problem : config.skipped_bundles) {
+        spdlog::error("bundle skipped (on_bundle_error = \"skip\"): {}", redact(problem.to_string()));
+    }
+}
+
 void print_summary(const RunSummary& summary) {
     spdlog::info("{} batches ({} failed), {} events, {} matches, {} alerts delivered, {} spooled, "
                  "{} not delivered, {} duplicates suppressed, {} retries, {} bad records, "
@@ -116,6 +126,7 @@ bool load_prepared(const std::string& config_path, const GlobalOptions& global, 
         print_problems(e.problems());
         return false;
     }
+    warn_skipped_bundles(config);
     out = prepare(config, prepare_options(global));
     if (!out.problems.empty()) {
         print_problems(out.problems);
@@ -157,6 +168,61 @@ int command_run(const std::vector<std::string>& args, GlobalOptions& global) {
     return summary.exit_code();
 }
 
+int command_test(const std::vector<std::string>& args, GlobalOptions& global) {
+    std::string config_path = default_config_path();
+    std::string junit_path;
+    auto options = global_options(global);
+    options.add_options()
+        ("config,c", po::value(&config_path), "config file (default: $TATTLE_CONFIG)")
+        ("junit", po::value(&junit_path), "also write the results as JUnit XML to this file");
+    po::positional_options_description positional;
+    positional.add("config", 1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help") != 0U) {
+        std::cout << "usage: tattle test [--junit FILE] [--config] FILE\n\n"
+                     "Runs every [[rule.test]] case of the config and its bundles through the rules\n"
+                     "(disabled rules included) and prints a table. Exit 0 when all pass, 1 when a test\n"
+                     "fails, 2 when the config or a rule's jq is invalid.\n\n"
+                  << options;
+        return kExitOk;
+    }
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    if (config_path.empty()) {
+        std::cerr << "tattle test: no config given (use --config FILE or set TATTLE_CONFIG)\n";
+        return kExitUsage;
+    }
+    Config config;
+    try {
+        config = load_config(config_path);
+    } catch (const ConfigError& e) {
+        print_problems(e.problems());
+        return kExitUsage;
+    }
+    warn_skipped_bundles(config);
+    const RuleTestReport report = run_rule_tests(config);
+    if (report.results.empty()) {
+        std::cout << "no rule tests found (add [[rule.test]] tables under a [[rule]])\n";
+    } else {
+        print_rule_test_table(report, std::cout);
+    }
+    if (!junit_path.empty()) {
+        std::ofstream junit(junit_path, std::ios::binary | std::ios::trunc);
+        junit << rule_tests_junit_xml(report);
+        junit.close();
+        if (!junit) {
+            std::cerr << "tattle test: cannot write the JUnit file " << junit_path << '\n';
+            return kExitUsage;
+        }
+    }
+    if (!report.problems.empty()) {
+        print_problems(report.problems);
+        return kExitUsage;
+    }
+    return report.failed() > 0 ? 1 : kExitOk;
+}
+
 int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
     std::string config_path = default_config_path();
     auto options = global_options(global);
@@ -185,6 +251,7 @@ int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
         print_problems(e.problems());
         return kExitUsage;
     }
+    warn_skipped_bundles(config);
     PreparedConfig prepared = prepare(config, prepare_options(global));
     const auto elapsed =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
@@ -203,7 +270,8 @@ int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
     std::cout << "rules (" << config.rules.size() << "):\n";
     for (std::size_t i = 0; i < config.rules.size(); ++i) {
         const auto& rule = config.rules[i];
-        std::cout << "  " << rule.name << (prepared.filter->compiled(i) ? "" : " [not compiled]") << " ->";
+        std::cout << "  " << rule.key() << (prepared.filter->compiled(i) ? "" : " [not compiled]")
+                  << (rule.enabled ? "" : " [disabled]") << " ->";
         for (const auto& destination : rule.destinations) std::cout << ' ' << destination << ';';
         std::cout << '\n';
     }
@@ -248,6 +316,7 @@ int command_eval(const std::vector<std::string>& args, GlobalOptions& global) {
     config.path = "<command line>";
     RuleSpec rule;
     rule.name = "eval";
+    rule.id = "eval";
     rule.jq_match = program;
     rule.destinations = {"stdout"};
     rule.where.file = rule.jq_match_where.file = "<command line>";
@@ -611,6 +680,7 @@ int main(int argc, char** argv) {
         if (command == "run") return command_run(args, global);
         if (command == "check") return command_check(args, global);
         if (command == "eval") return command_eval(args, global);
+        if (command == "test") return command_test(args, global);
         if (command == "spool") return command_spool(args, global);
         if (command == "plugins") return command_plugins(args, global);
         if (command == "lambda") return command_lambda(args, global);

@@ -69,8 +69,18 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
                                const std::optional<boost::json::value>& annotation,
                                const EventOrigin& origin) {
     boost::json::object alert;
-    alert["alert_id"] = alert_id(rule.name, event);
-    alert["rule"] = {{"name", rule.name}, {"description", rule.description}};
+    alert["alert_id"] = alert_id(rule.id.empty() ? rule.name : rule.id, event);
+    boost::json::object rule_object{{"name", rule.name}, {"description", rule.description}};
+    put_if_present(rule_object, "id", rule.id);
+    put_if_present(rule_object, "team", rule.team);
+    put_if_present(rule_object, "severity", rule.severity);
+    if (!rule.tags.empty()) {
+        boost::json::array tags;
+        for (const auto& tag : rule.tags) tags.emplace_back(tag);
+        rule_object["tags"] = std::move(tags);
+    }
+    put_if_present(rule_object, "runbook", rule.runbook);
+    alert["rule"] = std::move(rule_object);
     alert["destination"] = nullptr;
     if (annotation) alert["annotation"] = *annotation;
 

@@ -1,8 +1,10 @@
 #include "tattle/config.hpp"
 #include "tattle/json_schema.hpp"
 
+#include <fnmatch.h>
 #include <toml++/toml.h>
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
@@ -31,8 +33,16 @@ namespace {
 
 const std::vector<std::string> kTopLevelKeys = {"rule",      "destination", "source",
                                                 "plugin_dirs", "spool_dir", "state_dir",
-                                                "dedup_window_seconds", "dedup_max_entries"};
-const std::vector<std::string> kRuleKeys = {"name", "jq_match", "description", "destinations"};
+                                                "dedup_window_seconds", "dedup_max_entries",
+                                                "bundles", "on_bundle_error"};
+const std::vector<std::string> kBundleTopLevelKeys = {"team", "rule", "destination", "defaults"};
+const std::vector<std::string> kRuleKeys = {"name",     "jq_match", "description", "destinations",
+                                            "id",       "enabled",  "severity",    "tags",
+                                            "runbook",  "test"};
+// The rule keys a bundle's [defaults] may set for all of its rules.
+const std::vector<std::string> kRuleDefaultKeys = {"destinations", "enabled", "severity", "tags",
+                                                   "runbook"};
+const std::vector<std::string> kRuleTestKeys = {"event", "event_file", "match", "annotation"};
 
 // Names in messages are quoted JSON-style so that odd characters stay visible.
 std::string quote_name(std::string_view text) {
@@ -88,20 +98,39 @@ struct EntryContext {
     const toml::table* table = nullptr;
 };
 
+// What a bundle parser knows of the root config and the bundles accepted before it.
+struct BundleContext {
+    const std::vector<PluginInstanceSpec>* root_destinations = nullptr;
+    const std::set<std::string>* accepted_destination_ids = nullptr;
+    const std::set<std::string>* accepted_rule_ids = nullptr;
+};
+
+// What one bundle file gave: its team, and rules and destinations with ids
+// already qualified (`team/name`), or the problems that make it unusable.
+struct ParsedBundle {
+    std::string team;
+    std::vector<RuleSpec> rules;
+    std::vector<PluginInstanceSpec> destinations;
+    std::vector<Diagnostic> problems;
+};
+
+std::string team_of_qualified_id(const std::string& id) {
+    const auto slash = id.find('/');
+    return slash == std::string::npos ? std::string() : id.substr(0, slash);
+}
+
+bool names_team(const std::vector<std::string>& teams, const std::string& team) {
+    return std::find(teams.begin(), teams.end(), "*") != teams.end() ||
+           std::find(teams.begin(), teams.end(), team) != teams.end();
+}
+
 class ConfigParser {
 public:
     explicit ConfigParser(std::filesystem::path path)
         : path_(std::move(path)), file_(path_.string()) {}
 
     Config parse(std::string_view toml_text) {
-        toml::table document;
-        try {
-            document = toml::parse(toml_text, std::string_view(file_));
-        } catch (const toml::parse_error& error) {
-            // toml++ stops at the first syntax error, so this is the only problem we can report.
-            throw ConfigError({Diagnostic{at(error.source()),
-                                          "invalid TOML: " + std::string(error.description())}});
-        }
+        toml::table document = parse_toml(toml_text);
 
         Config config;
         config.path = path_;
@@ -129,6 +158,15 @@ public:
                 config.dedup_window_seconds = read_top_level_integer(node, name, 0, 315'360'000);
             } else if (name == "dedup_max_entries") {
                 config.dedup_max_entries = read_top_level_integer(node, name, 1, 100'000'000);
+            } else if (name == "bundles") {
+                read_bundle_patterns(node, config);
+            } else if (name == "on_bundle_error") {
+                const auto* choice = node.as_string();
+                if (choice == nullptr || (choice->get() != "skip" && choice->get() != "fail")) {
+                    report(node.source(), "on_bundle_error must be \"skip\" or \"fail\"");
+                } else {
+                    config.skip_broken_bundles = choice->get() == "skip";
+                }
             } else {
                 report(key.source(),
                        with_hint("unknown top-level key " + quote_name(name), name, kTopLevelKeys));
@@ -137,20 +175,242 @@ public:
 
         check_duplicates();
         check_rule_destinations(config);
+        sort_problems();
+        load_bundles(config);
+        check_granted_teams(config);
 
-        if (!problems_.empty()) {
-            // toml++ tables are ordered by key, not by position; put problems back in file order.
-            std::stable_sort(problems_.begin(), problems_.end(),
-                             [](const Diagnostic& a, const Diagnostic& b) {
-                                 return std::pair(a.where.line, a.where.column) <
-                                        std::pair(b.where.line, b.where.column);
-                             });
-            throw ConfigError(std::move(problems_));
-        }
+        if (!problems_.empty()) throw ConfigError(std::move(problems_));
         return config;
     }
 
+    // Parses one bundle file: `team`, [defaults], [[rule]]s and [[destination]]s.
+    ParsedBundle parse_bundle(std::string_view toml_text, const BundleContext& context) {
+        ParsedBundle bundle;
+        bundle_ = &context;
+        toml::table document;
+        try {
+            document = parse_toml(toml_text);
+        } catch (const ConfigError& error) {
+            bundle.problems = error.problems();
+            return bundle;
+        }
+        if (const toml::node* team = document.get("team")) {
+            const auto* text = team->as_string();
+            if (text == nullptr || !valid_team_name(text->get())) {
+                report(team->source(), "team must be a non-empty string of letters, digits, '-', '_' "
+                                       "or '.' (it prefixes the ids of the bundle's rules and destinations)");
+            } else {
+                team_ = text->get();
+                bundle.team = team_;
+            }
+        } else {
+            report(document.source(), "a bundle must declare its team, e.g. team = \"payments\"");
+        }
+        if (const toml::node* defaults = document.get("defaults")) {
+            defaults_ = defaults->as_table();
+            if (defaults_ == nullptr) {
+                report(defaults->source(), "defaults must be a table ([defaults])");
+            } else {
+                for (auto&& [key, node] : *defaults_) {
+                    const std::string name(key.str());
+                    if (std::find(kRuleDefaultKeys.begin(), kRuleDefaultKeys.end(), name) ==
+                        kRuleDefaultKeys.end()) {
+                        report(key.source(), with_hint("defaults: unknown key " + quote_name(name) +
+                                                           " (a bundle's defaults may set destinations, "
+                                                           "enabled, severity, tags, runbook)",
+                                                       name, kRuleDefaultKeys));
+                    }
+                }
+            }
+        }
+        Config config;
+        for (auto&& [key, node] : document) {
+            const std::string name(key.str());
+            if (name == "team" || name == "defaults") continue;
+            if (name == "rule") {
+                for_each_entry(node, "rule",
+                               [&](const EntryContext& entry) { read_rule(entry, config); });
+            } else if (name == "destination") {
+                for_each_entry(node, "destination", [&](const EntryContext& entry) {
+                    read_plugin_instance(entry, config.destinations, destination_ids_, true);
+                });
+            } else {
+                std::string message = "unknown key " + quote_name(name) + " in a bundle";
+                if (name == "source" || name == "bundles" || name == "plugin_dirs") {
+                    message += " (only the root config may set " + name + ")";
+                }
+                report(key.source(), with_hint(std::move(message), name, kBundleTopLevelKeys));
+            }
+        }
+        check_duplicates();
+        check_rule_destinations(config);
+        sort_problems();
+        bundle.rules = std::move(config.rules);
+        bundle.destinations = std::move(config.destinations);
+        bundle.problems = std::move(problems_);
+        return bundle;
+    }
+
 private:
+    toml::table parse_toml(std::string_view toml_text) const {
+        try {
+            return toml::parse(toml_text, std::string_view(file_));
+        } catch (const toml::parse_error& error) {
+            // toml++ stops at the first syntax error, so this is the only problem we can report.
+            throw ConfigError({Diagnostic{at(error.source()),
+                                          "invalid TOML: " + std::string(error.description())}});
+        }
+    }
+
+    static bool valid_team_name(std::string_view name) {
+        return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+        });
+    }
+
+    bool in_bundle() const { return bundle_ != nullptr; }
+
+    // toml++ tables are ordered by key, not by position; put problems back in file order.
+    void sort_problems() {
+        std::stable_sort(problems_.begin(), problems_.end(), [](const Diagnostic& a, const Diagnostic& b) {
+            return std::pair(a.where.line, a.where.column) < std::pair(b.where.line, b.where.column);
+        });
+    }
+
+    void read_bundle_patterns(const toml::node& node, Config& config) {
+        const std::string message = "bundles must be an array of strings (file names, directories or "
+                                    "globs such as \"teams/*.toml\", relative to this file)";
+        const auto* list = node.as_array();
+        if (list == nullptr) {
+            report(node.source(), message);
+            return;
+        }
+        std::set<std::filesystem::path> seen;
+        for (const toml::node& element : *list) {
+            const auto* pattern = element.as_string();
+            if (pattern == nullptr || is_blank(pattern->get())) {
+                report(element.source(), message);
+                continue;
+            }
+            std::vector<std::filesystem::path> files = expand_bundle_pattern(pattern->get());
+            if (files.empty()) {
+                report(element.source(), "bundles: " + quote_name(pattern->get()) + " matches no file");
+            }
+            for (auto& file : files) {
+                if (seen.insert(file).second) config.bundle_files.push_back(std::move(file));
+            }
+        }
+    }
+
+    // A file, a directory (its *.toml files) or a glob (`*`, `?`, `[...]` in any
+    // path component), relative to the config's directory; sorted so that
+    // bundles always load in the same order.
+    std::vector<std::filesystem::path> expand_bundle_pattern(const std::string& pattern) const {
+        namespace fs = std::filesystem;
+        const fs::path relative(pattern);
+        std::vector<fs::path> candidates{relative.is_absolute() ? relative.root_path()
+                                                                : path_.parent_path()};
+        for (const auto& component : relative.relative_path()) {
+            const std::string part = component.string();
+            std::vector<fs::path> next;
+            for (const auto& base : candidates) {
+                if (part.find_first_of("*?[") == std::string::npos) {
+                    next.push_back(base / component);
+                    continue;
+                }
+                std::error_code ec;
+                for (fs::directory_iterator it(base.empty() ? fs::path(".") : base, ec), end;
+                     !ec && it != end; it.increment(ec)) {
+                    const std::string entry = it->path().filename().string();
+                    if (fnmatch(part.c_str(), entry.c_str(), FNM_PERIOD) == 0) {
+                        next.push_back(base / entry);
+                    }
+                }
+            }
+            candidates = std::move(next);
+        }
+        std::vector<fs::path> files;
+        for (const auto& candidate : candidates) {
+            std::error_code ec;
+            if (fs::is_directory(candidate, ec)) {
+                for (fs::directory_iterator it(candidate, ec), end; !ec && it != end; it.increment(ec)) {
+                    if (it->path().extension() == ".toml" && it->is_regular_file(ec)) {
+                        files.push_back(it->path().lexically_normal());
+                    }
+                }
+            } else if (fs::is_regular_file(candidate, ec)) {
+                files.push_back(candidate.lexically_normal());
+            }
+        }
+        std::sort(files.begin(), files.end());
+        return files;
+    }
+
+    static ParsedBundle read_bundle_file(const std::filesystem::path& file, const BundleContext& context) {
+        std::ifstream in(file, std::ios::binary);
+        std::ostringstream text;
+        if (in) text << in.rdbuf();
+        if (!in || in.bad()) {
+            ParsedBundle unreadable;
+            unreadable.problems.push_back(
+                Diagnostic{SourceLocation{file.string(), 0, 0}, "cannot read the bundle file"});
+            return unreadable;
+        }
+        return ConfigParser(file).parse_bundle(text.str(), context);
+    }
+
+    // Loads every bundle in order; each is checked against the root config and
+    // the bundles accepted before it. A broken one is either a config problem or,
+    // with on_bundle_error = "skip", left out and recorded.
+    void load_bundles(Config& config) {
+        std::set<std::string> destination_ids;
+        for (const auto& destination : config.destinations) destination_ids.insert(destination.id);
+        std::set<std::string> rule_ids;
+        for (const auto& rule : config.rules) rule_ids.insert(rule.id);
+        for (const auto& file : config.bundle_files) {
+            ParsedBundle bundle =
+                read_bundle_file(file, BundleContext{&config.destinations, &destination_ids, &rule_ids});
+            if (!bundle.team.empty()) declared_teams_.insert(bundle.team);
+            if (bundle.problems.empty()) {
+                for (auto& destination : bundle.destinations) {
+                    destination_ids.insert(destination.id);
+                    config.destinations.push_back(std::move(destination));
+                }
+                for (auto& rule : bundle.rules) {
+                    rule_ids.insert(rule.id);
+                    config.rules.push_back(std::move(rule));
+                }
+                loaded_teams_.insert(bundle.team);
+                continue;
+            }
+            auto& into = config.skip_broken_bundles ? config.skipped_bundles : problems_;
+            into.insert(into.end(), bundle.problems.begin(), bundle.problems.end());
+        }
+    }
+
+    // Every team a root source grants or a root destination is shared with must
+    // be a team some bundle declares: a misspelt team would silently see nothing.
+    void check_granted_teams(const Config& config) {
+        std::vector<std::string> known(declared_teams_.begin(), declared_teams_.end());
+        auto check = [&](const std::vector<std::string>& teams, const PluginInstanceSpec& instance,
+                         const std::string& key, const std::string& kind) {
+            for (std::size_t index = 0; index < teams.size(); ++index) {
+                const std::string& team = teams[index];
+                if (team == "*" || declared_teams_.count(team) != 0) continue;
+                std::string message = kind + " " + quote_name(instance.id) + ": " + key + " names team " +
+                                      quote_name(team) + ", which no bundle declares";
+                problems_.push_back(Diagnostic{instance.locate("/" + key + "/" + std::to_string(index)),
+                                               with_hint(std::move(message), team, known)});
+            }
+        };
+        for (const auto& source : config.sources) {
+            if (source.teams) check(*source.teams, source, "teams", "source");
+        }
+        for (const auto& destination : config.destinations) {
+            if (destination.team.empty()) check(destination.share_with, destination, "share_with", "destination");
+        }
+    }
+
     SourceLocation at(const toml::source_region& region) const {
         return SourceLocation{file_, static_cast<int>(region.begin.line),
                               static_cast<int>(region.begin.column)};
@@ -196,12 +456,13 @@ private:
         }
     }
 
-    static std::string entry_label(const std::string& kind, const toml::table& table,
-                                   std::size_t index) {
+    // In a bundle, rules and destinations are named with their team: `rule "payments/x"`.
+    std::string entry_label(const std::string& kind, const toml::table& table,
+                            std::size_t index) const {
         const char* name_key = kind == "rule" ? "name" : "id";
         if (const auto* name = table.get_as<std::string>(name_key);
             name != nullptr && !is_blank(name->get())) {
-            return kind + " " + quote_name(name->get());
+            return kind + " " + quote_name(kind == "source" ? name->get() : qualified(name->get()));
         }
         return kind + " #" + std::to_string(index + 1);
     }
@@ -229,8 +490,17 @@ private:
         return text->get();
     }
 
+    // A rule's own value for key, else its bundle's default.
+    const toml::node* rule_value(const EntryContext& entry, const std::string& key) const {
+        if (const toml::node* own = entry.table->get(key)) return own;
+        return defaults_ != nullptr ? defaults_->get(key) : nullptr;
+    }
+
+    std::string qualified(const std::string& id) const { return team_.empty() ? id : team_ + "/" + id; }
+
     void read_rule(const EntryContext& entry, Config& config) {
         RuleSpec rule;
+        rule.team = team_;
         rule.where = at(entry.table->source());
         for (auto&& [key, node] : *entry.table) {
             const std::string name(key.str());
@@ -241,8 +511,21 @@ private:
         }
         if (auto name = read_string(entry, "name", true, true)) {
             rule.name = std::move(*name);
-            rule_names_.emplace_back(rule.name, at(entry.table->get("name")->source()));
         }
+        if (auto id = read_string(entry, "id", false, true)) {
+            if (id->find('/') != std::string::npos) {
+                report(entry.table->get("id")->source(),
+                       entry.label + ": id must not contain '/' (a bundle prefixes it with its team)");
+            } else {
+                rule.id = qualified(*id);
+                rule_ids_.push_back({rule.id, at(entry.table->get("id")->source()), "rule id"});
+            }
+        } else if (!rule.name.empty()) {
+            rule.id = qualified(rule.name);
+            rule_ids_.push_back({rule.id, at(entry.table->get("name")->source()), "rule name"});
+        }
+        if (!team_.empty()) entry_labels_id(entry, rule);
+        read_rule_extras(entry, rule);
         if (auto jq_match = read_string(entry, "jq_match", true, true)) {
             rule.jq_match = std::move(*jq_match);
             rule.jq_match_where = at(entry.table->get("jq_match")->source());
@@ -250,12 +533,137 @@ private:
         if (auto description = read_string(entry, "description", false, false)) {
             rule.description = std::move(*description);
         }
-        if (const toml::node* destinations = entry.table->get("destinations")) {
-            read_rule_destinations(entry, *destinations, rule);
-        }
+        const toml::node* destinations = rule_value(entry, "destinations");
+        if (destinations != nullptr) read_rule_destinations(entry, *destinations, rule);
         config.rules.push_back(std::move(rule));
-        rule_destination_nodes_.push_back(entry.table->get_as<toml::array>("destinations"));
-        rule_labels_.push_back(entry.label);
+        rule_destination_nodes_.push_back(destinations != nullptr ? destinations->as_array() : nullptr);
+        rule_labels_.push_back(current_rule_label_.empty() ? entry.label : current_rule_label_);
+        current_rule_label_.clear();
+    }
+
+    // In a bundle, messages name a rule by its full id, which says which team it is in.
+    void entry_labels_id(const EntryContext& entry, const RuleSpec& rule) {
+        current_rule_label_ = rule.id.empty() ? entry.label : "rule " + quote_name(rule.id);
+    }
+
+    void read_rule_extras(const EntryContext& entry, RuleSpec& rule) {
+        const std::string& label = current_rule_label_.empty() ? entry.label : current_rule_label_;
+        if (const toml::node* enabled = rule_value(entry, "enabled")) {
+            if (const auto* flag = enabled->as_boolean()) {
+                rule.enabled = flag->get();
+            } else {
+                report(enabled->source(), label + ": enabled must be true or false");
+            }
+        }
+        if (const toml::node* severity = rule_value(entry, "severity")) {
+            const auto* text = severity->as_string();
+            const auto& known = rule_severities();
+            if (text != nullptr && std::find(known.begin(), known.end(), text->get()) != known.end()) {
+                rule.severity = text->get();
+            } else {
+                std::string message = label + ": severity must be one of info, low, medium, high, critical";
+                if (text != nullptr) message = with_hint(std::move(message), text->get(), known);
+                report(severity->source(), std::move(message));
+            }
+        }
+        if (const toml::node* tags = rule_value(entry, "tags")) {
+            const std::string message = label + ": tags must be an array of non-empty strings";
+            if (const auto* list = tags->as_array()) {
+                for (const toml::node& element : *list) {
+                    const auto* tag = element.as_string();
+                    if (tag == nullptr || is_blank(tag->get())) {
+                        report(element.source(), message);
+                    } else {
+                        rule.tags.push_back(tag->get());
+                    }
+                }
+            } else {
+                report(tags->source(), message);
+            }
+        }
+        if (const toml::node* runbook = rule_value(entry, "runbook")) {
+            const auto* text = runbook->as_string();
+            if (text == nullptr || !(text->get().rfind("https://", 0) == 0 || text->get().rfind("http://", 0) == 0)) {
+                report(runbook->source(), label + ": runbook must be a URL (http:// or https://)");
+            } else {
+                rule.runbook = text->get();
+            }
+        }
+        if (const toml::node* tests = entry.table->get("test")) {
+            const auto* list = tests->as_array();
+            if (list == nullptr) {
+                report(tests->source(), label + ": test must be an array of tables: write [[rule.test]]");
+                return;
+            }
+            for (std::size_t index = 0; index < list->size(); ++index) {
+                const toml::node& element = (*list)[index];
+                const std::string test_label = label + ", test #" + std::to_string(index + 1);
+                if (const auto* table = element.as_table()) {
+                    read_rule_test(test_label, *table, rule);
+                } else {
+                    report(element.source(), test_label + " must be a table ([[rule.test]])");
+                }
+            }
+        }
+    }
+
+    void read_rule_test(const std::string& label, const toml::table& table, RuleSpec& rule) {
+        RuleTestCase test;
+        test.where = at(table.source());
+        bool usable = true;
+        for (auto&& [key, node] : table) {
+            const std::string name(key.str());
+            if (std::find(kRuleTestKeys.begin(), kRuleTestKeys.end(), name) == kRuleTestKeys.end()) {
+                report(key.source(), with_hint(label + ": unknown key " + quote_name(name), name, kRuleTestKeys));
+            }
+        }
+        const toml::node* event = table.get("event");
+        const toml::node* event_file = table.get("event_file");
+        if ((event == nullptr) == (event_file == nullptr)) {
+            report(table.source(), label + ": give exactly one of event (inline JSON) or event_file");
+            usable = false;
+        } else if (event != nullptr) {
+            const auto* text = event->as_string();
+            boost::system::error_code ec;
+            const boost::json::value parsed =
+                text != nullptr ? boost::json::parse(text->get(), ec) : boost::json::value();
+            if (text == nullptr || ec || !parsed.is_object()) {
+                report(event->source(), label + ": event must be a string holding a JSON object" +
+                                            (text != nullptr && ec ? " (" + ec.message() + ")" : ""));
+                usable = false;
+            } else {
+                test.event_json = text->get();
+            }
+        } else {
+            const auto* text = event_file->as_string();
+            if (text == nullptr || is_blank(text->get())) {
+                report(event_file->source(), label + ": event_file must be a file name (relative to " +
+                                                 path_.filename().string() + ")");
+                usable = false;
+            } else {
+                test.event_file = (path_.parent_path() / text->get()).lexically_normal();
+            }
+        }
+        if (const toml::node* match = table.get("match")) {
+            if (const auto* flag = match->as_boolean()) {
+                test.match = flag->get();
+            } else {
+                report(match->source(), label + ": match must be true or false");
+                usable = false;
+            }
+        } else {
+            report(table.source(), label + ": missing required key \"match\" (true or false)");
+            usable = false;
+        }
+        if (const toml::node* annotation = table.get("annotation")) {
+            if (const auto* text = annotation->as_string()) {
+                test.annotation = text->get();
+            } else {
+                report(annotation->source(), label + ": annotation must be a string");
+                usable = false;
+            }
+        }
+        if (usable) rule.tests.push_back(std::move(test));
     }
 
     void read_rule_destinations(const EntryContext& entry, const toml::node& node, RuleSpec& rule) {
@@ -279,14 +687,35 @@ private:
                               bool is_destination) {
         PluginInstanceSpec instance;
         instance.where = at(entry.table->source());
+        instance.team = team_;
         if (auto id = read_string(entry, "id", true, true)) {
-            instance.id = std::move(*id);
-            ids.emplace_back(instance.id, at(entry.table->get("id")->source()));
+            if (id->find('/') != std::string::npos) {
+                report(entry.table->get("id")->source(),
+                       entry.label + ": id must not contain '/' (it is reserved for team/id)");
+            } else {
+                instance.id = qualified(*id);
+                ids.emplace_back(instance.id, at(entry.table->get("id")->source()));
+            }
         }
         if (auto type = read_string(entry, "type", true, true)) instance.type = std::move(*type);
         for (auto&& [key, node] : *entry.table) {
             const std::string name(key.str());
             if (name == "id" || name == "type") continue;
+            // Keys the core owns: which teams may use a root destination or see a root source.
+            const bool team_key = is_destination ? name == "share_with" : name == "teams";
+            if (team_key) {
+                if (in_bundle()) {
+                    report(key.source(), entry.label + ": " + name + " may only be set in the root config");
+                    continue;
+                }
+                auto teams = read_team_list(entry, name, node, instance);
+                if (is_destination) {
+                    instance.share_with = std::move(teams);
+                } else {
+                    instance.teams = std::move(teams);
+                }
+                continue;
+            }
             if (is_destination && name == "delivery") {
                 read_delivery(entry, node, instance);
                 continue;
@@ -295,6 +724,28 @@ private:
             instance.settings[name] = to_json(node, pointer, entry.label, instance.value_locations);
         }
         instances.push_back(std::move(instance));
+    }
+
+    std::vector<std::string> read_team_list(const EntryContext& entry, const std::string& key,
+                                            const toml::node& node, PluginInstanceSpec& instance) {
+        const std::string message = entry.label + ": " + key + " must be an array of team names (\"*\" = every team)";
+        std::vector<std::string> teams;
+        instance.value_locations["/" + key] = at(node.source());
+        const auto* list = node.as_array();
+        if (list == nullptr) {
+            report(node.source(), message);
+            return teams;
+        }
+        for (const toml::node& element : *list) {
+            instance.value_locations["/" + key + "/" + std::to_string(teams.size())] = at(element.source());
+            const auto* team = element.as_string();
+            if (team == nullptr || (team->get() != "*" && !valid_team_name(team->get()))) {
+                report(element.source(), message);
+                continue;
+            }
+            teams.push_back(team->get());
+        }
+        return teams;
     }
 
     // The core's own table of a destination: how it is delivered to. The plugin never sees it.
@@ -429,12 +880,107 @@ private:
     }
 
     void check_duplicates() {
-        report_duplicates(rule_names_, "rule name");
+        // A rule's id is its name unless it sets one; say which the clash is in.
+        std::map<std::string, SourceLocation> first_rule;
+        for (const auto& [id, where, what] : rule_ids_) {
+            const bool taken_earlier = in_bundle() && bundle_->accepted_rule_ids->count(id) != 0;
+            const auto [first, inserted] = first_rule.emplace(id, where);
+            if (taken_earlier) {
+                problems_.push_back(Diagnostic{where, "duplicate " + what + " " + quote_name(id) +
+                                                          " (already defined by an earlier bundle)"});
+            } else if (!inserted) {
+                problems_.push_back(Diagnostic{where, "duplicate " + what + " " + quote_name(id) +
+                                                          " (first defined at line " +
+                                                          std::to_string(first->second.line) + ")"});
+            }
+        }
+        if (in_bundle()) {
+            for (const auto& [id, where] : destination_ids_) {
+                if (bundle_->accepted_destination_ids->count(id) != 0) {
+                    problems_.push_back(Diagnostic{where, "duplicate destination id " + quote_name(id) +
+                                                              " (already defined by an earlier bundle)"});
+                }
+            }
+        }
         report_duplicates(destination_ids_, "destination id");
         report_duplicates(source_ids_, "source id");
     }
 
-    void check_rule_destinations(const Config& config) {
+    // A bundle rule may name its team's destinations (plain or `team/id`) and root
+    // destinations shared with its team; resolves names to full ids in place.
+    void check_bundle_rule_destinations(Config& config) {
+        if (team_.empty()) return;  // the missing team is reported; ids cannot be resolved
+        std::vector<std::string> own_ids;
+        for (const auto& destination : config.destinations) {
+            if (!destination.id.empty()) own_ids.push_back(destination.id.substr(team_.size() + 1));
+        }
+        const std::set<std::string> own(own_ids.begin(), own_ids.end());
+        std::vector<std::string> usable = own_ids;
+        for (const auto& root : *bundle_->root_destinations) {
+            if (names_team(root.share_with, team_)) usable.push_back(root.id);
+        }
+        for (std::size_t index = 0; index < config.rules.size(); ++index) {
+            RuleSpec& rule = config.rules[index];
+            const toml::array* listed = rule_destination_nodes_[index];
+            if (listed == nullptr) continue;
+            const std::string& label = rule_labels_[index];
+            std::vector<std::string> resolved;
+            std::size_t position = 0;
+            for (const toml::node& element : *listed) {
+                const auto* id = element.as_string();
+                if (id == nullptr) continue;  // reported while reading the rule
+                ++position;
+                const std::string& name = id->get();
+                const std::string other_team = team_of_qualified_id(name);
+                std::string local = other_team == team_ ? name.substr(team_.size() + 1) : name;
+                if (!other_team.empty() && other_team != team_) {
+                    report(element.source(), label + " of team " + quote_name(team_) +
+                                                 " may not name destination " + quote_name(name) +
+                                                 " of team " + quote_name(other_team) +
+                                                 " (a team's rules use its own destinations and root "
+                                                 "destinations shared with it)");
+                    continue;
+                }
+                std::string full;
+                if (own.count(local) != 0) {
+                    full = team_ + "/" + local;
+                } else if (other_team.empty()) {
+                    const auto& roots = *bundle_->root_destinations;
+                    const auto root = std::find_if(roots.begin(), roots.end(),
+                                                   [&](const PluginInstanceSpec& d) { return d.id == name; });
+                    if (root != roots.end() && names_team(root->share_with, team_)) {
+                        full = name;
+                    } else if (root != roots.end()) {
+                        report(element.source(), label + " of team " + quote_name(team_) +
+                                                     " may not name destination " + quote_name(name) +
+                                                     " of the root config: it is not shared with team " +
+                                                     quote_name(team_) + " (add it to the destination's share_with)");
+                        continue;
+                    }
+                }
+                if (full.empty()) {
+                    std::string message = label + ": unknown destination " + quote_name(name);
+                    message = usable.empty() ? message + " (team " + quote_name(team_) +
+                                                   " has no destination and none is shared with it)"
+                                             : with_hint(std::move(message), local, usable);
+                    report(element.source(), std::move(message));
+                    continue;
+                }
+                if (std::find(resolved.begin(), resolved.end(), full) != resolved.end()) {
+                    report(element.source(), label + ": destination " + quote_name(name) + " is listed twice");
+                    continue;
+                }
+                resolved.push_back(std::move(full));
+            }
+            rule.destinations = std::move(resolved);
+        }
+    }
+
+    void check_rule_destinations(Config& config) {
+        if (in_bundle()) {
+            check_bundle_rule_destinations(config);
+            return;
+        }
         std::vector<std::string> known_ids;
         for (const auto& destination : config.destinations) {
             if (!destination.id.empty()) known_ids.push_back(destination.id);
@@ -473,13 +1019,38 @@ private:
     // positions) and the rule's label in messages.
     std::vector<const toml::array*> rule_destination_nodes_;
     std::vector<std::string> rule_labels_;
-    // Names and ids as written, for the duplicate checks.
-    std::vector<std::pair<std::string, SourceLocation>> rule_names_;
+    std::string current_rule_label_;
+    // Rule ids (full), where they were written and whether from `id` or `name`.
+    struct RuleIdEntry {
+        std::string id;
+        SourceLocation where;
+        std::string what;
+    };
+    std::vector<RuleIdEntry> rule_ids_;
+    // Bundle mode: set while parsing a bundle file.
+    const BundleContext* bundle_ = nullptr;
+    std::string team_;
+    const toml::table* defaults_ = nullptr;
+    // Root mode: teams declared by any bundle (even a broken one) and by loaded ones.
+    std::set<std::string> declared_teams_;
+    std::set<std::string> loaded_teams_;
+    // Ids as written, for the duplicate checks.
     std::vector<std::pair<std::string, SourceLocation>> destination_ids_;
     std::vector<std::pair<std::string, SourceLocation>> source_ids_;
 };
 
 }  // namespace
+
+const std::vector<std::string>& rule_severities() {
+    static const std::vector<std::string> severities = {"info", "low", "medium", "high", "critical"};
+    return severities;
+}
+
+bool rule_runs_on(const RuleSpec& rule, const PluginInstanceSpec& source) {
+    if (!rule.enabled) return false;
+    if (rule.team.empty() || !source.teams) return true;
+    return names_team(*source.teams, rule.team);
+}
 
 const std::vector<std::string>& delivery_keys() {
     static const std::vector<std::string> keys = {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -145,7 +146,7 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
     std::vector<FilterRule> rules;
     rules.reserve(config.rules.size());
     for (const auto& rule : config.rules) {
-        rules.push_back({rule.name, rule.jq_match, rule.jq_match_where});
+        rules.push_back({rule.key(), rule.jq_match, rule.jq_match_where});
     }
     prepared.filter = std::make_unique<FilterStage>(std::move(rules), prepared.problems);
     return prepared;
@@ -469,15 +470,29 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     FilterStage& filter = *prepared.filter;
     const auto& rules = config.rules;
     std::size_t enqueued = 0;
+    // Per source id: which rules run on its events (rule_runs_on). Inputs not
+    // declared as a [[source]] (files on the command line) grant every team.
+    std::map<std::string, std::vector<bool>> rules_by_source_id;
+    auto rules_by_source = [&](const std::string& source_id) -> const std::vector<bool>& {
+        auto found = rules_by_source_id.find(source_id);
+        if (found != rules_by_source_id.end()) return found->second;
+        PluginInstanceSpec undeclared;
+        const auto declared = std::find_if(config.sources.begin(), config.sources.end(),
+                                           [&](const PluginInstanceSpec& s) { return s.id == source_id; });
+        const PluginInstanceSpec& source = declared != config.sources.end() ? *declared : undeclared;
+        std::vector<bool> runs(rules.size());
+        for (std::size_t i = 0; i < rules.size(); ++i) runs[i] = rule_runs_on(rules[i], source);
+        return rules_by_source_id.emplace(source_id, std::move(runs)).first->second;
+    };
     auto publish_run_totals = [&] {
         if (metrics == nullptr) return;
         metrics->set_run_delivery_retries(deliveries.retries());
-        for (std::size_t i = 0; i < rules.size(); ++i) metrics->set_run_rule_errors(rules[i].name, filter.runtime_errors(i));
+        for (std::size_t i = 0; i < rules.size(); ++i) metrics->set_run_rule_errors(rules[i].key(), filter.runtime_errors(i));
     };
     if (metrics != nullptr) {
         std::vector<std::string> rule_names;
         std::vector<std::string> destination_ids;
-        for (const auto& rule : rules) rule_names.push_back(rule.name);
+        for (const auto& rule : rules) rule_names.push_back(rule.key());
         for (const auto& destination : config.destinations) destination_ids.push_back(destination.id);
         metrics->run_started(rule_names, destination_ids);
     }
@@ -541,6 +556,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             const std::uint64_t ticket = ledger.open(*source, batch);
             filter.begin_batch(batch.origin);
             EventOrigin origin{source->id(), batch.origin, 0};
+            const std::vector<bool>& runs_on_source = rules_by_source(source->id());
             bool decode_failed = false;
             try {
                 DecodeReport report = decode_batch(
@@ -549,12 +565,17 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                         if (metrics != nullptr) metrics->event_read();
                         const auto matches = filter.evaluate(event);
                         for (const auto& match : matches) {
-                            ++summary.matches;
                             const RuleSpec& rule = rules[match.rule_index];
-                            if (metrics != nullptr) metrics->rule_matched(rule.name);
+                            // Disabled rules, and team rules on sources not granted to the team,
+                            // are compiled with the others but their results are dropped here.
+                            if (!runs_on_source[match.rule_index]) continue;
+                            ++summary.matches;
+                            if (metrics != nullptr) metrics->rule_matched(rule.key());
                             origin.index = index;
-                            boost::json::object alert =
-                                make_alert({rule.name, rule.description}, event, match.annotation, origin);
+                            boost::json::object alert = make_alert(
+                                {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags,
+                                 rule.runbook},
+                                event, match.annotation, origin);
                             const std::string alert_id(alert.at("alert_id").as_string());
                             for (const auto& destination_id : rule.destinations) {
                                 Outbox* outbox = deliveries.find(destination_id);
@@ -574,7 +595,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                                 DeliveryItem item;
                                 item.alert_json = boost::json::serialize(alert);
                                 item.alert_id = alert_id;
-                                item.rule = rule.name;
+                                item.rule = rule.key();
                                 item.ticket = ticket;
                                 // Waits while the destination is behind; wakes its workers at the
                                 // end of the batch rather than for every alert.

@@ -127,6 +127,7 @@ json::object custom_details_of(const json::object& alert, const json::object& ru
     }
     if (const auto* severity = rule.if_contains("severity"); severity != nullptr)
         details["rule_severity"] = *severity;
+    if (const auto* tags = rule.if_contains("tags"); tags != nullptr) details["rule_tags"] = *tags;
     if (const auto* annotation = alert.if_contains("annotation");
         annotation != nullptr && !annotation->is_null()) {
         details["annotation"] = *annotation;
@@ -181,12 +182,17 @@ json::object build_trigger(const json::object& alert, const EventOptions& option
         request["dedup_key"] = cut_utf8(id, kMaxDedupKey);
     request["client"] = "tattle";
     request["payload"] = std::move(payload);
+    json::array links;
     if (const auto url =
             cloudtrail_console_url(string_at(summary, "region"), string_at(summary, "event_id"));
         !url.empty()) {
-        request["links"] =
-            json::array{json::object{{"href", url}, {"text", "Event in the CloudTrail console"}}};
+        links.push_back(json::object{{"href", url}, {"text", "Event in the CloudTrail console"}});
     }
+    // The responder's first click: the rule's runbook.
+    if (const auto runbook = string_at(*rule, "runbook"); !runbook.empty()) {
+        links.push_back(json::object{{"href", runbook}, {"text", "Runbook"}});
+    }
+    if (!links.empty()) request["links"] = std::move(links);
 
     // custom_details goes last and is the only part that can be large: cut it down
     // level by level, as a value, so it stays valid JSON, until the request fits.

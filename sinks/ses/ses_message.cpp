@@ -97,6 +97,12 @@ std::vector<Fact> facts_table(const AlertFacts& facts) {
     if (!facts.event_time.empty()) table.push_back({"When", {line(facts.event_time)}});
     if (!facts.source_ip.empty()) table.push_back({"Source IP", {line(facts.source_ip)}});
     if (!facts.user_agent.empty()) table.push_back({"User agent", {line(facts.user_agent)}});
+    if (!facts.tags.empty()) {
+        std::string joined;
+        for (const auto& tag : facts.tags) joined += (joined.empty() ? "" : ", ") + tag;
+        table.push_back({"Tags", {line(joined)}});
+    }
+    if (!facts.runbook.empty()) table.push_back({"Runbook", {line(facts.runbook)}});
     if (!facts.error_code.empty() || !facts.error_message.empty()) {
         Fact error{"Error", {}};
         if (!facts.error_code.empty()) error.lines.push_back(line(facts.error_code));

@@ -228,6 +228,28 @@ std::string error_text(const json::object& summary) {
     return text;
 }
 
+// The rule's tags and runbook, for whoever picks the alert up; empty when it has neither.
+std::string playbook_text(const json::object& rule) {
+    std::string text;
+    if (const auto* tags = rule.if_contains("tags"); tags != nullptr && tags->is_array()) {
+        std::string joined;
+        for (const auto& tag : tags->get_array()) {
+            if (!tag.is_string()) continue;
+            joined += (joined.empty() ? "" : ", ") + std::string(tag.get_string());
+        }
+        if (!joined.empty()) text += "*Tags*: " + one_line(joined, 500);
+    }
+    if (const auto runbook = string_at(rule, "runbook"); !runbook.empty()) {
+        // A link only when nothing in the URL can end Slack's <url|label> early.
+        const bool linkable = (runbook.rfind("https://", 0) == 0 || runbook.rfind("http://", 0) == 0) &&
+                              runbook.find_first_of("|<> \t\n") == std::string_view::npos &&
+                              runbook.size() <= 1000;
+        text += std::string(text.empty() ? "" : "\n") + ":book: " +
+                (linkable ? "<" + std::string(runbook) + "|Runbook>" : "Runbook: " + one_line(runbook, 1000));
+    }
+    return text;
+}
+
 std::string origin_text(const json::object& alert) {
     std::string raw = "tattle";
     if (const auto id = string_at(alert, "alert_id"); !id.empty())
@@ -330,6 +352,7 @@ json::object build_message(const json::object& alert, const MessageOptions& opti
         // early.
         blocks.push_back(section(":mag: <" + url + "|View this event in the CloudTrail console>"));
     }
+    if (auto playbook = playbook_text(*rule); !playbook.empty()) blocks.push_back(section(std::move(playbook)));
     if (const auto* event = alert.if_contains("event"); event != nullptr && !event->is_null()) {
         blocks.push_back(section(event_section_text(*event)));
     }

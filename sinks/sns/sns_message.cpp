@@ -71,6 +71,10 @@ json::object payload_of(const json::object& alert, const json::object& rule) {
     const auto* annotation = alert.if_contains("annotation");
     payload["match"] = annotation != nullptr && !annotation->is_null() ? *annotation : json::value(true);
     if (const auto id = string_at(alert, "alert_id"); !id.empty()) payload["alert_id"] = id;
+    // tattle's rule fields, for whoever reads the message (an email subscription, a queue consumer).
+    for (const char* key : {"severity", "tags", "runbook"}) {
+        if (const auto* value = rule.if_contains(key); value != nullptr && !value->is_null()) payload[key] = *value;
+    }
     return payload;
 }
 

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tattle {
 
@@ -18,15 +19,22 @@ struct EventOrigin {
 struct AlertRule {
     std::string name;
     std::string description;
+    // tattle's own rule fields; empty ones are left out of the alert document.
+    std::string id;  // unique rule id (`team/name` in a bundle); empty: the name
+    std::string team;
+    std::string severity;
+    std::vector<std::string> tags;
+    std::string runbook;
 };
 
-// The stable id of an alert: a hash of the rule name and the event's eventID
+// The stable id of an alert: a hash of the rule id (its name unless it has one) and the event's eventID
 // (or, for events without one, of the event itself), so a redelivered event
 // yields the same id.
 std::string alert_id(std::string_view rule_name, const boost::json::object& event);
 
 // The one JSON document every sink receives (see README.md, "The alert document"):
-//   alert_id, rule {name, description}, destination, annotation (when there is
+//   alert_id, rule {name, description, and when set: id, team, severity, tags,
+//   runbook}, destination, annotation (when there is
 //   one), summary {event_id, event_time, event_name, event_source, account_id,
 //   region, actor, source_ip, user_agent, error_code, error_message},
 //   origin {source, batch, index}, event.

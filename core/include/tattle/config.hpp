@@ -12,14 +12,39 @@
 
 namespace tattle {
 
-// A [[rule]]: tattletail's keys.
+// A [[rule.test]] case: an event (inline JSON or a file) and what the rule must do with it.
+struct RuleTestCase {
+    std::string event_json;                  // inline `event`, already checked to be a JSON object
+    std::optional<std::filesystem::path> event_file;  // `event_file`, relative paths resolved
+    bool match = true;
+    std::optional<std::string> annotation;   // expected annotation (a string's text, else its JSON)
+    SourceLocation where;                    // the test's table
+};
+
+// The severities a rule may declare, lowest first.
+const std::vector<std::string>& rule_severities();
+
+// A [[rule]]: tattletail's keys, and tattle's own (id, enabled, severity, tags,
+// runbook, test).
 struct RuleSpec {
     std::string name;
+    // Unique across the config: `id` (default: name), prefixed `team/` in a bundle.
+    std::string id;
+    std::string team;  // empty for the root config's rules
     std::string description;
     std::string jq_match;
+    // Destination ids as resolved: a bundle's own destinations are `team/id`.
     std::vector<std::string> destinations;
+    bool enabled = true;  // false: loaded and compiled, never run
+    std::string severity; // empty or one of rule_severities()
+    std::vector<std::string> tags;
+    std::string runbook;
+    std::vector<RuleTestCase> tests;
     SourceLocation where;          // the rule's table
     SourceLocation jq_match_where; // the jq_match value
+
+    // The id, or the name for a rule built in code without one.
+    const std::string& key() const noexcept { return id.empty() ? name : id; }
 };
 
 // How the core delivers to one destination: the reserved `delivery` table of a
@@ -61,6 +86,12 @@ struct PluginInstanceSpec {
     // A destination's `delivery` table, owned by the core.
     DeliveryOverrides delivery;
     SourceLocation where;  // the table
+    // Bundles: the team that declared this destination (empty: the root config).
+    std::string team;
+    // Root destinations: the teams whose rules may name it (`share_with`, "*" = all).
+    std::vector<std::string> share_with;
+    // Root sources: the teams whose rules see its events (`teams`; unset = all).
+    std::optional<std::vector<std::string>> teams;
     // Location of every value in settings, keyed by JSON pointer ("/webhook_url", "/to_emails/1").
     std::map<std::string, SourceLocation> value_locations;
 
@@ -85,7 +116,17 @@ struct Config {
     // many ids are remembered at most.
     std::optional<std::int64_t> dedup_window_seconds;
     std::optional<std::int64_t> dedup_max_entries;
+    // Team bundles (`bundles`, globs relative to the config) and what a broken one
+    // does (`on_bundle_error`): "fail" (default) refuses the config, "skip" leaves
+    // that bundle out and records why in skipped_bundles.
+    std::vector<std::filesystem::path> bundle_files;
+    bool skip_broken_bundles = false;
+    std::vector<Diagnostic> skipped_bundles;
 };
+
+// Whether a rule runs on events of a source: enabled, and its team (if any)
+// is granted the source.
+bool rule_runs_on(const RuleSpec& rule, const PluginInstanceSpec& source);
 
 // Parses a config file (tattletail.toml or tattle's superset) and checks its
 // structure: known keys (with "did you mean"), types, required keys, duplicate

@@ -99,6 +99,12 @@ AlertFacts facts_of(const json::object& alert) {
     facts.rule_name = string_at(rule, "name");
     facts.description = string_at(rule, "description");
     facts.severity = string_at(rule, "severity");
+    if (const auto* tags = rule.if_contains("tags"); tags != nullptr && tags->is_array()) {
+        for (const auto& tag : tags->get_array()) {
+            if (tag.is_string()) facts.tags.emplace_back(tag.get_string());
+        }
+    }
+    facts.runbook = string_at(rule, "runbook");
     if (const auto* annotation = alert.if_contains("annotation"); annotation != nullptr && !annotation->is_null()) {
         facts.has_annotation = true;
         facts.annotation = text_of(*annotation);

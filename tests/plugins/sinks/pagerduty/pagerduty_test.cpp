@@ -384,6 +384,20 @@ TEST(PagerDutyPlugin, SecretsStayOutOfErrorsAndLogs) {
     for (const auto& line : captured_logs()) EXPECT_THAT(line, Not(HasSubstr(kRoutingKey)));
 }
 
+TEST(PagerDutyEvent, LinksTheRunbookAndCarriesTheTags) {
+    json::object alert = alert_for(real_event(), std::nullopt);
+    alert["rule"].as_object()["runbook"] = "https://wiki.example.com/ec2-password";
+    alert["rule"].as_object()["tags"] = json::array{"T1552.005"};
+    alert["rule"].as_object()["severity"] = "medium";
+    const json::object request = pagerduty::build_trigger(alert, options());
+    const auto& links = request.at("links").as_array();
+    ASSERT_EQ(links.size(), 2U);
+    EXPECT_EQ(links[1], (json::object{{"href", "https://wiki.example.com/ec2-password"}, {"text", "Runbook"}}));
+    const auto& payload = request.at("payload").as_object();
+    EXPECT_EQ(payload.at("severity"), "warning");
+    EXPECT_EQ(payload.at("custom_details").at("rule_tags"), (json::array{"T1552.005"}));
+}
+
 }  // namespace
 
 #endif

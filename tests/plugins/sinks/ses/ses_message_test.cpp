@@ -168,4 +168,16 @@ TEST(SesConfig, AddressesAreChecked) {
                 HasSubstr("at most 50 recipients"));
 }
 
+TEST(SesMessage, ShowsTheRulesTagsAndRunbook) {
+    json::object alert = alert_for(kHostileEvent, "Create User");
+    alert["rule"].as_object()["tags"] = json::array{"T1136.003", "<cis>"};
+    alert["rule"].as_object()["runbook"] = "https://wiki.example.com/create-user?a=1&b=2";
+    const auto email = ses::build_email(alert, std::nullopt);
+    EXPECT_THAT(email.text, HasSubstr("Tags:       T1136.003, <cis>\n"));
+    EXPECT_THAT(email.text, HasSubstr("Runbook:    https://wiki.example.com/create-user?a=1&b=2\n"));
+    EXPECT_THAT(email.html, HasSubstr("&lt;cis&gt;"));
+    EXPECT_THAT(email.html, HasSubstr("https://wiki.example.com/create-user?a=1&amp;b=2"));
+    EXPECT_THAT(email.html, Not(HasSubstr("<cis>")));
+}
+
 }  // namespace

@@ -368,6 +368,23 @@ TEST(SlackMessage, EscapingFollowsSlackRules) {
     EXPECT_EQ(slack::neutralise_code_fences("``` `` `"), "`\u200b`\u200b` `\u200b` `");
 }
 
+TEST(SlackMessage, ShowsTheRulesTagsAndRunbook) {
+    const json::object event = real_event(kAssumedRoleEventId);
+    json::object alert = tattle::make_alert(
+        {"EC2 password data", "", "ec2/password-data", "platform", "high", {"T1552.005", "<b>&"},
+         "https://wiki.example.com/runbooks/ec2-password"},
+        event, std::nullopt, {"local", "logs/x.json", 17});
+    const std::string text = json::serialize(message_for(alert));
+    EXPECT_THAT(text, HasSubstr("*Tags*: T1552.005, &lt;b&gt;&amp;"));
+    EXPECT_THAT(text, HasSubstr(":book: <https://wiki.example.com/runbooks/ec2-password|Runbook>"));
+
+    // A URL that could end Slack's link early is shown as text, not linked.
+    alert["rule"].as_object()["runbook"] = "https://x.example/a|<!channel>";
+    EXPECT_THAT(json::serialize(message_for(alert)), HasSubstr("Runbook: https://x.example/a|&lt;!channel&gt;"));
+    // Without tags or runbook there is no such section.
+    EXPECT_THAT(json::serialize(message_for(alert_for(event))), Not(HasSubstr("Runbook")));
+}
+
 }  // namespace
 
 #endif

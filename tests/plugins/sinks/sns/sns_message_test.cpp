@@ -180,4 +180,17 @@ TEST(SnsMessage, PublishBodyIsFormEncodedAsTheSdksWriteIt) {
               "Action=Publish&Message=a+b%2Bc%2Fd%3De%26f~");
 }
 
+TEST(SnsMessage, CarriesTheRulesSeverityTagsAndRunbook) {
+    auto alert = alert_for(kHostileEvent, "Create User");
+    auto message = json::parse(sns::build_publication(alert, {kTopic, std::nullopt}).message).as_object();
+    EXPECT_FALSE(message.contains("tags"));
+    alert["rule"].as_object()["severity"] = "critical";
+    alert["rule"].as_object()["tags"] = json::array{"T1136.003"};
+    alert["rule"].as_object()["runbook"] = "https://wiki.example.com/create-user";
+    message = json::parse(sns::build_publication(alert, {kTopic, std::nullopt}).message).as_object();
+    EXPECT_EQ(message.at("severity"), "critical");
+    EXPECT_EQ(message.at("tags"), (json::array{"T1136.003"}));
+    EXPECT_EQ(message.at("runbook"), "https://wiki.example.com/create-user");
+}
+
 }  // namespace

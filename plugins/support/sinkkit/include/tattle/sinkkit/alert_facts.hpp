@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tattle::sinkkit {
 
@@ -15,6 +16,8 @@ struct AlertFacts {
     std::string rule_name;
     std::string description;
     std::string severity;          // rule.severity, when the rule has one
+    std::vector<std::string> tags; // rule.tags (its strings)
+    std::string runbook;           // rule.runbook: a URL
     bool has_annotation = false;
     std::string annotation;        // a string as it is, any other value as compact JSON
     std::string actor;             // ARN, user name, service or principal
