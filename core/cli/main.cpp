@@ -12,6 +12,9 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include "tattle/backtest.hpp"
 #include "tattle/config.hpp"
 #include "tattle/daemon.hpp"
 #include "tattle/logging.hpp"
@@ -36,6 +39,7 @@ Commands:
   check    validate a config: plugins, destinations, sources, rules
   eval     run one jq rule over files and print the matches
   test     run the rules' [[rule.test]] cases and print a pass/fail table
+  backtest run the rules over historical logs without sending, and show how noisy each is
   spool    list, replay or drop alerts parked in the dead-letter spool
   plugins  list the available plugins with their config schemas
   lambda   serve as an AWS Lambda custom runtime (automatic for a `bootstrap` binary)
@@ -143,6 +147,8 @@ int command_run(const std::vector<std::string>& args, GlobalOptions& global) {
         ("config,c", po::value(&config_path), "config file (default: $TATTLE_CONFIG)")
         ("since", po::value(&run.inputs_since), "s3:// inputs: first day to read (YYYY-MM-DD, by the key's date)")
         ("until", po::value(&run.inputs_until), "s3:// inputs: last day to read (YYYY-MM-DD, inclusive)")
+        ("workers", po::value(&run.workers),
+         "threads decoding and filtering batches (default: the config's workers, else one per CPU)")
         ("input", po::value(&run.input_paths)->composing(),
          "files, directories, globs, - or s3://bucket/prefix (instead of the config's sources)");
     po::positional_options_description positional;
@@ -151,7 +157,7 @@ int command_run(const std::vector<std::string>& args, GlobalOptions& global) {
     po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
     po::notify(vm);
     if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle run [--config FILE] [--since DAY] [--until DAY] [INPUT...]\n\n" << options;
+        std::cout << "usage: tattle run [--config FILE] [--since DAY] [--until DAY] [--workers N] [INPUT...]\n\n" << options;
         return kExitOk;
     }
     const bool any_s3_input = std::any_of(run.input_paths.begin(), run.input_paths.end(),
@@ -221,6 +227,67 @@ int command_test(const std::vector<std::string>& args, GlobalOptions& global) {
         return kExitUsage;
     }
     return report.failed() > 0 ? 1 : kExitOk;
+}
+
+int command_backtest(const std::vector<std::string>& args, GlobalOptions& global) {
+    std::string config_path = default_config_path();
+    BacktestOptions backtest;
+    bool as_json = false;
+    std::string progress_choice = "auto";
+    std::size_t top_actor_count = 3;
+    auto options = global_options(global);
+    options.add_options()
+        ("config,c", po::value(&config_path), "config file (default: $TATTLE_CONFIG)")
+        ("since", po::value(&backtest.since), "s3:// inputs: first day to read (YYYY-MM-DD, by the key's date)")
+        ("until", po::value(&backtest.until), "s3:// inputs: last day to read (YYYY-MM-DD, inclusive)")
+        ("workers", po::value(&backtest.workers), "threads decoding and filtering (default: one per CPU)")
+        ("top", po::value(&top_actor_count), "actors shown per rule (default 3)")
+        ("json", po::bool_switch(&as_json), "print the summary as one JSON document")
+        ("progress", po::value(&progress_choice), "auto (on a terminal), always or never")
+        ("input", po::value(&backtest.inputs)->composing(), "files, directories, globs or s3://bucket/prefix");
+    po::positional_options_description positional;
+    positional.add("input", -1);
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help") != 0U) {
+        std::cout << "usage: tattle backtest [--config FILE] [--since DAY] [--until DAY] [--json] INPUT...\n\n"
+                     "Runs every rule of the config and its bundles (disabled ones included) over\n"
+                     "historical logs and prints, per rule, how often it would have matched and who\n"
+                     "caused it. Nothing is sent. Exit 0, 1 when a batch could not be read.\n\n"
+                  << options;
+        return kExitOk;
+    }
+    if (backtest.inputs.empty()) {
+        std::cerr << "tattle backtest: give the logs to read (files, directories or s3://bucket/prefix)\n";
+        return kExitUsage;
+    }
+    if (progress_choice != "auto" && progress_choice != "always" && progress_choice != "never") {
+        std::cerr << "tattle backtest: --progress must be auto, always or never\n";
+        return kExitUsage;
+    }
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    PreparedConfig prepared;
+    if (!load_prepared(config_path, global, prepared)) return kExitUsage;
+    const bool show_progress =
+        progress_choice == "always" || (progress_choice == "auto" && ::isatty(STDERR_FILENO) == 1);
+    if (show_progress) {
+        auto last_drawn = std::chrono::steady_clock::time_point{};
+        backtest.on_progress = [last_drawn](const BacktestProgress& progress) mutable {
+            const auto now = std::chrono::steady_clock::now();
+            if (now - last_drawn < std::chrono::milliseconds(200)) return;
+            last_drawn = now;
+            std::cerr << backtest_progress_line(progress) << std::flush;
+        };
+    }
+    const BacktestReport report = run_backtest(prepared, backtest);
+    if (show_progress) std::cerr << "\r\x1b[K" << std::flush;
+    if (as_json) {
+        std::cout << boost::json::serialize(backtest_json(prepared, report, top_actor_count)) << '\n';
+    } else {
+        print_backtest_table(prepared, report, std::cout, top_actor_count);
+    }
+    return report.exit_code();
 }
 
 int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
@@ -681,6 +748,7 @@ int main(int argc, char** argv) {
         if (command == "check") return command_check(args, global);
         if (command == "eval") return command_eval(args, global);
         if (command == "test") return command_test(args, global);
+        if (command == "backtest") return command_backtest(args, global);
         if (command == "spool") return command_spool(args, global);
         if (command == "plugins") return command_plugins(args, global);
         if (command == "lambda") return command_lambda(args, global);

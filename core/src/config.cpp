@@ -34,7 +34,7 @@ namespace {
 const std::vector<std::string> kTopLevelKeys = {"rule",      "destination", "source",
                                                 "plugin_dirs", "spool_dir", "state_dir",
                                                 "dedup_window_seconds", "dedup_max_entries",
-                                                "bundles", "on_bundle_error"};
+                                                "bundles", "on_bundle_error", "workers"};
 const std::vector<std::string> kBundleTopLevelKeys = {"team", "rule", "destination", "defaults"};
 const std::vector<std::string> kRuleKeys = {"name",     "jq_match", "description", "destinations",
                                             "id",       "enabled",  "severity",    "tags",
@@ -158,6 +158,9 @@ public:
                 config.dedup_window_seconds = read_top_level_integer(node, name, 0, 315'360'000);
             } else if (name == "dedup_max_entries") {
                 config.dedup_max_entries = read_top_level_integer(node, name, 1, 100'000'000);
+            } else if (name == "workers") {
+                // 0: one per hardware thread.
+                if (const auto workers = read_top_level_integer(node, name, 0, 256)) config.workers = static_cast<std::size_t>(*workers);
             } else if (name == "bundles") {
                 read_bundle_patterns(node, config);
             } else if (name == "on_bundle_error") {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -13,6 +14,7 @@
 #include <utility>
 
 #include "tattle/alert.hpp"
+#include "tattle/batch_workers.hpp"
 #include "tattle/decoder.hpp"
 #include "tattle/dedup.hpp"
 #include "tattle/json_schema.hpp"
@@ -378,9 +380,11 @@ private:
     std::uint64_t next_ticket_ = 1;
 };
 
+}  // namespace
+
 // A source the command line asks for, validated against its plugin's schema like a
 // [[source]] table.
-std::unique_ptr<SourceInstance> make_command_line_source(PreparedConfig& prepared, const std::string& type,
+static std::unique_ptr<SourceInstance> make_command_line_source(PreparedConfig& prepared, const std::string& type,
                                                          const std::string& id, boost::json::object settings) {
     auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SOURCE, type);
     if (!plugin) {
@@ -398,7 +402,7 @@ std::unique_ptr<SourceInstance> make_command_line_source(PreparedConfig& prepare
 }
 
 // s3://bucket/prefix → the s3 source's listing settings.
-boost::json::object s3_listing_settings(const std::string& uri, const RunOptions& options) {
+static boost::json::object s3_listing_settings(const std::string& uri, const RunOptions& options) {
     const std::string_view rest = std::string_view(uri).substr(std::string_view("s3://").size());
     const std::size_t slash = rest.find('/');
     const std::string_view bucket = rest.substr(0, slash);
@@ -441,8 +445,6 @@ std::vector<std::unique_ptr<SourceInstance>> make_sources(PreparedConfig& prepar
     return sources;
 }
 
-}  // namespace
-
 RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>& input_paths) {
     RunOptions options;
     options.input_paths = input_paths;
@@ -472,6 +474,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     std::size_t enqueued = 0;
     // Per source id: which rules run on its events (rule_runs_on). Inputs not
     // declared as a [[source]] (files on the command line) grant every team.
+    // std::map: the vectors stay where they are while batches in flight point at them.
     std::map<std::string, std::vector<bool>> rules_by_source_id;
     auto rules_by_source = [&](const std::string& source_id) -> const std::vector<bool>& {
         auto found = rules_by_source_id.find(source_id);
@@ -484,10 +487,11 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         for (std::size_t i = 0; i < rules.size(); ++i) runs[i] = rule_runs_on(rules[i], source);
         return rules_by_source_id.emplace(source_id, std::move(runs)).first->second;
     };
+    std::vector<std::size_t> rule_errors(rules.size(), 0);
     auto publish_run_totals = [&] {
         if (metrics == nullptr) return;
         metrics->set_run_delivery_retries(deliveries.retries());
-        for (std::size_t i = 0; i < rules.size(); ++i) metrics->set_run_rule_errors(rules[i].key(), filter.runtime_errors(i));
+        for (std::size_t i = 0; i < rules.size(); ++i) metrics->set_run_rule_errors(rules[i].key(), rule_errors[i]);
     };
     if (metrics != nullptr) {
         std::vector<std::string> rule_names;
@@ -497,8 +501,94 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         metrics->run_started(rule_names, destination_ids);
     }
     auto stop_requested = [&] { return options.stop_requested != nullptr && options.stop_requested->load(); };
+
+    const std::size_t worker_count = resolve_worker_count(options.workers != 0 ? options.workers : config.workers);
+    BatchWorkers workers(
+        filter,
+        [&rules_for_copies = filter.rules()] {
+            std::vector<Diagnostic> same_problems_as_the_first;
+            return std::make_unique<FilterStage>(rules_for_copies, same_problems_as_the_first);
+        },
+        worker_count);
+    // Batches being decoded and filtered, oldest first. Their alerts are routed in the
+    // order the batches were read, whichever worker finishes first.
+    struct InFlight {
+        std::uint64_t ticket = 0;
+        std::string source_id;
+        std::string origin;
+        std::future<BatchEvaluation> result;
+    };
+    std::deque<InFlight> in_flight;
+    const std::size_t max_in_flight = 2 * workers.size();
+    auto route_oldest = [&] {
+        InFlight job = std::move(in_flight.front());
+        in_flight.pop_front();
+        BatchEvaluation evaluation = job.result.get();
+        summary.events += evaluation.events;
+        if (metrics != nullptr) {
+            for (std::size_t i = 0; i < evaluation.events; ++i) metrics->event_read();
+        }
+        for (const auto& [rule_index, errors] : evaluation.rule_errors) rule_errors[rule_index] += errors;
+        EventOrigin origin{job.source_id, job.origin, 0};
+        for (auto& match : evaluation.matches) {
+            const RuleSpec& rule = rules[match.rule_index];
+            ++summary.matches;
+            if (metrics != nullptr) metrics->rule_matched(rule.key());
+            origin.index = match.event_index;
+            boost::json::object alert = make_alert(
+                {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags, rule.runbook},
+                *match.event, match.annotation, origin);
+            const std::string alert_id(alert.at("alert_id").as_string());
+            for (const auto& destination_id : rule.destinations) {
+                Outbox* outbox = deliveries.find(destination_id);
+                if (outbox == nullptr) continue;
+                if (dedup != nullptr && dedup->contains(delivery_key(destination_id, alert_id), clock.wall_now())) {
+                    ++summary.alerts_suppressed;
+                    if (metrics != nullptr) metrics->alert_settled(destination_id, AlertOutcome::Suppressed);
+                    spdlog::debug("alert {} for \"{}\" suppressed: delivered before", alert_id, destination_id);
+                    continue;
+                }
+                alert["destination"] = destination_id;
+                ledger.add_alert(job.ticket);
+                DeliveryItem item;
+                item.alert_json = boost::json::serialize(alert);
+                item.alert_id = alert_id;
+                item.rule = rule.key();
+                item.ticket = job.ticket;
+                // Waits while the destination is behind; wakes its workers at the
+                // end of the batch rather than for every alert.
+                outbox->enqueue(std::move(item), true);
+                // A batch with many alerts must not pile up completions (and
+                // keep earlier batches unacknowledged) until it ends.
+                if (++enqueued % 256 == 0) settle_arrived(false);
+            }
+        }
+        summary.record_errors += evaluation.report.record_errors.size();
+        summary.skipped_documents += evaluation.report.skipped_documents;
+        for (const auto& reason : evaluation.report.skip_reasons) spdlog::info("skipped {}", reason);
+        for (const auto& error : evaluation.report.record_errors) spdlog::error("bad record: {}", error);
+        const bool decode_failed = evaluation.decode_error.has_value();
+        if (decode_failed) {
+            ++summary.batches_failed;
+            summary.failures.push_back(*evaluation.decode_error);
+            spdlog::error("batch failed: {}", *evaluation.decode_error);
+            // released once the alerts it already gave are settled
+        }
+        deliveries.wake();
+        ledger.seal(job.ticket, decode_failed);
+        publish_run_totals();
+    };
+    auto oldest_is_done = [&] {
+        return !in_flight.empty() &&
+               in_flight.front().result.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    };
+    auto route_all = [&] {
+        while (!in_flight.empty()) route_oldest();
+    };
+
     // Between two rounds over the sources in which none had a batch: settle what arrives.
     auto wait_idle = [&] {
+        route_all();
         const SteadyTime until = clock.now() + options.idle_poll_interval;
         while (!stop_requested() && clock.now() < until) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock.now());
@@ -517,7 +607,14 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     while (!readable.empty()) {
         {
             settle_arrived(false);
-            while (ledger.open_count() >= kMaxOpenBatches) settle_arrived(true);
+            while (oldest_is_done() || in_flight.size() >= max_in_flight) route_oldest();
+            while (ledger.open_count() >= kMaxOpenBatches) {
+                if (!in_flight.empty()) {
+                    route_oldest();
+                } else {
+                    settle_arrived(true);
+                }
+            }
             if (options.stop_reading_at && clock.now() >= *options.stop_reading_at) break;
             if (stop_requested()) {
                 deliveries.give_up_from(clock.now() + options.stop_grace);
@@ -554,77 +651,15 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             }
             const SourceBatch& batch = next.batch;
             const std::uint64_t ticket = ledger.open(*source, batch);
-            filter.begin_batch(batch.origin);
-            EventOrigin origin{source->id(), batch.origin, 0};
-            const std::vector<bool>& runs_on_source = rules_by_source(source->id());
-            bool decode_failed = false;
-            try {
-                DecodeReport report = decode_batch(
-                    batch.data, batch.origin, [&](boost::json::object&& event, std::size_t index) {
-                        ++summary.events;
-                        if (metrics != nullptr) metrics->event_read();
-                        const auto matches = filter.evaluate(event);
-                        for (const auto& match : matches) {
-                            const RuleSpec& rule = rules[match.rule_index];
-                            // Disabled rules, and team rules on sources not granted to the team,
-                            // are compiled with the others but their results are dropped here.
-                            if (!runs_on_source[match.rule_index]) continue;
-                            ++summary.matches;
-                            if (metrics != nullptr) metrics->rule_matched(rule.key());
-                            origin.index = index;
-                            boost::json::object alert = make_alert(
-                                {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags,
-                                 rule.runbook},
-                                event, match.annotation, origin);
-                            const std::string alert_id(alert.at("alert_id").as_string());
-                            for (const auto& destination_id : rule.destinations) {
-                                Outbox* outbox = deliveries.find(destination_id);
-                                if (outbox == nullptr) continue;
-                                if (dedup != nullptr &&
-                                    dedup->contains(delivery_key(destination_id, alert_id), clock.wall_now())) {
-                                    ++summary.alerts_suppressed;
-                                    if (metrics != nullptr) {
-                                        metrics->alert_settled(destination_id, AlertOutcome::Suppressed);
-                                    }
-                                    spdlog::debug("alert {} for \"{}\" suppressed: delivered before", alert_id,
-                                                  destination_id);
-                                    continue;
-                                }
-                                alert["destination"] = destination_id;
-                                ledger.add_alert(ticket);
-                                DeliveryItem item;
-                                item.alert_json = boost::json::serialize(alert);
-                                item.alert_id = alert_id;
-                                item.rule = rule.key();
-                                item.ticket = ticket;
-                                // Waits while the destination is behind; wakes its workers at the
-                                // end of the batch rather than for every alert.
-                                outbox->enqueue(std::move(item), true);
-                                // A batch with many alerts must not pile up completions (and
-                                // keep earlier batches unacknowledged) until it ends.
-                                if (++enqueued % 256 == 0) settle_arrived(false);
-                            }
-                        }
-                    });
-                summary.record_errors += report.record_errors.size();
-                summary.skipped_documents += report.skipped_documents;
-                for (const auto& reason : report.skip_reasons) spdlog::info("skipped {}", reason);
-                for (const auto& error : report.record_errors) spdlog::error("bad record: {}", error);
-            } catch (const DecodeError& e) {
-                ++summary.batches_failed;
-                summary.failures.emplace_back(e.what());
-                spdlog::error("batch failed: {}", e.what());
-                decode_failed = true;  // released once the alerts it already gave are settled
-            }
-            deliveries.wake();
-            ledger.seal(ticket, decode_failed);
-            publish_run_totals();
+            in_flight.push_back({ticket, source->id(), batch.origin,
+                                 workers.submit(batch.data, batch.origin, &rules_by_source(source->id()))});
         }
     }
+    route_all();
     while (ledger.open_count() > 0) settle_arrived(true);
     deliveries.close();
     summary.delivery_retries = deliveries.retries();
-    for (std::size_t i = 0; i < rules.size(); ++i) summary.rule_errors += filter.runtime_errors(i);
+    for (const std::size_t errors : rule_errors) summary.rule_errors += errors;
     publish_run_totals();
     if (metrics != nullptr) metrics->run_finished();
     return summary;

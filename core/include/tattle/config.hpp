@@ -120,6 +120,8 @@ struct Config {
     // does (`on_bundle_error`): "fail" (default) refuses the config, "skip" leaves
     // that bundle out and records why in skipped_bundles.
     std::vector<std::filesystem::path> bundle_files;
+    // Threads that decode and filter batches (`workers`); 0: one per hardware thread.
+    std::size_t workers = 0;
     bool skip_broken_bundles = false;
     std::vector<Diagnostic> skipped_bundles;
 };

@@ -99,10 +99,17 @@ struct RunOptions {
     // A source that answers "nothing now" is asked again in any case.
     bool keep_polling = false;
     std::chrono::milliseconds idle_poll_interval{std::chrono::seconds(1)};
+    // Threads that decode and filter batches (`--workers`); 0: the config's `workers`.
+    std::size_t workers = 0;
     PipelineMetrics* metrics = nullptr;        // fed while running when set
     Clock* clock = nullptr;                    // the real clocks when null
     std::optional<std::uint64_t> random_seed;  // fixed backoff jitter (tests)
 };
+
+// The sources a run reads: options.input_paths (s3://bucket/prefix inputs become s3
+// sources in listing mode, the others one file source), else the config's [[source]]s.
+// Throws std::runtime_error (or ConfigError for invalid inputs) when there is nothing to read.
+std::vector<std::unique_ptr<SourceInstance>> make_sources(PreparedConfig& prepared, const RunOptions& options);
 
 // Runs every source until exhausted: decode, filter, route to the rules'
 // destinations through one outbox per destination. Alerts are delivered while the
