@@ -25,6 +25,7 @@ TATTLE = os.environ.get("TATTLE_BIN", "")
 SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 LIBRARY = os.path.join(SOURCE_DIR, "configs", "bundles")
 SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
+SHARED_DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
 BUNDLES = ("cis.toml", "tattletail.toml", "threats.toml")
 SEVERITIES = {"info", "low", "medium", "high", "critical"}
 MITRE = re.compile(r"^(T\d{4}(\.\d{3})?|TA\d{4})$")
@@ -166,7 +167,7 @@ class DetectionLibraryTest(unittest.TestCase):
             # ... and is the record it claims to be.
             row = re.search(rf"\| `{re.escape(relative)}` \| `([^`]+)` \| (\d+) \|", provenance)
             self.assertIsNotNone(row, relative)
-            source = os.path.join(SOURCE_DIR, "..", "shared", "data", "cloudtrail", row.group(1))
+            source = os.path.join(SHARED_DATA, "cloudtrail", row.group(1))
             if os.path.isfile(source):
                 with open(source, encoding="utf-8") as file, open(path, encoding="utf-8") as copied:
                     self.assertEqual(json.load(file)["Records"][int(row.group(2))], json.load(copied), relative)
