@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "tattle/logging.hpp"
 #include "tattle/lambda.hpp"
 #include "tattle/pipeline.hpp"
+#include "tattle/rule_test_targets.hpp"
 #include "tattle/rule_tests.hpp"
 #include "tattle/secrets.hpp"
 #include "tattle/spool.hpp"
@@ -175,39 +177,53 @@ int command_run(const std::vector<std::string>& args, GlobalOptions& global) {
 }
 
 int command_test(const std::vector<std::string>& args, GlobalOptions& global) {
-    std::string config_path = default_config_path();
+    std::vector<std::string> targets;
     std::string junit_path;
     auto options = global_options(global);
     options.add_options()
-        ("config,c", po::value(&config_path), "config file (default: $TATTLE_CONFIG)")
+        ("config,c", po::value(&targets)->composing(), "a config file (default: $TATTLE_CONFIG); repeatable")
         ("junit", po::value(&junit_path), "also write the results as JUnit XML to this file");
     po::positional_options_description positional;
-    positional.add("config", 1);
+    positional.add("config", -1);
     po::variables_map vm;
     po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
     po::notify(vm);
     if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle test [--junit FILE] [--config] FILE\n\n"
-                     "Runs every [[rule.test]] case of the config and its bundles through the rules\n"
-                     "(disabled rules included) and prints a table. Exit 0 when all pass, 1 when a test\n"
-                     "fails, 2 when the config or a rule's jq is invalid.\n\n"
+        std::cout << "usage: tattle test [--junit FILE] [CONFIG | BUNDLE | DIRECTORY]...\n\n"
+                     "Runs the [[rule.test]] cases through the rules (disabled rules included) and prints\n"
+                     "a table. Each argument is a config file (all its rules and bundles), a bundle file\n"
+                     "(its own rules, loaded through the root config beside it or one directory up that\n"
+                     "names it, else on its own), or a directory (its root config if exactly one file in\n"
+                     "it sets `bundles`, else every *.toml in it as bundles). Exit 0 when all pass, 1 when\n"
+                     "a test fails, 2 when a config or a rule's jq is invalid.\n\n"
                   << options;
         return kExitOk;
     }
     setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
-    if (config_path.empty()) {
-        std::cerr << "tattle test: no config given (use --config FILE or set TATTLE_CONFIG)\n";
+    if (targets.empty() && !default_config_path().empty()) targets.push_back(default_config_path());
+    if (targets.empty()) {
+        std::cerr << "tattle test: nothing to test (give configs, bundles or directories, or set TATTLE_CONFIG)\n";
         return kExitUsage;
     }
-    Config config;
+    std::vector<RuleTestTarget> resolved;
     try {
-        config = load_config(config_path);
+        resolved = resolve_rule_test_targets(std::vector<std::filesystem::path>(targets.begin(), targets.end()));
     } catch (const ConfigError& e) {
         print_problems(e.problems());
         return kExitUsage;
     }
-    warn_skipped_bundles(config);
-    const RuleTestReport report = run_rule_tests(config);
+    RuleTestReport report;
+    std::set<std::string> seen;  // a rule test named twice (a bundle and its root) runs once
+    for (const auto& target : resolved) {
+        warn_skipped_bundles(target.config);
+        RuleTestReport part = run_rule_tests(rules_declared_in(target.config, target.only_files));
+        for (auto& result : part.results) {
+            if (seen.insert(rule_test_identity(result.rule, result.where)).second) {
+                report.results.push_back(std::move(result));
+            }
+        }
+        report.problems.insert(report.problems.end(), part.problems.begin(), part.problems.end());
+    }
     if (report.results.empty()) {
         std::cout << "no rule tests found (add [[rule.test]] tables under a [[rule]])\n";
     } else {

@@ -186,6 +186,17 @@ public:
         return config;
     }
 
+    // A root config with nothing of its own around the given bundle files (for
+    // `tattle test BUNDLE...`): they load as `bundles = [...]` would load them.
+    Config parse_bundle_set(std::vector<std::filesystem::path> files) {
+        Config config;
+        config.path = path_;
+        config.bundle_files = std::move(files);
+        load_bundles(config);
+        if (!problems_.empty()) throw ConfigError(std::move(problems_));
+        return config;
+    }
+
     // Parses one bundle file: `team`, [defaults], [[rule]]s and [[destination]]s.
     ParsedBundle parse_bundle(std::string_view toml_text, const BundleContext& context) {
         ParsedBundle bundle;
@@ -1107,6 +1118,13 @@ std::vector<DeliveryProblem> read_delivery_overrides(const boost::json::object& 
 
 Config parse_config(std::string_view toml_text, const std::filesystem::path& path) {
     return ConfigParser(path).parse(toml_text);
+}
+
+Config load_bundle_set(const std::vector<std::filesystem::path>& bundle_files,
+                       const std::filesystem::path& named_as) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& file : bundle_files) files.push_back(file.lexically_normal());
+    return ConfigParser(named_as).parse_bundle_set(std::move(files));
 }
 
 Config load_config(const std::filesystem::path& path) {

@@ -135,6 +135,11 @@ bool rule_runs_on(const RuleSpec& rule, const PluginInstanceSpec& source);
 // ids, rules naming unknown destinations. Does not look at plugins or jq.
 // Throws ConfigError with every problem found, each with file:line:col.
 Config load_config(const std::filesystem::path& path);
+// A config made of bundle files alone, loaded as a root config with no
+// sources, destinations or rules of its own would load them (`tattle test
+// BUNDLE...`); named_as is its path in messages. Throws ConfigError.
+Config load_bundle_set(const std::vector<std::filesystem::path>& bundle_files,
+                       const std::filesystem::path& named_as);
 // Same, from text (path only names it in messages).
 Config parse_config(std::string_view toml_text, const std::filesystem::path& path);
 
