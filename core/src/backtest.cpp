@@ -54,6 +54,22 @@ std::vector<const BacktestRuleStats*> by_matches(const BacktestReport& report) {
     return rows;
 }
 
+// Assumed-role ARNs run to 150 characters; the table keeps their start (account,
+// role) and end (session) so a line stays readable.
+std::string shortened(std::string text, std::size_t limit = 72) {
+    for (const std::string_view prefix : {"arn:aws:iam::", "arn:aws:sts::"}) {
+        if (text.starts_with(prefix)) text.erase(0, prefix.size());
+    }
+    if (text.size() <= limit) return text;
+    const std::size_t keep_end = 12;
+    std::size_t keep_start = limit - keep_end - 3;
+    // Never cut inside a UTF-8 character.
+    while (keep_start > 0 && (static_cast<unsigned char>(text[keep_start]) & 0xC0) == 0x80) --keep_start;
+    std::size_t end_from = text.size() - keep_end;
+    while (end_from < text.size() && (static_cast<unsigned char>(text[end_from]) & 0xC0) == 0x80) ++end_from;
+    return text.substr(0, keep_start) + "..." + text.substr(end_from);
+}
+
 double seconds_of(std::chrono::steady_clock::duration duration) {
     return std::chrono::duration<double>(duration).count();
 }
@@ -210,7 +226,7 @@ void print_backtest_table(const PreparedConfig& prepared, const BacktestReport& 
         std::string actors;
         for (const auto& [actor, count] : top_actors(*stats, top_actor_count)) {
             if (!actors.empty()) actors += ", ";
-            actors += (actor.empty() ? std::string("(unknown)") : actor) + " (" + with_thousands(count) + ")";
+            actors += (actor.empty() ? std::string("(unknown)") : shortened(actor)) + " (" + with_thousands(count) + ")";
         }
         const std::string id = rule.key() + (rule.enabled ? "" : " (disabled)");
         out << pad(id, id_width) << "  " << pad(rule.severity.empty() ? "-" : rule.severity, 8) << "  "
