@@ -618,7 +618,7 @@ private:
             const auto* text = title->as_string();
             if (text == nullptr || is_blank(text->get())) {
                 report(title->source(), label + ": title must be a jq expression giving a string, e.g. "
-                                                "'\\(.userIdentity.arn) created an access key'");
+                                                "'\"\\(.userIdentity.arn) created an access key\"'");
             } else {
                 rule.title = text->get();
                 rule.title_where = at(title->source());
