@@ -108,6 +108,10 @@ void print_summary(const RunSummary& summary) {
                  summary.alerts_delivered, summary.alerts_spooled, summary.alerts_failed,
                  summary.alerts_suppressed, summary.delivery_retries, summary.record_errors,
                  summary.skipped_documents, summary.rule_errors);
+    if (summary.matches_deduplicated > 0 || summary.matches_below_threshold > 0) {
+        spdlog::info("alert shaping: {} matches deduplicated, {} below threshold (no alert sent for them)",
+                     summary.matches_deduplicated, summary.matches_below_threshold);
+    }
     if (summary.alerts_spooled > 0) {
         spdlog::warn("{} alert(s) could not be delivered and are in the spool {}: see `tattle spool list`, "
                      "send them again with `tattle spool replay`",

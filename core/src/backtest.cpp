@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "tattle/alert.hpp"
+#include "tattle/alert_shaping.hpp"
 #include "tattle/batch_workers.hpp"
 
 namespace tattle {
@@ -135,8 +136,14 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
         },
         options.workers != 0 ? options.workers : prepared.config.workers);
 
+    AlertShaper& shaper = *prepared.shaper;
+    shaper.clear_state();
+    std::vector<std::size_t> shaping_errors_before(rules.size());
+    for (std::size_t i = 0; i < rules.size(); ++i) shaping_errors_before[i] = shaper.errors(i);
+
     struct InFlight {
         SourceInstance* source = nullptr;
+        std::string origin;
         std::uint64_t batch_id = 0;
         std::size_t bytes = 0;
         std::future<BatchEvaluation> result;
@@ -152,10 +159,20 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
         report.record_errors += evaluation.report.record_errors.size();
         for (const auto& error : evaluation.report.record_errors) spdlog::warn("bad record: {}", error);
         for (const auto& [rule_index, errors] : evaluation.rule_errors) report.rules[rule_index].runtime_errors += errors;
+        shaper.begin_batch(job.origin);
         for (const auto& match : evaluation.matches) {
             auto& stats = report.rules[match.rule_index];
             ++stats.matches;
             ++stats.actors[actor_of(*match.event)];
+            // In the order batches were read, as `run` decides.
+            const ShapingDecision decision = shaper.decide(match.rule_index, *match.event);
+            if (decision.dedup_key) stats.dedup_keys.insert(*decision.dedup_key);
+            if (decision.threshold_key) stats.threshold_keys.insert(*decision.threshold_key);
+            switch (decision.outcome) {
+                case ShapingOutcome::alert: ++stats.alerts; break;
+                case ShapingOutcome::deduplicated: ++stats.deduplicated; break;
+                case ShapingOutcome::below_threshold: ++stats.below_threshold; break;
+            }
         }
         if (evaluation.decode_error) {
             ++report.batches_failed;
@@ -196,11 +213,12 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
                 report.failures.push_back(line);
                 continue;
             }
-            in_flight.push_back({source.get(), next.batch.id, next.batch.data.size(),
+            in_flight.push_back({source.get(), next.batch.origin, next.batch.id, next.batch.data.size(),
                                  workers.submit(next.batch.data, next.batch.origin, &every_rule)});
         }
     }
     while (!in_flight.empty()) finish_oldest();
+    for (std::size_t i = 0; i < rules.size(); ++i) report.rules[i].runtime_errors += shaper.errors(i) - shaping_errors_before[i];
     report.elapsed = std::chrono::steady_clock::now() - started;
     return report;
 }
@@ -216,12 +234,16 @@ void print_backtest_table(const PreparedConfig& prepared, const BacktestReport& 
         return text;
     };
     out << pad("RULE", id_width) << "  " << pad("SEVERITY", 8) << "  " << pad("MATCHES", 9) << "  "
-        << pad("ERRORS", 6) << "  TOP ACTORS\n";
+        << pad("ALERTS", 9) << "  " << pad("KEYS", 7) << "  " << pad("ERRORS", 6) << "  TOP ACTORS\n";
+    std::size_t total_alerts = 0;
     std::size_t total_matches = 0;
     std::size_t rules_matching = 0;
     for (const auto* stats : by_matches(report)) {
         const RuleSpec& rule = rules[stats->rule_index];
         total_matches += stats->matches;
+        total_alerts += stats->alerts;
+        // Distinct dedup keys, else threshold keys: how many different things the rule saw.
+        const std::size_t keys = !stats->dedup_keys.empty() ? stats->dedup_keys.size() : stats->threshold_keys.size();
         if (stats->matches > 0) ++rules_matching;
         std::string actors;
         for (const auto& [actor, count] : top_actors(*stats, top_actor_count)) {
@@ -230,7 +252,8 @@ void print_backtest_table(const PreparedConfig& prepared, const BacktestReport& 
         }
         const std::string id = rule.key() + (rule.enabled ? "" : " (disabled)");
         out << pad(id, id_width) << "  " << pad(rule.severity.empty() ? "-" : rule.severity, 8) << "  "
-            << pad(with_thousands(stats->matches), 9) << "  " << pad(with_thousands(stats->runtime_errors), 6)
+            << pad(with_thousands(stats->matches), 9) << "  " << pad(with_thousands(stats->alerts), 9) << "  "
+            << pad(keys > 0 ? with_thousands(keys) : "-", 7) << "  " << pad(with_thousands(stats->runtime_errors), 6)
             << "  " << (actors.empty() ? "-" : actors) << "\n";
     }
     const double seconds = seconds_of(report.elapsed);
@@ -243,7 +266,8 @@ void print_backtest_table(const PreparedConfig& prepared, const BacktestReport& 
     }
     out << "\n"
         << with_thousands(total_matches) << " matches from " << rules_matching << " of " << rules.size()
-        << " rules; nothing was sent\n";
+        << " rules would have made " << with_thousands(total_alerts)
+        << " alerts after dedup and threshold; nothing was sent\n";
     if (report.record_errors > 0) out << with_thousands(report.record_errors) << " records could not be read\n";
     if (!report.failures.empty()) {
         out << report.failures.size() << " batches could not be read:\n";
@@ -265,6 +289,11 @@ boost::json::object backtest_json(const PreparedConfig& prepared, const Backtest
                                            {"enabled", rule.enabled},
                                            {"severity", rule.severity},
                                            {"matches", stats->matches},
+                                           {"alerts", stats->alerts},
+                                           {"deduplicated", stats->deduplicated},
+                                           {"below_threshold", stats->below_threshold},
+                                           {"distinct_dedup_keys", stats->dedup_keys.size()},
+                                           {"distinct_threshold_keys", stats->threshold_keys.size()},
                                            {"distinct_actors", stats->actors.size()},
                                            {"runtime_errors", stats->runtime_errors},
                                            {"top_actors", std::move(actors)}});

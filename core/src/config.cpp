@@ -34,15 +34,32 @@ namespace {
 const std::vector<std::string> kTopLevelKeys = {"rule",      "destination", "source",
                                                 "plugin_dirs", "spool_dir", "state_dir",
                                                 "dedup_window_seconds", "dedup_max_entries",
-                                                "bundles", "on_bundle_error", "workers"};
-const std::vector<std::string> kBundleTopLevelKeys = {"team", "rule", "destination", "defaults"};
+                                                "bundles", "on_bundle_error", "workers", "lists", "macros"};
+const std::vector<std::string> kBundleTopLevelKeys = {"team", "rule", "destination", "defaults", "lists",
+                                                      "macros"};
 const std::vector<std::string> kRuleKeys = {"name",     "jq_match", "description", "destinations",
                                             "id",       "enabled",  "severity",    "tags",
-                                            "runbook",  "test"};
+                                            "runbook",  "title",    "dedup",       "threshold",
+                                            "test"};
 // The rule keys a bundle's [defaults] may set for all of its rules.
 const std::vector<std::string> kRuleDefaultKeys = {"destinations", "enabled", "severity", "tags",
-                                                   "runbook"};
-const std::vector<std::string> kRuleTestKeys = {"event", "event_file", "match", "annotation"};
+                                                   "runbook",      "title",   "dedup",    "threshold"};
+const std::vector<std::string> kRuleTestKeys = {"event",     "event_file", "match",       "annotation",
+                                                "title",     "dedup_key",  "events",      "event_files",
+                                                "alerts"};
+const std::vector<std::string> kDedupKeys = {"key", "window"};
+const std::vector<std::string> kThresholdKeys = {"key", "count", "window"};
+// Windows up to a year: state is kept in memory, a longer window would only grow it.
+constexpr std::int64_t kMaxWindowSeconds = 365LL * 86400;
+// Words a definition may not be named: jq's keywords, and the builtins the sandbox
+// refuses (rules using those names are refused). Shadowing other builtins is
+// checked against libjq's own list when the config is prepared (alert_shaping.cpp).
+const std::set<std::string, std::less<>> kReservedDefinitionNames = {
+    "def",     "if",    "then",  "elif",  "else",    "end",   "as",             "reduce",
+    "foreach", "try",   "catch", "label", "import",  "include", "and",          "or",
+    "__loc__", "env",   "input", "inputs", "_input", "input_filename", "input_line_number",
+    "modulemeta", "get_search_list", "get_prog_origin", "get_jq_origin", "halt", "halt_error",
+    "debug",   "stderr"};
 
 // Names in messages are quoted JSON-style so that odd characters stay visible.
 std::string quote_name(std::string_view text) {
@@ -111,6 +128,7 @@ struct ParsedBundle {
     std::string team;
     std::vector<RuleSpec> rules;
     std::vector<PluginInstanceSpec> destinations;
+    JqDefinitions definitions;
     std::vector<Diagnostic> problems;
 };
 
@@ -134,8 +152,11 @@ public:
 
         Config config;
         config.path = path_;
+        read_definitions(document);
+        if (definitions_) config.definition_sets.push_back(definitions_);
         for (auto&& [key, node] : document) {
             const std::string name(key.str());
+            if (name == "lists" || name == "macros") continue;  // read above: rules need them
             if (name == "rule") {
                 for_each_entry(node, "rule",
                                [&](const EntryContext& entry) { read_rule(entry, config); });
@@ -231,16 +252,19 @@ public:
                         kRuleDefaultKeys.end()) {
                         report(key.source(), with_hint("defaults: unknown key " + quote_name(name) +
                                                            " (a bundle's defaults may set destinations, "
-                                                           "enabled, severity, tags, runbook)",
+                                                           "enabled, severity, tags, runbook, title, "
+                                                           "dedup, threshold)",
                                                        name, kRuleDefaultKeys));
                     }
                 }
             }
         }
+        read_definitions(document);
+        bundle.definitions = definitions_;
         Config config;
         for (auto&& [key, node] : document) {
             const std::string name(key.str());
-            if (name == "team" || name == "defaults") continue;
+            if (name == "team" || name == "defaults" || name == "lists" || name == "macros") continue;
             if (name == "rule") {
                 for_each_entry(node, "rule",
                                [&](const EntryContext& entry) { read_rule(entry, config); });
@@ -394,6 +418,7 @@ private:
                     rule_ids.insert(rule.id);
                     config.rules.push_back(std::move(rule));
                 }
+                if (bundle.definitions) config.definition_sets.push_back(bundle.definitions);
                 loaded_teams_.insert(bundle.team);
                 continue;
             }
@@ -603,6 +628,23 @@ private:
                 rule.runbook = text->get();
             }
         }
+        if (const toml::node* title = rule_value(entry, "title")) {
+            const auto* text = title->as_string();
+            if (text == nullptr || is_blank(text->get())) {
+                report(title->source(), label + ": title must be a jq expression giving a string, e.g. "
+                                                "'\"\\(.userIdentity.arn) created an access key\"'");
+            } else {
+                rule.title = text->get();
+                rule.title_where = at(title->source());
+            }
+        }
+        if (const toml::node* dedup = rule_value(entry, "dedup")) {
+            rule.dedup = read_shaping(label, "dedup", *dedup);
+        }
+        if (const toml::node* threshold = rule_value(entry, "threshold")) {
+            rule.threshold = read_shaping(label, "threshold", *threshold);
+        }
+        rule.definitions = definitions_;
         if (const toml::node* tests = entry.table->get("test")) {
             const auto* list = tests->as_array();
             if (list == nullptr) {
@@ -630,6 +672,10 @@ private:
             if (std::find(kRuleTestKeys.begin(), kRuleTestKeys.end(), name) == kRuleTestKeys.end()) {
                 report(key.source(), with_hint(label + ": unknown key " + quote_name(name), name, kRuleTestKeys));
             }
+        }
+        if (table.get("events") != nullptr || table.get("event_files") != nullptr || table.get("alerts") != nullptr) {
+            if (read_rule_sequence_test(label, table, test)) rule.tests.push_back(std::move(test));
+            return;
         }
         const toml::node* event = table.get("event");
         const toml::node* event_file = table.get("event_file");
@@ -669,15 +715,242 @@ private:
             report(table.source(), label + ": missing required key \"match\" (true or false)");
             usable = false;
         }
-        if (const toml::node* annotation = table.get("annotation")) {
-            if (const auto* text = annotation->as_string()) {
-                test.annotation = text->get();
+        for (const char* key : {"annotation", "title", "dedup_key"}) {
+            const toml::node* expected = table.get(key);
+            if (expected == nullptr) continue;
+            if (const auto* text = expected->as_string()) {
+                (key == std::string_view("annotation") ? test.annotation
+                 : key == std::string_view("title") ? test.title
+                                                    : test.dedup_key) = text->get();
             } else {
-                report(annotation->source(), label + ": annotation must be a string");
+                report(expected->source(), label + ": " + key + " must be a string");
                 usable = false;
             }
         }
+        if ((test.title || test.dedup_key) && !test.match) {
+            report(table.source(), label + ": title and dedup_key are expectations of a match (match = true)");
+            usable = false;
+        }
         if (usable) rule.tests.push_back(std::move(test));
+    }
+
+    // The sequence form: events = ['{...}', ...] or event_files = [...], and alerts = N.
+    bool read_rule_sequence_test(const std::string& label, const toml::table& table, RuleTestCase& test) {
+        bool usable = true;
+        for (const char* single : {"event", "event_file", "match", "annotation", "title", "dedup_key"}) {
+            if (const toml::node* node = table.get(single)) {
+                report(node->source(), label + ": " + single + " belongs to a single-event test; a sequence "
+                                                                "test has events (or event_files) and alerts");
+                usable = false;
+            }
+        }
+        const toml::node* events = table.get("events");
+        const toml::node* event_files = table.get("event_files");
+        if ((events == nullptr) == (event_files == nullptr)) {
+            report(table.source(), label + ": a sequence test needs exactly one of events (inline JSON objects) "
+                                           "or event_files");
+            usable = false;
+        }
+        const toml::node* listed = events != nullptr ? events : event_files;
+        if (listed != nullptr) {
+            const auto* list = listed->as_array();
+            const std::string what = events != nullptr ? "events" : "event_files";
+            if (list == nullptr || list->empty()) {
+                report(listed->source(), label + ": " + what + " must be a non-empty array of " +
+                                             (events != nullptr ? "strings holding JSON objects" : "file names"));
+                usable = false;
+            } else {
+                for (std::size_t index = 0; index < list->size(); ++index) {
+                    const toml::node& element = (*list)[index];
+                    const auto* text = element.as_string();
+                    const std::string element_label = label + ": " + what + "[" + std::to_string(index) + "]";
+                    if (events != nullptr) {
+                        boost::system::error_code ec;
+                        const boost::json::value parsed =
+                            text != nullptr ? boost::json::parse(text->get(), ec) : boost::json::value();
+                        if (text == nullptr || ec || !parsed.is_object()) {
+                            report(element.source(), element_label + " must be a string holding a JSON object" +
+                                                         (text != nullptr && ec ? " (" + ec.message() + ")" : ""));
+                            usable = false;
+                        } else {
+                            test.events_json.push_back(text->get());
+                        }
+                    } else if (text == nullptr || is_blank(text->get())) {
+                        report(element.source(), element_label + " must be a file name (relative to " +
+                                                     path_.filename().string() + ")");
+                        usable = false;
+                    } else {
+                        test.event_files.push_back((path_.parent_path() / text->get()).lexically_normal());
+                    }
+                }
+            }
+        }
+        if (const toml::node* alerts = table.get("alerts")) {
+            const auto* number = alerts->as_integer();
+            if (number == nullptr || number->get() < 0) {
+                report(alerts->source(), label + ": alerts must be the number of alerts the events make (0 or more)");
+                usable = false;
+            } else {
+                test.alerts = number->get();
+            }
+        } else {
+            report(table.source(), label + ": a sequence test needs alerts (how many alerts the events make "
+                                           "after dedup and threshold)");
+            usable = false;
+        }
+        return usable;
+    }
+
+    static bool valid_definition_name(std::string_view name) {
+        if (name.empty() || name.rfind("__", 0) == 0) return false;
+        if (!(std::isalpha(static_cast<unsigned char>(name.front())) != 0 || name.front() == '_')) return false;
+        return std::all_of(name.begin(), name.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+        });
+    }
+
+    // [lists] name = [...] and [macros] name = 'jq expression': jq definitions for
+    // this file's rules. Names are shared between the two tables.
+    void read_definitions(const toml::table& document) {
+        auto definitions = std::make_shared<std::vector<JqDefinition>>();
+        std::map<std::string, SourceLocation> seen;
+        for (const char* table_name : {"lists", "macros"}) {
+            const toml::node* node = document.get(table_name);
+            if (node == nullptr) continue;
+            const bool is_list = std::string_view(table_name) == "lists";
+            const auto* table = node->as_table();
+            if (table == nullptr) {
+                report(node->source(), std::string(table_name) + " must be a table ([" + table_name + "])");
+                continue;
+            }
+            // toml++ orders a table by key; a macro may use those written before it, so go by position.
+            std::vector<std::pair<const toml::key*, const toml::node*>> entries;
+            for (auto&& [key, value] : *table) entries.emplace_back(&key, &value);
+            std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+                return std::pair(a.first->source().begin.line, a.first->source().begin.column) <
+                       std::pair(b.first->source().begin.line, b.first->source().begin.column);
+            });
+            for (const auto& [key_pointer, value_pointer] : entries) {
+                const toml::key& key = *key_pointer;
+                const toml::node& value = *value_pointer;
+                const std::string name(key.str());
+                const std::string label = std::string(table_name) + "." + name;
+                if (!valid_definition_name(name)) {
+                    report(key.source(), label + ": a " + (is_list ? "list" : "macro") +
+                                             " name must be a jq identifier (letters, digits and '_', "
+                                             "not starting with a digit or \"__\")");
+                    continue;
+                }
+                if (kReservedDefinitionNames.count(name) != 0) {
+                    report(key.source(), label + ": " + quote_name(name) +
+                                             " is a jq keyword or a builtin rules may not use; choose another name");
+                    continue;
+                }
+                if (const auto [first, inserted] = seen.emplace(name, at(key.source())); !inserted) {
+                    report(key.source(), label + ": " + quote_name(name) + " is already defined at line " +
+                                             std::to_string(first->second.line) +
+                                             " (lists and macros share one set of names)");
+                    continue;
+                }
+                JqDefinition definition;
+                definition.name = name;
+                definition.is_list = is_list;
+                definition.where = at(value.source());
+                if (is_list) {
+                    if (!value.is_array()) {
+                        report(value.source(), label + ": a list must be an array, e.g. [\"alice\", \"bob\"]");
+                        continue;
+                    }
+                    std::map<std::string, SourceLocation> locations;
+                    definition.body = boost::json::serialize(to_json(value, "", label, locations));
+                } else {
+                    const auto* text = value.as_string();
+                    if (text == nullptr || is_blank(text->get())) {
+                        report(value.source(), label + ": a macro must be a non-empty string holding a jq "
+                                                       "expression, e.g. '.eventType == \"AwsConsoleSignIn\"'");
+                        continue;
+                    }
+                    if (text->get().find('\0') != std::string::npos) {
+                        report(value.source(), label + ": the macro contains a NUL character");
+                        continue;
+                    }
+                    definition.body = text->get();
+                }
+                definitions->push_back(std::move(definition));
+            }
+        }
+        definitions_ = definitions->empty() ? nullptr : JqDefinitions(std::move(definitions));
+    }
+
+    // A rule's dedup = { key, window } or threshold = { key, count, window }.
+    std::optional<ShapingSpec> read_shaping(const std::string& label, const std::string& what,
+                                            const toml::node& node) {
+        const bool is_threshold = what == "threshold";
+        const std::string example = is_threshold ? "threshold = { key = \".sourceIPAddress\", count = 5, "
+                                                   "window = \"10m\" }"
+                                                 : "dedup = { key = \".userIdentity.arn\", window = \"1h\" }";
+        const auto* table = node.as_table();
+        if (table == nullptr) {
+            report(node.source(), label + ": " + what + " must be a table, e.g. " + example);
+            return std::nullopt;
+        }
+        const auto& known = is_threshold ? kThresholdKeys : kDedupKeys;
+        bool usable = true;
+        for (auto&& [key, value] : *table) {
+            const std::string name(key.str());
+            if (std::find(known.begin(), known.end(), name) == known.end()) {
+                report(key.source(), with_hint(label + ": " + what + ": unknown key " + quote_name(name), name, known));
+                usable = false;
+            }
+        }
+        ShapingSpec spec;
+        spec.where = at(node.source());
+        if (const toml::node* key = table->get("key")) {
+            const auto* text = key->as_string();
+            if (text == nullptr || is_blank(text->get())) {
+                report(key->source(), label + ": " + what + ".key must be a jq expression (a string), e.g. "
+                                                           "'.sourceIPAddress'");
+                usable = false;
+            } else {
+                spec.key = text->get();
+                spec.key_where = at(key->source());
+            }
+        }
+        if (const toml::node* window = table->get("window")) {
+            std::optional<std::int64_t> seconds;
+            if (const auto* number = window->as_integer()) {
+                if (number->get() >= 1) seconds = number->get();
+            } else if (const auto* text = window->as_string()) {
+                seconds = parse_window_seconds(text->get());
+            }
+            if (!seconds || *seconds > kMaxWindowSeconds) {
+                report(window->source(), label + ": " + what + ".window must be a duration such as \"30s\", "
+                                                              "\"10m\", \"1h\", \"1d\" or a number of seconds, "
+                                                              "from 1 second to 365 days");
+                usable = false;
+            } else {
+                spec.window_seconds = *seconds;
+            }
+        } else {
+            report(node.source(), label + ": " + what + " needs a window, e.g. " + example);
+            usable = false;
+        }
+        if (is_threshold) {
+            if (const toml::node* count = table->get("count")) {
+                const auto* number = count->as_integer();
+                if (number == nullptr || number->get() < 1 || number->get() > 1'000'000) {
+                    report(count->source(), label + ": threshold.count must be an integer from 1 to 1000000");
+                    usable = false;
+                } else {
+                    spec.count = number->get();
+                }
+            } else {
+                report(node.source(), label + ": threshold needs a count, e.g. " + example);
+                usable = false;
+            }
+        }
+        if (!usable) return std::nullopt;
+        return spec;
     }
 
     void read_rule_destinations(const EntryContext& entry, const toml::node& node, RuleSpec& rule) {
@@ -1045,6 +1318,8 @@ private:
     const BundleContext* bundle_ = nullptr;
     std::string team_;
     const toml::table* defaults_ = nullptr;
+    // This file's [lists] and [macros] (null when it has none).
+    JqDefinitions definitions_;
     // Root mode: teams declared by any bundle (even a broken one) and by loaded ones.
     std::set<std::string> declared_teams_;
     std::set<std::string> loaded_teams_;
@@ -1114,6 +1389,32 @@ std::vector<DeliveryProblem> read_delivery_overrides(const boost::json::object& 
                                                "delivery.initial_backoff_ms"});
     }
     return problems;
+}
+
+std::optional<std::int64_t> parse_window_seconds(std::string_view text) {
+    if (text.empty() || std::isdigit(static_cast<unsigned char>(text.front())) == 0) return std::nullopt;
+    std::int64_t number = 0;
+    std::size_t position = 0;
+    while (position < text.size() && std::isdigit(static_cast<unsigned char>(text[position])) != 0) {
+        number = number * 10 + (text[position] - '0');
+        if (number > kMaxWindowSeconds) return std::nullopt;
+        ++position;
+    }
+    std::int64_t unit = 1;
+    const std::string_view suffix = text.substr(position);
+    if (suffix == "s" || suffix.empty()) {
+        unit = 1;
+    } else if (suffix == "m") {
+        unit = 60;
+    } else if (suffix == "h") {
+        unit = 3600;
+    } else if (suffix == "d") {
+        unit = 86400;
+    } else {
+        return std::nullopt;
+    }
+    if (number < 1) return std::nullopt;
+    return number * unit;
 }
 
 Config parse_config(std::string_view toml_text, const std::filesystem::path& path) {

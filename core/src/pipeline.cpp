@@ -145,12 +145,10 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
     check_instances(prepared, config.sources, TATTLE_PLUGIN_KIND_SOURCE, prepared.source_settings);
     resolve_delivery(prepared);
 
-    std::vector<FilterRule> rules;
-    rules.reserve(config.rules.size());
-    for (const auto& rule : config.rules) {
-        rules.push_back({rule.key(), rule.jq_match, rule.jq_match_where});
-    }
-    prepared.filter = std::make_unique<FilterStage>(std::move(rules), prepared.problems);
+    const std::size_t first_filter_problem = prepared.problems.size();
+    prepared.filter = std::make_unique<FilterStage>(filter_rules_for(config.rules), prepared.problems);
+    correct_filter_line_numbers(prepared.problems, first_filter_problem, config.rules);
+    prepared.shaper = std::make_unique<AlertShaper>(config, prepared.problems);
     return prepared;
 }
 
@@ -470,6 +468,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     auto settle_arrived = [&](bool wait) { ledger.apply(deliveries.completions().take(wait)); };
 
     FilterStage& filter = *prepared.filter;
+    AlertShaper& shaper = *prepared.shaper;
     const auto& rules = config.rules;
     std::size_t enqueued = 0;
     // Per source id: which rules run on its events (rule_runs_on). Inputs not
@@ -491,7 +490,9 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     auto publish_run_totals = [&] {
         if (metrics == nullptr) return;
         metrics->set_run_delivery_retries(deliveries.retries());
-        for (std::size_t i = 0; i < rules.size(); ++i) metrics->set_run_rule_errors(rules[i].key(), rule_errors[i]);
+        for (std::size_t i = 0; i < rules.size(); ++i) {
+            metrics->set_run_rule_errors(rules[i].key(), rule_errors[i] + shaper.errors(i));
+        }
     };
     if (metrics != nullptr) {
         std::vector<std::string> rule_names;
@@ -530,14 +531,26 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         }
         for (const auto& [rule_index, errors] : evaluation.rule_errors) rule_errors[rule_index] += errors;
         EventOrigin origin{job.source_id, job.origin, 0};
+        shaper.begin_batch(job.origin);
         for (auto& match : evaluation.matches) {
             const RuleSpec& rule = rules[match.rule_index];
             ++summary.matches;
             if (metrics != nullptr) metrics->rule_matched(rule.key());
             origin.index = match.event_index;
+            // Dedup and threshold state follows the order batches were read, as with one worker.
+            const ShapingDecision shaping = shaper.decide(match.rule_index, *match.event);
+            if (shaping.outcome == ShapingOutcome::deduplicated) {
+                ++summary.matches_deduplicated;
+                continue;
+            }
+            if (shaping.outcome == ShapingOutcome::below_threshold) {
+                ++summary.matches_below_threshold;
+                continue;
+            }
             boost::json::object alert = make_alert(
                 {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags, rule.runbook},
                 *match.event, match.annotation, origin);
+            shaper.annotate_alert(alert, match.rule_index, shaping, shaper.title(match.rule_index, *match.event));
             const std::string alert_id(alert.at("alert_id").as_string());
             for (const auto& destination_id : rule.destinations) {
                 Outbox* outbox = deliveries.find(destination_id);
@@ -659,7 +672,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     while (ledger.open_count() > 0) settle_arrived(true);
     deliveries.close();
     summary.delivery_retries = deliveries.retries();
-    for (const std::size_t errors : rule_errors) summary.rule_errors += errors;
+    for (std::size_t i = 0; i < rules.size(); ++i) summary.rule_errors += rule_errors[i] + shaper.errors(i);
     publish_run_totals();
     if (metrics != nullptr) metrics->run_finished();
     return summary;

@@ -7,6 +7,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "tattle/alert_shaping.hpp"
 #include "tattle/filter.hpp"
 
 namespace tattle {
@@ -21,20 +22,26 @@ std::string annotation_text(const boost::json::value& annotation) {
 std::string quoted(const std::string& text) { return boost::json::serialize(boost::json::string(text)); }
 
 std::string describe_expectation(const RuleTestCase& test) {
+    if (test.is_sequence()) return std::to_string(*test.alerts) + (*test.alerts == 1 ? " alert" : " alerts");
     if (!test.match) return "no match";
-    if (test.annotation) return "match with annotation " + quoted(*test.annotation);
-    return "match";
+    std::string text = "match";
+    if (test.annotation) text += " with annotation " + quoted(*test.annotation);
+    if (test.title) text += ", title " + quoted(*test.title);
+    if (test.dedup_key) text += ", dedup key " + quoted(*test.dedup_key);
+    return text;
 }
 
-// The test's event as a JSON object, or why it cannot be had.
-std::optional<boost::json::object> load_event(const RuleTestCase& test, std::string& error) {
-    std::string text = test.event_json;
-    if (test.event_file) {
-        std::ifstream file(*test.event_file, std::ios::binary);
+// An event as a JSON object (inline text, or the file's), or why it cannot be had.
+std::optional<boost::json::object> load_event(const std::string& inline_json,
+                                              const std::optional<std::filesystem::path>& event_file,
+                                              std::string& error) {
+    std::string text = inline_json;
+    if (event_file) {
+        std::ifstream file(*event_file, std::ios::binary);
         std::ostringstream content;
         if (file) content << file.rdbuf();
         if (!file || file.bad()) {
-            error = "cannot read event_file " + test.event_file->string();
+            error = "cannot read event_file " + event_file->string();
             return std::nullopt;
         }
         text = content.str();
@@ -42,11 +49,60 @@ std::optional<boost::json::object> load_event(const RuleTestCase& test, std::str
     boost::system::error_code ec;
     boost::json::value parsed = boost::json::parse(text, ec);
     if (ec || !parsed.is_object()) {
-        error = (test.event_file ? "event_file " + test.event_file->string() : std::string("event")) +
+        error = (event_file ? "event_file " + event_file->string() : std::string("event")) +
                 " is not a JSON object" + (ec ? " (" + ec.message() + ")" : "");
         return std::nullopt;
     }
     return std::move(parsed.as_object());
+}
+
+std::optional<boost::json::object> load_event(const RuleTestCase& test, std::string& error) {
+    return load_event(test.event_json, test.event_file, error);
+}
+
+// A sequence test: the events in order through the filter and the rule's shaping,
+// from no remembered keys; how many alerts come out.
+void run_sequence_test(const RuleTestCase& test, std::size_t index, FilterStage& filter, AlertShaper& shaper,
+                       RuleTestResult& result) {
+    shaper.clear_state();
+    shaper.begin_batch(test.where.to_string());
+    const std::size_t count = test.events_json.empty() ? test.event_files.size() : test.events_json.size();
+    std::size_t matches = 0, alerts = 0, deduplicated = 0, below_threshold = 0;
+    std::string problem;
+    for (std::size_t position = 0; position < count; ++position) {
+        std::string error;
+        const auto event = test.events_json.empty()
+                               ? load_event({}, test.event_files[position], error)
+                               : load_event(test.events_json[position], std::nullopt, error);
+        if (!event) {
+            result.got = "event #" + std::to_string(position + 1) + ": " + error;
+            return;
+        }
+        const std::size_t errors_before = filter.runtime_errors(index);
+        const auto found = filter.evaluate(*event);
+        if (filter.runtime_errors(index) != errors_before) {
+            result.got = "event #" + std::to_string(position + 1) + ": a jq runtime error (see the log)";
+            return;
+        }
+        if (std::none_of(found.begin(), found.end(), [&](const RuleMatch& m) { return m.rule_index == index; })) {
+            continue;
+        }
+        ++matches;
+        const ShapingDecision decision = shaper.decide(index, *event);
+        if (!decision.problem.empty() && problem.empty()) {
+            problem = "event #" + std::to_string(position + 1) + ": " + decision.problem;
+        }
+        switch (decision.outcome) {
+            case ShapingOutcome::alert: ++alerts; break;
+            case ShapingOutcome::deduplicated: ++deduplicated; break;
+            case ShapingOutcome::below_threshold: ++below_threshold; break;
+        }
+    }
+    result.got = std::to_string(alerts) + (alerts == 1 ? " alert" : " alerts") + " (" + std::to_string(count) +
+                 " events, " + std::to_string(matches) + " matched, " + std::to_string(deduplicated) +
+                 " deduplicated, " + std::to_string(below_threshold) + " below threshold)";
+    if (!problem.empty()) result.got += "; " + problem;
+    result.passed = alerts == static_cast<std::size_t>(*test.alerts);
 }
 
 std::string xml_escaped(std::string_view text) {
@@ -80,9 +136,9 @@ std::size_t RuleTestReport::failed() const noexcept {
 
 RuleTestReport run_rule_tests(const Config& config) {
     RuleTestReport report;
-    std::vector<FilterRule> filter_rules;
-    for (const auto& rule : config.rules) filter_rules.push_back({rule.key(), rule.jq_match, rule.jq_match_where});
-    FilterStage filter(std::move(filter_rules), report.problems);
+    FilterStage filter(filter_rules_for(config.rules), report.problems);
+    correct_filter_line_numbers(report.problems, 0, config.rules);
+    AlertShaper shaper(config, report.problems);
 
     for (std::size_t index = 0; index < config.rules.size(); ++index) {
         const RuleSpec& rule = config.rules[index];
@@ -91,6 +147,15 @@ RuleTestReport run_rule_tests(const Config& config) {
             result.rule = rule.key();
             result.where = test.where;
             result.expected = describe_expectation(test);
+            if (test.is_sequence()) {
+                if (!filter.compiled(index)) {
+                    result.got = "the rule's jq_match did not compile (see the problems above)";
+                } else {
+                    run_sequence_test(test, index, filter, shaper, result);
+                }
+                report.results.push_back(std::move(result));
+                continue;
+            }
             std::string error;
             const auto event = load_event(test, error);
             if (!filter.compiled(index)) {
@@ -114,6 +179,19 @@ RuleTestReport run_rule_tests(const Config& config) {
                     result.passed = test.match && (!test.annotation || (match->annotation &&
                                                                         annotation_text(*match->annotation) ==
                                                                             *test.annotation));
+                    // The title and dedup key the alert would carry, when the test expects them.
+                    if (test.title) {
+                        std::string why;
+                        const auto title = shaper.title_or_error(index, *event, why);
+                        result.got += title ? ", title " + quoted(*title) : ", no title (" + why + ")";
+                        result.passed = result.passed && title == test.title;
+                    }
+                    if (test.dedup_key) {
+                        std::string why;
+                        const auto key = shaper.dedup_key(index, *event, why);
+                        result.got += key ? ", dedup key " + quoted(*key) : ", no dedup key (" + why + ")";
+                        result.passed = result.passed && key == test.dedup_key;
+                    }
                 }
             }
             report.results.push_back(std::move(result));

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "tattle/sinkkit/alert_facts.hpp"
 #include "tattle/sinkkit/cloudtrail_link.hpp"
 #include "tattle/sinkkit/json_fields.hpp"
 #include "tattle/sinkkit/json_trim.hpp"
@@ -90,6 +91,8 @@ constexpr std::array<TrimLevel, 6> kTrimLevels{{
 
 std::string summary_of(const json::object& alert, std::string_view rule_name,
                        const json::object& summary) {
+    // A title is the alert's one line, written by the rule's author.
+    if (const auto title = string_at(alert, "title"); !title.empty()) return cut_utf8(single_line(title), kMaxSummary);
     std::string line(rule_name.empty() ? "tattle alert" : rule_name);
     if (const auto* annotation = alert.if_contains("annotation");
         annotation != nullptr && !annotation->is_null()) {
@@ -132,6 +135,10 @@ json::object custom_details_of(const json::object& alert, const json::object& ru
         annotation != nullptr && !annotation->is_null()) {
         details["annotation"] = *annotation;
     }
+    for (const char* key : {"title", "dedup", "threshold"}) {
+        if (const auto* value = alert.if_contains(key); value != nullptr && !value->is_null()) details[key] = *value;
+    }
+    if (const auto note = sinkkit::shaping_note(alert); !note.empty()) details["repeats"] = note;
     for (const auto& member : summary) details[member.key()] = member.value();
     if (const auto id = string_at(alert, "alert_id"); !id.empty()) details["alert_id"] = id;
     if (const auto* origin = alert.if_contains("origin"); origin != nullptr)

@@ -67,7 +67,7 @@ std::string upper(std::string_view text) {
 }
 
 std::string title_of(const AlertFacts& facts) {
-    std::string title = facts.rule_name.empty() ? "Alert" : facts.rule_name;
+    std::string title = !facts.title.empty() ? facts.title : facts.rule_name.empty() ? "Alert" : facts.rule_name;
     if (!facts.severity.empty()) title += " \u00b7 " + upper(facts.severity);
     return one_line(title, kValueBytes);
 }
@@ -82,6 +82,9 @@ std::vector<Fact> facts_table(const AlertFacts& facts) {
     std::vector<Fact> table;
     const auto line = [](std::string_view text) { return one_line(text, kValueBytes); };
 
+    // A titled alert's heading is its title: the rule goes in the table.
+    if (!facts.title.empty() && !facts.rule_name.empty()) table.push_back({"Rule", {line(facts.rule_name)}});
+    if (!facts.shaping_note.empty()) table.push_back({"Repeats", {line(facts.shaping_note)}});
     Fact who{"Who", {facts.actor.empty() ? "unknown" : line(facts.actor)}};
     if (!facts.session.empty()) who.lines.push_back("session " + line(facts.session));
     table.push_back(std::move(who));
@@ -213,6 +216,8 @@ std::string one_line(std::string_view text, std::size_t max_bytes) {
 
 std::string default_subject(const json::object& alert) {
     const AlertFacts facts = sinkkit::facts_of(alert);
+    // A title is written to be the one line a person reads first.
+    if (!facts.title.empty()) return facts.title;
     std::string subject = facts.rule_name.empty() ? "tattle alert" : facts.rule_name;
     if (!facts.actor.empty()) subject += " by " + (facts.session.empty() ? facts.actor : facts.session);
     return subject;

@@ -142,6 +142,10 @@ std::string fallback_text(const json::object& alert, std::string_view rule_name,
                           std::string_view severity, const json::object& summary) {
     std::string raw;
     if (!severity.empty()) raw += "[" + upper(severity) + "] ";
+    // The title says it all in one line; the notification shows nothing else.
+    if (const auto title = string_at(alert, "title"); !title.empty()) {
+        return one_line(raw + std::string(title), kMaxFallbackText);
+    }
     raw += rule_name;
     if (const auto* annotation = alert.if_contains("annotation");
         annotation != nullptr && !annotation->is_null()) {
@@ -161,7 +165,17 @@ std::string fallback_text(const json::object& alert, std::string_view rule_name,
 // Rule description and annotation: why this alert exists.
 std::string intro_text(const json::object& alert, const json::object& rule) {
     std::string text;
+    // With a title in the header, the rule's name comes first here.
+    if (!string_at(alert, "title").empty()) {
+        if (const auto name = string_at(rule, "name"); !name.empty()) {
+            text += "*Rule:* " + escaped_within(name, 500, Lines::Single);
+        }
+    }
+    if (const auto note = sinkkit::shaping_note(alert); !note.empty()) {
+        text += std::string(text.empty() ? "" : "\n") + ":repeat: " + escaped_within(note, 1000, Lines::Single);
+    }
     if (const auto description = string_at(rule, "description"); !description.empty()) {
+        if (!text.empty()) text += '\n';
         text += escaped_within(description, 1000, Lines::Multiple);
     }
     if (const auto* annotation = alert.if_contains("annotation");
@@ -339,7 +353,9 @@ json::object build_message(const json::object& alert, const MessageOptions& opti
     blocks.push_back(
         {{"type", "header"},
          {"text",
-          {{"type", "plain_text"}, {"text", header_text(rule_name, severity)}, {"emoji", true}}}});
+          {{"type", "plain_text"},
+           {"text", header_text(string_at(alert, "title").empty() ? rule_name : string_at(alert, "title"), severity)},
+           {"emoji", true}}}});
     if (auto intro = intro_text(alert, *rule); !intro.empty())
         blocks.push_back(section(std::move(intro)));
     blocks.push_back(fact_fields(summary));

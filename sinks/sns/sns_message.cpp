@@ -75,6 +75,10 @@ json::object payload_of(const json::object& alert, const json::object& rule) {
     for (const char* key : {"severity", "tags", "runbook"}) {
         if (const auto* value = rule.if_contains(key); value != nullptr && !value->is_null()) payload[key] = *value;
     }
+    // Alert shaping: the title, and the dedup / threshold objects as the alert document has them.
+    for (const char* key : {"title", "dedup", "threshold"}) {
+        if (const auto* value = alert.if_contains(key); value != nullptr && !value->is_null()) payload[key] = *value;
+    }
     return payload;
 }
 
@@ -181,7 +185,12 @@ Publication build_publication(const json::object& alert, const PublishOptions& o
     publication.attributes = attributes_of(alert, *rule);
     const std::size_t budget = kMaxPublishBytes - attribute_bytes(publication.attributes);
     publication.message = fitted(payload_of(alert, *rule), budget, publication.trimmed);
-    if (options.subject) publication.subject = sns_subject(options.subject->render(alert));
+    if (options.subject) {
+        publication.subject = sns_subject(options.subject->render(alert));
+    } else if (const auto title = string_at(alert, "title"); !title.empty()) {
+        // Email subscriptions show the subject first: a titled alert uses its title.
+        publication.subject = sns_subject(title);
+    }
     if (parse_topic_arn(options.topic_arn).fifo) {
         // One group per rule keeps a rule's alerts in order without holding up the others;
         // the alert id lets SNS drop a redelivered alert within its 5-minute window.

@@ -57,6 +57,16 @@ std::string render_text_line(std::string_view alert_json) {
         line += " -- ";
         line += annotation->is_string() ? std::string(annotation->get_string()) : boost::json::serialize(*annotation);
     }
+    // Alert shaping: the title, the matches dedup held back, the matches that met a threshold.
+    if (const auto* title = alert.if_contains("title"); title != nullptr && title->is_string()) {
+        line += " title=" + boost::json::serialize(*title);
+    }
+    if (const auto* dedup = alert.if_contains("dedup"); dedup != nullptr && dedup->is_object()) {
+        line += " suppressed=" + field(dedup->get_object(), "suppressed");
+    }
+    if (const auto* threshold = alert.if_contains("threshold"); threshold != nullptr && threshold->is_object()) {
+        line += " threshold_count=" + field(threshold->get_object(), "count");
+    }
     return printable(line);
 }
 

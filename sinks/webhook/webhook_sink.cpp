@@ -30,7 +30,9 @@ const json::object& sample_alert() {
     static const json::object sample = json::parse(R"({
         "alert_id": "00000000000000000000000000000000",
         "rule": {"name": "rule", "description": "description", "severity": "high"},
-        "destination": "destination", "annotation": "annotation",
+        "destination": "destination", "annotation": "annotation", "title": "title",
+        "dedup": {"key": "key", "window_seconds": 3600, "suppressed": 0},
+        "threshold": {"key": "key", "count": 5, "min_count": 5, "window_seconds": 600},
         "summary": {"event_id": "id", "event_time": "2024-01-01T00:00:00Z", "event_name": "CreateUser",
                     "event_source": "iam.amazonaws.com", "account_id": "123456789012", "region": "us-east-1",
                     "actor": "arn:aws:iam::123456789012:user/alice", "source_ip": "192.0.2.1",

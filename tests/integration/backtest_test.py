@@ -100,6 +100,20 @@ class Backtest(unittest.TestCase):
             destinations = ["file"]
 
             [[rule]]
+            id = "denied-once-per-actor"
+            name = "access denied, once per actor"
+            jq_match = '.errorCode == "AccessDenied"'
+            dedup = {{ key = '.userIdentity.arn // "nobody"', window = "1d" }}
+            destinations = ["file"]
+
+            [[rule]]
+            id = "denied-storm"
+            name = "a million denials"
+            jq_match = '.errorCode == "AccessDenied"'
+            threshold = {{ key = '.sourceIPAddress', count = 1000000, window = "1h" }}
+            destinations = ["file"]
+
+            [[rule]]
             id = "none"
             name = "never"
             jq_match = 'select(.eventName == "NoSuchCall")'
@@ -110,12 +124,14 @@ class Backtest(unittest.TestCase):
         self.assertFalse(os.path.exists(sent_file), "a backtest must not deliver anything")
         report = json.loads(result.stdout)
         rows = {row["rule"]: row for row in report["rules"]}
-        self.assertEqual(set(rows), {"access keys", "denied", "console", "none"})
+        self.assertEqual(set(rows), {"access keys", "denied", "console", "none", "denied-once-per-actor",
+                                     "denied-storm"})
 
         # The reference: every event of the same logs, read here, counted by hand.
         expected = collections.Counter()
         actors = collections.defaultdict(collections.Counter)
         events = 0
+        denied_actors: set[str] = set()
         for root, _, files in os.walk(CLOUDTRAIL):
             for name in files:
                 path = os.path.join(root, name)
@@ -132,6 +148,8 @@ class Backtest(unittest.TestCase):
                         continue
                     events += 1
                     arn = (event.get("userIdentity") or {}).get("arn")
+                    if event.get("errorCode") == "AccessDenied":
+                        denied_actors.add(arn or "nobody")
                     for rule, hit in (("access keys", event.get("eventName") == "CreateAccessKey"),
                                       ("denied", event.get("errorCode") == "AccessDenied"),
                                       ("console", event.get("eventName") == "ConsoleLogin")):
@@ -150,6 +168,16 @@ class Backtest(unittest.TestCase):
                 best = max(actors[rule].values())
                 self.assertEqual(top[0]["matches"], best, rule)
         self.assertEqual(rows["none"]["matches"], 0)
+        # Shaping: the same matches, fewer alerts.
+        once = rows["denied-once-per-actor"]
+        self.assertEqual(once["matches"], expected["denied"])
+        self.assertEqual(once["distinct_dedup_keys"], len(denied_actors))
+        self.assertEqual(once["alerts"] + once["deduplicated"], once["matches"])
+        self.assertGreaterEqual(once["alerts"], len(denied_actors))
+        self.assertLess(once["alerts"], once["matches"])
+        storm = rows["denied-storm"]
+        self.assertEqual((storm["alerts"], storm["below_threshold"]), (0, expected["denied"]))
+        self.assertEqual(rows["denied"]["alerts"], rows["denied"]["matches"])
         self.assertFalse(rows["console"]["enabled"])
         self.assertEqual(rows["denied"]["severity"], "low")
         ordered = [row["matches"] for row in report["rules"]]

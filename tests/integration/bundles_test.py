@@ -208,10 +208,10 @@ class RuleTestCommand(unittest.TestCase):
         junit = os.path.join(self.dir, "junit.xml")
         result = tattle("test", example, "--junit", junit)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("5 tests, 5 passed, 0 failed", result.stdout)
+        self.assertIn("10 tests, 10 passed, 0 failed", result.stdout)
         self.assertIn("platform/lambda-created", result.stdout)  # disabled rules are tested too
         suite = ElementTree.parse(junit).getroot().find("testsuite")
-        self.assertEqual((suite.get("tests"), suite.get("failures")), ("5", "0"))
+        self.assertEqual((suite.get("tests"), suite.get("failures")), ("10", "0"))
 
     def test_a_wrong_expectation_fails_with_expected_and_got(self) -> None:
         with open(os.path.join(self.dir, "event.json"), "w", encoding="utf-8") as out:

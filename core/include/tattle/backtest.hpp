@@ -8,6 +8,7 @@
 #include <iosfwd>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,13 @@ struct BacktestOptions {
 struct BacktestRuleStats {
     std::size_t rule_index = 0;
     std::size_t matches = 0;
-    std::size_t runtime_errors = 0;
+    // What dedup and threshold would have made of the matches (all alerts without them).
+    std::size_t alerts = 0;
+    std::size_t deduplicated = 0;
+    std::size_t below_threshold = 0;
+    std::set<std::string> dedup_keys;      // distinct keys seen
+    std::set<std::string> threshold_keys;
+    std::size_t runtime_errors = 0;        // the rule's jq, its title and its keys
     std::map<std::string, std::size_t> actors;  // who caused the matches
 };
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,13 +13,44 @@
 
 namespace tattle {
 
-// A [[rule.test]] case: an event (inline JSON or a file) and what the rule must do with it.
+// A [[rule.test]] case: an event (inline JSON or a file) and what the rule must do
+// with it; or a sequence of events and how many alerts they make after dedup and
+// threshold.
 struct RuleTestCase {
     std::string event_json;                  // inline `event`, already checked to be a JSON object
     std::optional<std::filesystem::path> event_file;  // `event_file`, relative paths resolved
     bool match = true;
     std::optional<std::string> annotation;   // expected annotation (a string's text, else its JSON)
+    std::optional<std::string> title;        // expected alert title
+    std::optional<std::string> dedup_key;    // expected dedup key
+    // The sequence form: `events` (inline JSON objects) or `event_files`, in order,
+    // and `alerts`, how many alerts they make.
+    std::vector<std::string> events_json;
+    std::vector<std::filesystem::path> event_files;
+    std::optional<std::int64_t> alerts;
     SourceLocation where;                    // the test's table
+
+    bool is_sequence() const noexcept { return alerts.has_value(); }
+};
+
+// One entry of a file's [lists] or [macros]: a jq definition (`def name: body;`)
+// that the file's rules, titles and keys may use.
+struct JqDefinition {
+    std::string name;
+    std::string body;      // jq text: a list's JSON array, a macro's expression
+    bool is_list = false;
+    SourceLocation where;  // the value
+};
+using JqDefinitions = std::shared_ptr<const std::vector<JqDefinition>>;
+
+// A rule's `dedup` or `threshold`: a jq expression giving the key, a window, and
+// (threshold) how many matches with one key the window must hold.
+struct ShapingSpec {
+    std::string key;  // jq expression
+    std::int64_t window_seconds = 0;
+    std::int64_t count = 1;     // threshold only
+    SourceLocation where;       // the table
+    SourceLocation key_where;   // the key value
 };
 
 // The severities a rule may declare, lowest first.
@@ -39,6 +71,14 @@ struct RuleSpec {
     std::string severity; // empty or one of rule_severities()
     std::vector<std::string> tags;
     std::string runbook;
+    // Alert shaping (alert_shaping.hpp): a jq expression for the alert's title; one
+    // alert per dedup key per window; no alert before threshold.count matches per key.
+    std::string title;
+    SourceLocation title_where;
+    std::optional<ShapingSpec> dedup;
+    std::optional<ShapingSpec> threshold;
+    // The [lists] and [macros] of the rule's file (null when it has none).
+    JqDefinitions definitions;
     std::vector<RuleTestCase> tests;
     SourceLocation where;          // the rule's table
     SourceLocation jq_match_where; // the jq_match value
@@ -124,7 +164,13 @@ struct Config {
     std::size_t workers = 0;
     bool skip_broken_bundles = false;
     std::vector<Diagnostic> skipped_bundles;
+    // Every loaded file's [lists] and [macros] (checked by prepare even when no rule uses them).
+    std::vector<JqDefinitions> definition_sets;
 };
+
+// Reads a window: an integer number of seconds or a string such as "30s", "10m",
+// "1h", "1d"; nullopt when it is neither (or not positive).
+std::optional<std::int64_t> parse_window_seconds(std::string_view text);
 
 // Whether a rule runs on events of a source: enabled, and its team (if any)
 // is granted the source.

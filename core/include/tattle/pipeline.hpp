@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tattle/alert_shaping.hpp"
 #include "tattle/config.hpp"
 #include "tattle/diagnostics.hpp"
 #include "tattle/filter.hpp"
@@ -29,6 +30,9 @@ struct PreparedConfig {
     std::vector<std::string> plugin_refusals;  // plugin files that could not be loaded
     std::vector<Diagnostic> problems;          // everything wrong, with file:line
     std::unique_ptr<FilterStage> filter;
+    // Titles, dedup and threshold. Its keys live as long as the PreparedConfig: across
+    // the runs of a daemon and the invocations of a warm Lambda container.
+    std::unique_ptr<AlertShaper> shaper;
     // Each instance's config after schema validation, with defaults filled in.
     std::map<std::string, boost::json::object> destination_settings;
     std::map<std::string, boost::json::object> source_settings;
@@ -57,12 +61,14 @@ struct RunSummary {
     std::size_t record_errors = 0;
     std::size_t skipped_documents = 0;
     std::size_t matches = 0;
+    std::size_t matches_deduplicated = 0;   // held back by a rule's dedup
+    std::size_t matches_below_threshold = 0;// held back by a rule's threshold
     std::size_t alerts_delivered = 0;
     std::size_t alerts_spooled = 0;    // given up on and parked in the spool (their batches are settled)
     std::size_t alerts_failed = 0;     // neither delivered nor spooled (their batches are released)
     std::size_t alerts_suppressed = 0; // delivered before (duplicate suppression), not sent again
     std::size_t delivery_retries = 0;  // sends tried again after a RETRY
-    std::size_t rule_errors = 0;       // jq runtime errors, all rules
+    std::size_t rule_errors = 0;       // jq runtime errors, all rules (titles and keys included)
     std::vector<std::string> failures; // one line per failed batch
     std::filesystem::path spool_dir;   // where spooled alerts went
 

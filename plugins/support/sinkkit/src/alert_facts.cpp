@@ -87,6 +87,43 @@ std::string pretty_json(const json::value& value) {
     return out;
 }
 
+std::string window_text(std::int64_t seconds) {
+    for (const auto& [unit, size] : {std::pair{"d", 86400}, std::pair{"h", 3600}, std::pair{"m", 60}}) {
+        if (seconds >= size && seconds % size == 0) return std::to_string(seconds / size) + unit;
+    }
+    return std::to_string(seconds) + "s";
+}
+
+std::string shaping_note(const json::object& alert) {
+    auto integer_at = [](const json::object& object, std::string_view key) -> std::int64_t {
+        const auto* found = object.if_contains(key);
+        if (found == nullptr) return 0;
+        if (found->is_int64()) return found->get_int64();
+        if (found->is_uint64()) return static_cast<std::int64_t>(found->get_uint64());
+        return 0;
+    };
+    auto key_text = [](const json::object& object) {
+        const std::string key(string_at(object, "key"));
+        return key.empty() ? std::string() : " with " + json::serialize(json::string(key));
+    };
+    std::string note;
+    if (const auto* threshold = object_at(alert, "threshold")) {
+        const auto count = integer_at(*threshold, "count");
+        note = std::to_string(count) + (count == 1 ? " match" : " matches") + key_text(*threshold) + " within " +
+               window_text(integer_at(*threshold, "window_seconds")) + " (threshold " +
+               std::to_string(integer_at(*threshold, "min_count")) + ")";
+    }
+    if (const auto* dedup = object_at(alert, "dedup")) {
+        if (const auto suppressed = integer_at(*dedup, "suppressed"); suppressed > 0) {
+            if (!note.empty()) note += "; ";
+            note += std::to_string(suppressed) + (suppressed == 1 ? " more match" : " more matches") +
+                    key_text(*dedup) + " suppressed since the previous alert (dedup window " +
+                    window_text(integer_at(*dedup, "window_seconds")) + ")";
+        }
+    }
+    return note;
+}
+
 AlertFacts facts_of(const json::object& alert) {
     static const json::object kNothing;
     const auto* rule_found = object_at(alert, "rule");
@@ -105,6 +142,8 @@ AlertFacts facts_of(const json::object& alert) {
         }
     }
     facts.runbook = string_at(rule, "runbook");
+    facts.title = string_at(alert, "title");
+    facts.shaping_note = shaping_note(alert);
     if (const auto* annotation = alert.if_contains("annotation"); annotation != nullptr && !annotation->is_null()) {
         facts.has_annotation = true;
         facts.annotation = text_of(*annotation);

@@ -12,8 +12,9 @@ namespace {
 namespace json = boost::json;
 
 // The top-level keys of the alert document (README, "The alert document").
-constexpr std::array<std::string_view, 7> kAlertRoots = {"alert_id", "rule",   "destination", "annotation",
-                                                         "summary",  "origin", "event"};
+constexpr std::array<std::string_view, 10> kAlertRoots = {"alert_id", "rule",   "destination", "annotation",
+                                                          "summary",  "origin", "event",       "title",
+                                                          "dedup",    "threshold"};
 
 std::string_view trim_spaces(std::string_view text) {
     while (!text.empty() && text.front() == ' ') text.remove_prefix(1);

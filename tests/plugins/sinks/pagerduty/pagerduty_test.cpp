@@ -398,6 +398,18 @@ TEST(PagerDutyEvent, LinksTheRunbookAndCarriesTheTags) {
     EXPECT_EQ(payload.at("custom_details").at("rule_tags"), (json::array{"T1552.005"}));
 }
 
+TEST(PagerDutyEvent, ATitleIsTheSummary) {
+    json::object alert = alert_for(real_event(), std::nullopt);
+    alert["title"] = "alice read the EC2 password data\nof i-123";
+    alert["dedup"] = json::object{{"key", "alice"}, {"window_seconds", 86400}, {"suppressed", 1}};
+    const json::object request = pagerduty::build_trigger(alert, options());
+    const auto& payload = request.at("payload").as_object();
+    EXPECT_EQ(payload.at("summary"), "alice read the EC2 password data of i-123");
+    EXPECT_EQ(payload.at("custom_details").at("repeats"),
+              "1 more match with \"alice\" suppressed since the previous alert (dedup window 1d)");
+    EXPECT_EQ(payload.at("custom_details").at("dedup").at("suppressed"), 1);
+}
+
 }  // namespace
 
 #endif

@@ -180,4 +180,17 @@ TEST(SesMessage, ShowsTheRulesTagsAndRunbook) {
     EXPECT_THAT(email.html, Not(HasSubstr("<cis>")));
 }
 
+TEST(SesMessage, ATitleIsTheSubjectAndRepeatsAreShown) {
+    json::object alert = alert_for(kHostileEvent, "Create User");
+    alert["title"] = "alice created user mallory";
+    alert["threshold"] = json::object{{"key", "192.0.2.1"}, {"count", 5}, {"min_count", 5}, {"window_seconds", 600}};
+    const auto email = ses::build_email(alert, std::nullopt);
+    EXPECT_EQ(email.subject, "alice created user mallory");
+    EXPECT_THAT(email.text, HasSubstr("Rule:       Create User\n"));
+    EXPECT_THAT(email.text, HasSubstr("Repeats:    5 matches with \"192.0.2.1\" within 10m (threshold 5)\n"));
+    // A subject template still wins, and may name the title.
+    const auto templated = ses::build_email(alert, tattle::sinkkit::AlertTemplate::parse("{{rule}}: {{title}}"));
+    EXPECT_EQ(templated.subject, "Create User: alice created user mallory");
+}
+
 }  // namespace

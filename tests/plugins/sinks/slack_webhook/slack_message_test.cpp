@@ -385,6 +385,26 @@ TEST(SlackMessage, ShowsTheRulesTagsAndRunbook) {
     EXPECT_THAT(json::serialize(message_for(alert_for(event))), Not(HasSubstr("Runbook")));
 }
 
+TEST(SlackMessage, ATitledAlertLeadsWithItsTitleAndSaysWhatWasHeldBack) {
+    json::object alert = alert_for(real_event(kAssumedRoleEventId));
+    alert["rule"].as_object()["severity"] = "high";
+    alert["title"] = "alice <created> an access key";
+    alert["dedup"] = json::object{{"key", "alice"}, {"window_seconds", 3600}, {"suppressed", 3}};
+    const json::object message = message_for(alert);
+    // The title holds event data: escaped like any other.
+    EXPECT_EQ(message.at("text"), "[HIGH] alice &lt;created&gt; an access key");
+    const auto& blocks = message.at("blocks").as_array();
+    EXPECT_EQ(blocks[0].at("text").at("text"), ":rotating_light: alice &lt;created&gt; an access key \u00b7 HIGH");
+    const std::string intro(blocks[1].at("text").at("text").as_string());
+    EXPECT_THAT(intro, HasSubstr("*Rule:* "));
+    EXPECT_THAT(intro, HasSubstr(":repeat: 3 more matches with \"alice\" suppressed since the previous alert "
+                                 "(dedup window 1h)"));
+    // Without a title the rule's name is the header, as before.
+    alert.erase("title");
+    EXPECT_THAT(std::string(message_for(alert).at("blocks").at(0).at("text").at("text").as_string()),
+                Not(HasSubstr("access key")));
+}
+
 }  // namespace
 
 #endif

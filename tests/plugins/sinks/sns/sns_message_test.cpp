@@ -193,4 +193,16 @@ TEST(SnsMessage, CarriesTheRulesSeverityTagsAndRunbook) {
     EXPECT_EQ(message.at("runbook"), "https://wiki.example.com/create-user");
 }
 
+TEST(SnsMessage, ATitleIsTheSubjectAndShapingIsInTheMessage) {
+    auto alert = alert_for(kHostileEvent, "Create User");
+    EXPECT_EQ(sns::build_publication(alert, {kTopic, std::nullopt}).subject, "");
+    alert["title"] = "alice created user mallory";
+    alert["dedup"] = json::object{{"key", "alice"}, {"window_seconds", 3600}, {"suppressed", 2}};
+    const auto publication = sns::build_publication(alert, {kTopic, std::nullopt});
+    EXPECT_EQ(publication.subject, "alice created user mallory");
+    const auto message = json::parse(publication.message).as_object();
+    EXPECT_EQ(message.at("title"), "alice created user mallory");
+    EXPECT_EQ(message.at("dedup").at("suppressed"), 2);
+}
+
 }  // namespace

@@ -40,6 +40,8 @@ inline constexpr TemplateName kTemplateNames[] = {
     {"source_ip", "summary.source_ip"},
     {"user_agent", "summary.user_agent"},
     {"error_code", "summary.error_code"},
+    {"title", "title"},
+    {"suppressed", "dedup.suppressed"},
 };
 
 class AlertTemplate {
