@@ -874,6 +874,41 @@ private:
         return node;
     }
 
+    // {"key": literal, name: literal, ...}; null (position unchanged) for any other object.
+    NodePtr constant_object() {
+        const std::size_t start = pos_;
+        ++pos_;  // '{'
+        boost::json::object object;
+        try {
+            while (!at_punct("}")) {
+                std::string key;
+                if (peek().kind == Tok::string && !peek().interpolated) {
+                    key = peek().value;
+                } else if (peek().kind == Tok::ident && !is_keyword(peek().text)) {
+                    key = peek().text;
+                } else {
+                    throw ReadFailure{};
+                }
+                ++pos_;
+                expect_punct(":");
+                NodePtr value = parse_postfix();
+                if (value->op != Op::literal || !valid_utf8(key)) throw ReadFailure{};
+                object[key] = value->literal;
+                if (at_punct(",")) {
+                    ++pos_;
+                    if (at_punct("}")) throw ReadFailure{};
+                } else if (!at_punct("}")) {
+                    throw ReadFailure{};
+                }
+            }
+            ++pos_;
+            return make_literal(std::move(object));
+        } catch (const ReadFailure&) {
+            pos_ = start;
+            return nullptr;
+        }
+    }
+
     // Skips a balanced {...}; returns its opening offset.
     std::size_t skip_braces() {
         const std::size_t offset = peek().offset;
@@ -985,6 +1020,7 @@ private:
             return make_literal(std::move(elements));
         }
         if (at_punct("{")) {
+            if (auto constant = constant_object()) return constant;
             const std::size_t offset = skip_braces();
             return make_opaque("object construction at " + where(offset));
         }
@@ -1041,8 +1077,6 @@ bool may_error(const Node& node, bool at_root) {
             return false;
         case Op::field:
             return !(at_root && node.kids[0]->op == Op::identity);
-        case Op::alt:
-            return may_error(*node.kids[1], at_root);
         case Op::pipe:
             return may_error(*node.kids[0], at_root) || may_error(*node.kids[1], false);
         case Op::eq:
@@ -1053,6 +1087,7 @@ bool may_error(const Node& node, bool at_root) {
         case Op::ge:
         case Op::and_:
         case Op::or_:
+        case Op::alt:
         case Op::select:
         case Op::if_:
         case Op::comma:
@@ -1538,8 +1573,9 @@ Result evaluate(const Node& node, const Val& input) {
             return Result::boolean(truthy(right.val));
         }
         case Op::alt: {
+            // jq 1.6's '//' lets an error on its left through.
             Result left = evaluate(*node.kids[0], input);
-            if (left.status == Status::unknown) return left;
+            if (left.status == Status::unknown || left.status == Status::error) return left;
             if (left.ok() && truthy(left.val)) return left;
             return evaluate(*node.kids[1], input);
         }
@@ -1860,12 +1896,12 @@ ReadRule read_rule(std::string_view program) {
             rule.form = RuleForm::unread;
             rule.predicate = nullptr;
         }
-        // A then-branch the parser reads is better handled as a whole below.
+        // A then-branch the evaluator handles is better handled as a whole below.
         if (rule.predicate) {
             parser.rewind(program_start);
             try {
                 NodePtr whole = parser.parse_pipe();
-                if (parser.at_end()) {
+                if (parser.at_end() && !unsupported(*whole, false)) {
                     rule.form = RuleForm::bare;
                     rule.predicate = whole;
                     rest_unread = false;

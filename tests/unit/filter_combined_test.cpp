@@ -203,7 +203,9 @@ TEST_P(RulesDifferential, EveryRepositoryRuleSetOverAllCloudTrailData) {
         const auto outcome = expect_same_results(rules, path.string(), GetParam());
         EXPECT_EQ(outcome.compiled_rules, rules.size());
         EXPECT_GT(outcome.matches, 0U);
-        if (path.filename() == "cloudtrail.toml") EXPECT_GT(outcome.matches, 100U);
+        if (path.filename() == "cloudtrail.toml") {
+            EXPECT_GT(outcome.matches, 100U);
+        }
     }
 }
 

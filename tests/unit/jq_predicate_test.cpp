@@ -44,7 +44,7 @@ boost::json::object event(std::string_view json) { return boost::json::parse(jso
 TEST(JqReader, ReadsTheSupportedForms) {
     const std::vector<std::pair<std::string, RuleForm>> accepted{
         {R"(select(.eventName == "X"))", RuleForm::select_only},
-        {R"(select(.eventName == "X") | "user \(.userIdentity.arn)")", RuleForm::select_then_rest},
+        {"select(.eventName == \"X\") | \"user \\(.userIdentity.arn)\"", RuleForm::select_then_rest},
         {R"(.errorCode == "AccessDenied")", RuleForm::bare},
         {R"(if .a == 1 then {x: .b} else empty end)", RuleForm::select_then_rest},
         {R"(select(.a.b[0]? != null and (.c // "d" | test("^x"; "i"))))", RuleForm::select_only},
@@ -80,12 +80,12 @@ TEST(JqReader, RefusesWhatItDoesNotModelAndSaysWhere) {
         {R"(select(.a | test("x"; "q")))", "flags \"q\" are not valid"},
         {"def f(x): x; select(f(.a))", "definition \"f\" has parameters"},
         {"def r: r; select(r)", "definition \"r\" is recursive"},
-        {R"(select(.a == "\(.b)"))", "string interpolation"},
-        {R"(select(.a == {b: 1}))", "object construction"},
+        {"select(.a == \"\\(.b)\")", "string interpolation"},
+        {R"(select(.a == {b: .c}))", "object construction"},
         {R"(select(.a == 1) as $x)", "'as' binding"},
         {R"(reduce .[] as $x (0; . + $x))", "'reduce'"},
         {R"(select(.a < .b < .c))", "chained comparisons"},
-        {R"((.a)?.b)", "'?' "},
+        {R"((.a)?.b)", "unexpected 'b' at line 1, column 6"},
     };
     for (const auto& [program, reason] : refused) {
         const auto rule = read_rule(program);
@@ -146,6 +146,8 @@ TEST(JqIndexConditions, RefusesWhatDoesNotRequireAValue) {
     // ... but not after one that cannot fail.
     EXPECT_EQ(condition_of(R"(select(.readOnly == false and .eventName == "A"))"), "eventName = A");
     EXPECT_EQ(condition_of(R"(select((.a // "x") == "y" and .eventName == "A"))"), "eventName = A");
+    // jq 1.6's '//' does not catch an error on its left.
+    EXPECT_THAT(condition_of(R"(select((.a.b // "x") == "y" and .eventName == "A"))"), HasSubstr("none"));
     // A bare path yields its value; the index has no say.
     EXPECT_THAT(condition_of(R"(.eventName)"), HasSubstr("none"));
 }
@@ -208,7 +210,9 @@ void expect_like_libjq(const std::vector<Case>& cases, bool all_native_decided) 
         const auto got = native.evaluate(e);
         const auto expected = reference.evaluate(e);
         ASSERT_EQ(got.size(), expected.size());
-        if (!got.empty()) EXPECT_EQ(got[0].annotation, expected[0].annotation);
+        if (!got.empty()) {
+            EXPECT_EQ(got[0].annotation, expected[0].annotation);
+        }
         EXPECT_EQ(native.runtime_errors(0), reference.runtime_errors(0));
         if (all_native_decided) {
             const auto rule = read_rule(c.program);
@@ -246,7 +250,6 @@ TEST(JqNativeSemantics, DecidesLikeLibjqWithoutAskingIt) {
             {R"(select(.s | test("a.c")))", R"({"s": "a\nc"})"},
             {R"(select(.s | test("a.c"; "s")))", R"({"s": "a\nc"})"},
             {R"(select(.x // "d" | startswith("d")))", R"({"x": false})"},
-            {R"(select(.x.y // "d" | startswith("d")))", R"({"x": "s"})"},
             {R"(select(.s | contains("b")))", R"({"s": "abc"})"},
             {R"(select(.l | contains(["a"])))", R"({"l": ["abc", 1]})"},
             {R"(select(.o | contains({"a": "b"})))", R"({"o": {"a": "xbx", "c": 1}})"},
@@ -284,18 +287,20 @@ TEST(JqNativeSemantics, HandsErrorsAndAnnotationsToLibjq) {
             {R"(select(.a == 1) | .b)", R"({"a": 1, "b": "note"})"},
             {R"(.a)", R"({"a": "value"})"},
             {R"(select(.n | tostring == "1.5"))", R"({"n": 1.5})"},
-            {R"(select(.o < {"a": 1}))", R"({"o": {"b": 1}})"},
+            {R"(select(.o < .p))", R"({"o": {"b": 1}, "p": {"a": 2}})"},
+            {R"(select(.x.y // "d" | startswith("d")))", R"({"x": "s"})"},
+            {R"(select(.x.y? // "d" | startswith("d")))", R"({"x": "s"})"},
             {R"((.a // "x") | ascii_downcase)", R"({"a": 5})"},
         },
         false);
 }
 
 TEST(JqNativeSemantics, StringsThatAreNotUtf8GoToLibjq) {
-    boost::json::object e;
-    e["s"] = boost::json::string("caf\xE9");
+    boost::json::object invalid;
+    invalid["s"] = boost::json::string("caf\xE9");
     for (const char* program : {R"(select(.s == "caf"))", R"(select(.s | test("caf")))",
                                 R"(select(.s | length == 4))", R"(select(.s < "d"))"}) {
-        EXPECT_EQ(jq_native::decide(read_rule(program), e), Verdict::ask_libjq) << program;
+        EXPECT_EQ(jq_native::decide(read_rule(program), invalid), Verdict::ask_libjq) << program;
     }
 }
 
@@ -303,7 +308,7 @@ TEST(JqNativeSemantics, ExplainSaysWhatWasLearned) {
     std::vector<FilterRule> rules{
         {"a", R"(select(.eventSource == "iam.amazonaws.com" and .eventName == "CreateAccessKey"))", {}},
         {"b", R"(select(any(.resources[]?; .type == "x")))", {}},
-        {"c", R"(select(.eventName == "X") | "by \(.userIdentity.arn)")", {}}};
+        {"c", "select(.eventName == \"X\") | \"by \\(.userIdentity.arn)\"", {}}};
     std::vector<Diagnostic> problems;
     FilterStage stage(rules, problems, RuleCompilation::indexed);
     EXPECT_TRUE(stage.explain(0).native);
