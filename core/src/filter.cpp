@@ -1007,11 +1007,12 @@ std::vector<RuleMatch> FilterStage::Impl::evaluate_event(const boost::json::obje
             CompiledRule& rule = compiled[rule_index];
             if (!rule.compiled()) continue;
             if (rule.native) {
-                switch (jq_native::decide(rule.read, event)) {
+                std::optional<boost::json::value> annotation;
+                switch (jq_native::decide(rule.read, event, annotation)) {
                     case jq_native::Verdict::no_match:
                         continue;
                     case jq_native::Verdict::match:
-                        matches.push_back(RuleMatch{rule_index, std::nullopt});
+                        matches.push_back(RuleMatch{rule_index, std::move(annotation)});
                         continue;
                     case jq_native::Verdict::ask_libjq:
                         break;
@@ -1191,7 +1192,7 @@ RuleExplanation FilterStage::explain(std::size_t rule_index) const {
     }
     explanation.native = rule.native;
     if (rule.native) {
-        explanation.evaluation = rule.read.form == jq_native::RuleForm::select_then_rest
+        explanation.evaluation = rule.read.form == jq_native::RuleForm::select_then_rest && !rule.read.annotation
                                      ? "native condition; libjq computes the annotation of a match"
                                      : "native";
     } else {

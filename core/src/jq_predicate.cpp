@@ -1852,6 +1852,16 @@ ReadRule read_rule(std::string_view program) {
                 if (!(parser.at_word("select") && parser.at_punct("(", 1))) {
                     rule.form = RuleForm::select_then_rest;
                     rest_unread = true;
+                    const std::size_t rest_start = parser.position();
+                    try {
+                        NodePtr rest = parser.parse_pipe();
+                        if (parser.at_end() && !unsupported(*rest, false) && field_name_is_safe(*rest)) {
+                            rule.annotation = rest;
+                            rest_unread = false;
+                        }
+                    } catch (const ReadFailure&) {
+                    }
+                    parser.rewind(rest_start);
                     break;
                 }
             }
@@ -1941,28 +1951,67 @@ ReadRule read_rule(std::string_view program) {
     return rule;
 }
 
-Verdict decide(const ReadRule& rule, const boost::json::object& event) {
+namespace {
+
+// tattletail's rule applied to a first output the evaluator computed. Only
+// scalars become annotations here; libjq builds the others (key order, numbers).
+Verdict decide_output(const Result& result, const boost::json::object& event,
+                      std::optional<boost::json::value>& annotation) {
+    if (result.status == Status::empty) return Verdict::no_match;
+    if (result.status != Status::value) return Verdict::ask_libjq;
+    if (result.val.root == &event) return Verdict::match;  // the event itself
+    if (!truthy(result.val)) return Verdict::no_match;
+    const auto& value = result.val.value();
+    if (value.is_bool()) return Verdict::match;
+    if (value.is_string()) {
+        if (!valid_utf8(value.get_string())) return Verdict::ask_libjq;
+        annotation = boost::json::value(value.get_string());
+        return Verdict::match;
+    }
+    if (value.is_number()) {
+        // As the libjq path converts a jq number: integral doubles as integers.
+        const double number = value.to_number<double>();
+        constexpr double two_to_63 = 9223372036854775808.0;
+        if (std::trunc(number) == number && number >= -two_to_63 && number < two_to_63) {
+            annotation = boost::json::value(static_cast<std::int64_t>(number));
+        } else {
+            annotation = boost::json::value(number);
+        }
+        return Verdict::match;
+    }
+    return Verdict::ask_libjq;
+}
+
+}  // namespace
+
+Verdict decide(const ReadRule& rule, const boost::json::object& event,
+               std::optional<boost::json::value>& annotation) {
+    annotation.reset();
     Val root;
     root.root = &event;
     const Result result = evaluate(*rule.predicate, root);
-    if (result.status == Status::empty) return Verdict::no_match;
-    if (result.status != Status::value) return Verdict::ask_libjq;
     switch (rule.form) {
         case RuleForm::select_only:
+            if (result.status == Status::empty) return Verdict::no_match;
+            if (result.status != Status::value) return Verdict::ask_libjq;
             return truthy(result.val) ? Verdict::match : Verdict::no_match;
         case RuleForm::select_then_rest:
-            return truthy(result.val) ? Verdict::ask_libjq : Verdict::no_match;
-        case RuleForm::bare: {
-            if (result.val.root == &event) return Verdict::match;  // the event itself
+            if (result.status == Status::empty) return Verdict::no_match;
+            if (result.status != Status::value) return Verdict::ask_libjq;
             if (!truthy(result.val)) return Verdict::no_match;
-            const auto& value = result.val.value();
-            if (value.is_bool()) return Verdict::match;
-            return Verdict::ask_libjq;
-        }
+            if (!rule.annotation) return Verdict::ask_libjq;
+            return decide_output(evaluate(*rule.annotation, root), event, annotation);
+        case RuleForm::bare:
+            return decide_output(result, event, annotation);
         case RuleForm::unread:
             break;
     }
     return Verdict::ask_libjq;
+}
+
+Verdict decide(const ReadRule& rule, const boost::json::object& event) {
+    std::optional<boost::json::value> annotation;
+    return decide(rule, event, annotation);
 }
 
 bool index_key(const boost::json::value& value, std::string& key) {

@@ -57,6 +57,7 @@ enum class RuleForm {
 struct ReadRule {
     RuleForm form = RuleForm::unread;
     NodePtr predicate;
+    NodePtr annotation;  // select(P) | REST with a REST the evaluator handles
     // The predicate holds only what the evaluator decides exactly.
     bool native = false;
     // Every character of the program was read, with the grammar jq 1.6 accepts,
@@ -72,9 +73,12 @@ ReadRule read_rule(std::string_view program);
 enum class Verdict { no_match, match, ask_libjq };
 
 // What the rule does on this event, when the evaluator can tell exactly: no
-// match, a match without annotation, or "run it in libjq" (an annotation to
-// compute, a jq error to report, a value it does not model).
+// match, a match (with a scalar annotation or none), or "run it in libjq" (an
+// annotation it does not build, a jq error to report, a value it does not model).
 Verdict decide(const ReadRule& rule, const boost::json::object& event);
+// The same; a match's annotation, when it has one, is set.
+Verdict decide(const ReadRule& rule, const boost::json::object& event,
+               std::optional<boost::json::value>& annotation);
 
 // Routes events to the rules whose conditions their field values meet.
 class RuleIndex {

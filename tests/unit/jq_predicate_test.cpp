@@ -268,6 +268,15 @@ TEST(JqNativeSemantics, DecidesLikeLibjqWithoutAskingIt) {
             {R"(select(.a == 1) | select(.b == 2))", R"({"a": 1, "b": 2})"},
             {R"(select(.x | empty))", R"({})"},
             {"def big: .n > 10; select(big)", R"({"n": 11})"},
+            // Scalar annotations are computed natively, as libjq converts them.
+            {R"(select(.a == 1) | .b)", R"({"a": 1, "b": "note"})"},
+            {R"(select(.a == 1) | .n)", R"({"a": 1, "n": 2.0})"},
+            {R"(select(.a == 1) | .n)", R"({"a": 1, "n": 2.5})"},
+            {R"(select(.a == 1) | .b)", R"({"a": 1, "b": null})"},
+            {R"(select(.a == 1) | .)", R"({"a": 1})"},
+            {R"(select(.a == 1) | "fixed")", R"({"a": 1})"},
+            {R"(.s)", R"({"s": "hé"})"},
+            {R"(if .a == 1 then .b else empty end)", R"({"a": 1, "b": 7})"},
         },
         true);
 }
@@ -284,8 +293,8 @@ TEST(JqNativeSemantics, HandsErrorsAndAnnotationsToLibjq) {
             {R"(select(.a | ascii_downcase == "x"))", R"({"a": true})"},
             {R"(select(.a | length > 1))", R"({"a": true})"},
             {R"(select(.a | contains("x")))", R"({"a": ["x"]})"},
-            {R"(select(.a == 1) | .b)", R"({"a": 1, "b": "note"})"},
-            {R"(.a)", R"({"a": "value"})"},
+            {R"(select(.a == 1) | .o)", R"({"a": 1, "o": {"k": 1}})"},
+            {R"(.a)", R"({"a": ["value"]})"},
             {R"(select(.n | tostring == "1.5"))", R"({"n": 1.5})"},
             {R"(select(.o < .p))", R"({"o": {"b": 1}, "p": {"a": 2}})"},
             {R"(select(.x.y // "d" | startswith("d")))", R"({"x": "s"})"},
