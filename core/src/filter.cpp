@@ -704,7 +704,7 @@ std::string pick_rule_text(std::size_t low, std::size_t high) {
 }
 
 std::string combined_program_text(const std::vector<FilterRule>& rules,
-                                  const std::vector<std::size_t>& indices) {
+                                  const std::vector<std::size_t>& indices, bool selecting = true) {
     std::string text(kSandboxDefinitions);
     text += kSandboxBindings;
     text += '\n';
@@ -712,6 +712,17 @@ std::string combined_program_text(const std::vector<FilterRule>& rules,
         text += "def __tattle_rule_" + std::to_string(slot) + ": (\n";
         text += rules[indices[slot]].jq_program;
         text += "\n);\n";
+    }
+    if (!selecting) {
+        // Every rule on every event (RuleCompilation::combined): the input is
+        // the event itself, and nothing is spent on choosing rules.
+        text += '[';
+        for (std::size_t slot = 0; slot < indices.size(); ++slot) {
+            if (slot > 0) text += ", ";
+            text += "(try [first(__tattle_rule_" + std::to_string(slot) + ")] catch {\"error\": .})";
+        }
+        text += "]\n";
+        return text;
     }
     text += "def __tattle_pick($__tattle_i): " + pick_rule_text(0, indices.size()) + ";\n";
     text += ".[0] as $__tattle_event | [.[1][] as $__tattle_i | $__tattle_event | "
@@ -855,14 +866,22 @@ struct FilterStage::Impl {
     // The combined program's array for the slots selected, or why there is none.
     // Each rule's errors are caught inside the program, so a failure here is
     // libjq's own (out of memory) and counts against every rule selected.
+    // Programs that take [event, slots]; with every rule on every event they take the event.
+    bool selecting() const noexcept { return compilation == RuleCompilation::indexed; }
+
     OwnedJv run_combined(std::size_t program, const OwnedJv& event, const std::vector<int>& slots) {
         jq_state* state = combined[program].state.get();
-        OwnedJv slot_list(jv_array_sized(jq_length(slots.size())));
-        for (int slot : slots) {
-            slot_list = OwnedJv(jv_array_append(slot_list.release(), jv_number(slot)));
+        if (selecting()) {
+            OwnedJv slot_list(jv_array_sized(jq_length(slots.size())));
+            for (int slot : slots) {
+                slot_list = OwnedJv(jv_array_append(slot_list.release(), jv_number(slot)));
+            }
+            OwnedJv input(
+                jv_array_append(jv_array_append(jv_array_sized(2), event.copy()), slot_list.release()));
+            jq_start(state, input.release(), 0);
+        } else {
+            jq_start(state, event.copy(), 0);  // every member, in slot order
         }
-        OwnedJv input(jv_array_append(jv_array_append(jv_array_sized(2), event.copy()), slot_list.release()));
-        jq_start(state, input.release(), 0);
         OwnedJv outputs(jq_next(state));
         if (outputs.kind() == JV_KIND_ARRAY &&
             static_cast<std::size_t>(jv_array_length(outputs.copy())) == slots.size()) {
@@ -900,7 +919,7 @@ struct FilterStage::Impl {
         const std::vector<std::size_t>& candidates) {
         std::vector<std::pair<std::size_t, std::string>> errors;
         std::vector<std::size_t> accepted;
-        if (CompileResult whole = compile_program(combined_program_text(rules, candidates));
+        if (CompileResult whole = compile_program(combined_program_text(rules, candidates, selecting()));
             whole.program) {
             accepted = candidates;
             adopt_combined(std::move(whole.program), accepted);
@@ -908,7 +927,7 @@ struct FilterStage::Impl {
         }
         sort_out(candidates, accepted, errors);
         if (accepted.empty()) return errors;
-        CompileResult good = compile_program(combined_program_text(rules, accepted));
+        CompileResult good = compile_program(combined_program_text(rules, accepted, selecting()));
         if (good.program) {
             adopt_combined(std::move(good.program), accepted);
         } else {
@@ -932,7 +951,7 @@ struct FilterStage::Impl {
         const auto middle = candidates.begin() + static_cast<std::ptrdiff_t>(candidates.size() / 2);
         for (std::vector<std::size_t> half : {std::vector<std::size_t>(candidates.begin(), middle),
                                               std::vector<std::size_t>(middle, candidates.end())}) {
-            if (half.size() > 1 && compile_program(combined_program_text(rules, half)).program) {
+            if (half.size() > 1 && compile_program(combined_program_text(rules, half, selecting())).program) {
                 accepted.insert(accepted.end(), half.begin(), half.end());
             } else {
                 sort_out(half, accepted, errors);
