@@ -11,5 +11,10 @@ find_path(JQ_INCLUDE_DIR jq.h REQUIRED)
 find_library(JQ_LIBRARY jq REQUIRED)
 add_library(tattle_jq INTERFACE)
 target_include_directories(tattle_jq SYSTEM INTERFACE ${JQ_INCLUDE_DIR})
-target_link_libraries(tattle_jq INTERFACE ${JQ_LIBRARY})
+# Oniguruma is libjq's regex library; the native rule evaluator calls it the way
+# jq's test() does, so both agree on every pattern.
+find_path(ONIG_INCLUDE_DIR oniguruma.h REQUIRED)
+find_library(ONIG_LIBRARY onig REQUIRED)
+target_include_directories(tattle_jq SYSTEM INTERFACE ${ONIG_INCLUDE_DIR})
+target_link_libraries(tattle_jq INTERFACE ${JQ_LIBRARY} ${ONIG_LIBRARY})
 add_library(tattle::jq ALIAS tattle_jq)

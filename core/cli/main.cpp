@@ -313,14 +313,15 @@ int command_backtest(const std::vector<std::string>& args, GlobalOptions& global
 int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
     std::string config_path = default_config_path();
     auto options = global_options(global);
-    options.add_options()("config,c", po::value(&config_path), "config file (default: $TATTLE_CONFIG)");
+    options.add_options()("config,c", po::value(&config_path), "config file (default: $TATTLE_CONFIG)")(
+        "explain", "per rule: native or libjq evaluation, and what the rule index learned");
     po::positional_options_description positional;
     positional.add("config", 1);
     po::variables_map vm;
     po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
     po::notify(vm);
     if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle check [--config] FILE\n\n"
+        std::cout << "usage: tattle check [--explain] [--config] FILE\n\n"
                      "Checks a config and prints what it found. Exit 0 when it is valid, 2 otherwise.\n\n"
                   << options;
         return kExitOk;
@@ -361,6 +362,11 @@ int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
                   << (rule.enabled ? "" : " [disabled]") << " ->";
         for (const auto& destination : rule.destinations) std::cout << ' ' << destination << ';';
         std::cout << '\n';
+        if (vm.count("explain") != 0U && prepared.filter->compiled(i)) {
+            const RuleExplanation explanation = prepared.filter->explain(i);
+            std::cout << "      evaluation: " << explanation.evaluation << "\n      index: " << explanation.index
+                      << '\n';
+        }
     }
     std::cout << "checked in " << elapsed.count() << " ms\n";
     if (!prepared.problems.empty()) {

@@ -1,5 +1,7 @@
 #include "tattle/filter.hpp"
 
+#include "jq_predicate.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -686,13 +688,23 @@ bool needs_own_program(std::string_view jq_program) {
 
 // One program for many rules: each rule becomes a definition, its text on lines
 // of its own (a '#' comment ends at its line) inside parentheses (its own defs,
-// bindings and pipes stay inside). The program's one output per event is an
-// array with an element per rule, in the order given:
+// bindings and pipes stay inside). The program's input is [event, [slot...]]:
+// it runs only the rules at those slots, in that order, and outputs one array
+// with an element per slot given:
 //   []        no output
 //   [first]   the rule's first output, the only one evaluated
 //   {"error": message}  a runtime error before the first output
+std::string pick_rule_text(std::size_t low, std::size_t high) {
+    if (high - low == 1) {
+        return "(try [first(__tattle_rule_" + std::to_string(low) + ")] catch {\"error\": .})";
+    }
+    const std::size_t middle = low + (high - low) / 2;
+    return "(if $__tattle_i < " + std::to_string(middle) + " then " + pick_rule_text(low, middle) +
+           " else " + pick_rule_text(middle, high) + " end)";
+}
+
 std::string combined_program_text(const std::vector<FilterRule>& rules,
-                                  const std::vector<std::size_t>& indices) {
+                                  const std::vector<std::size_t>& indices, bool selecting = true) {
     std::string text(kSandboxDefinitions);
     text += kSandboxBindings;
     text += '\n';
@@ -701,13 +713,20 @@ std::string combined_program_text(const std::vector<FilterRule>& rules,
         text += rules[indices[slot]].jq_program;
         text += "\n);\n";
     }
-    text += '[';
-    for (std::size_t slot = 0; slot < indices.size(); ++slot) {
-        if (slot > 0) text += ", ";
-        text += "(try [first(__tattle_rule_" + std::to_string(slot) +
-                ")] catch {\"error\": .})";
+    if (!selecting) {
+        // Every rule on every event (RuleCompilation::combined): the input is
+        // the event itself, and nothing is spent on choosing rules.
+        text += '[';
+        for (std::size_t slot = 0; slot < indices.size(); ++slot) {
+            if (slot > 0) text += ", ";
+            text += "(try [first(__tattle_rule_" + std::to_string(slot) + ")] catch {\"error\": .})";
+        }
+        text += "]\n";
+        return text;
     }
-    text += "]\n";
+    text += "def __tattle_pick($__tattle_i): " + pick_rule_text(0, indices.size()) + ";\n";
+    text += ".[0] as $__tattle_event | [.[1][] as $__tattle_i | $__tattle_event | "
+            "__tattle_pick($__tattle_i)]\n";
     return text;
 }
 
@@ -750,18 +769,27 @@ struct FilterStage::Impl {
         bool in_combined = false; // evaluated by a combined program instead
         std::size_t combined_program = 0;
         std::size_t combined_slot = 0;
+        // Read in full by the native reader, so libjq would compile it: its
+        // program is compiled the first time libjq must run it.
+        bool deferred = false;
+        std::size_t deferred_group = 0;
+        std::optional<std::string> deferred_failure;  // libjq refused it after all
         std::size_t runtime_errors = 0;
         bool error_logged_in_batch = false;
+        bool native = false;  // decided over the Boost.JSON event
+        jq_native::ReadRule read;
 
-        bool compiled() const noexcept { return own_program != nullptr || in_combined; }
+        bool compiled() const noexcept { return own_program != nullptr || in_combined || deferred; }
     };
 
     std::vector<FilterRule> rules;
     std::vector<CompiledRule> compiled;
     std::size_t compiled_count = 0;
+    RuleCompilation compilation = RuleCompilation::indexed;
     struct CombinedProgram {
         JqStatePtr state;
         std::size_t size = 0;
+        std::vector<std::size_t> members;
     };
     // libjq 1.6 binds every definition over the rest of the program, so one
     // program's compile time grows with the square of its rules; programs of
@@ -769,8 +797,16 @@ struct FilterStage::Impl {
     // programs of 256, 1.3 s in programs of 48; 85 rules: the same either way).
     static constexpr std::size_t kRulesPerProgram = 48;
     std::vector<CombinedProgram> combined;
+    std::vector<std::vector<std::size_t>> deferred_groups;
+    std::unique_ptr<jq_native::RuleIndex> router;
     std::string batch_origin = "<no batch>";
     KeyCache event_keys;
+
+    // Per-event scratch, kept to avoid allocating on every event.
+    std::vector<std::uint64_t> candidate_bits;
+    std::vector<std::size_t> needs_libjq;
+    std::vector<std::vector<int>> selected_slots;
+    std::vector<std::size_t> output_position;
 
     void record_runtime_error(std::size_t index, const std::string& message) {
         CompiledRule& rule = compiled[index];
@@ -827,35 +863,44 @@ struct FilterStage::Impl {
         decide(index, std::move(first), event, matches);
     }
 
-    // The combined program's array for this event, or why there is none.
+    // The combined program's array for the slots selected, or why there is none.
     // Each rule's errors are caught inside the program, so a failure here is
-    // libjq's own (out of memory) and counts against every rule in it.
-    OwnedJv run_combined(std::size_t program, const OwnedJv& event) {
+    // libjq's own (out of memory) and counts against every rule selected.
+    // Programs that take [event, slots]; with every rule on every event they take the event.
+    bool selecting() const noexcept { return compilation == RuleCompilation::indexed; }
+
+    OwnedJv run_combined(std::size_t program, const OwnedJv& event, const std::vector<int>& slots) {
         jq_state* state = combined[program].state.get();
-        const std::size_t combined_size = combined[program].size;
-        jq_start(state, event.copy(), 0);
+        if (selecting()) {
+            OwnedJv slot_list(jv_array_sized(jq_length(slots.size())));
+            for (int slot : slots) {
+                slot_list = OwnedJv(jv_array_append(slot_list.release(), jv_number(slot)));
+            }
+            OwnedJv input(
+                jv_array_append(jv_array_append(jv_array_sized(2), event.copy()), slot_list.release()));
+            jq_start(state, input.release(), 0);
+        } else {
+            jq_start(state, event.copy(), 0);  // every member, in slot order
+        }
         OwnedJv outputs(jq_next(state));
         if (outputs.kind() == JV_KIND_ARRAY &&
-            static_cast<std::size_t>(jv_array_length(outputs.copy())) == combined_size) {
+            static_cast<std::size_t>(jv_array_length(outputs.copy())) == slots.size()) {
             return outputs;
         }
         std::string message = "the combined rule program produced no result";
         if (outputs.kind() == JV_KIND_INVALID && jv_invalid_has_msg(outputs.copy()) != 0) {
             message += ": " + error_text(OwnedJv(jv_invalid_get_msg(outputs.release())));
         }
-        for (std::size_t index = 0; index < compiled.size(); ++index) {
-            if (compiled[index].in_combined && compiled[index].combined_program == program) {
-                record_runtime_error(index, message);
-            }
+        for (int slot : slots) {
+            record_runtime_error(combined[program].members[static_cast<std::size_t>(slot)], message);
         }
         return OwnedJv(jv_invalid());
     }
 
-    void decide_from_combined(std::size_t index, const std::vector<OwnedJv>& all_outputs,
+    void decide_from_combined(std::size_t index, const OwnedJv& outputs, std::size_t position,
                               const OwnedJv& event, std::vector<RuleMatch>& matches) {
-        const OwnedJv& outputs = all_outputs[compiled[index].combined_program];
         if (outputs.kind() != JV_KIND_ARRAY) return;
-        OwnedJv element(jv_array_get(outputs.copy(), jq_length(compiled[index].combined_slot)));
+        OwnedJv element(jv_array_get(outputs.copy(), jq_length(position)));
         if (element.kind() == JV_KIND_OBJECT) {
             OwnedJv message(jv_object_get(element.release(), jv_string("error")));
             // error(null) is no error to libjq's caller either: just no output.
@@ -874,7 +919,7 @@ struct FilterStage::Impl {
         const std::vector<std::size_t>& candidates) {
         std::vector<std::pair<std::size_t, std::string>> errors;
         std::vector<std::size_t> accepted;
-        if (CompileResult whole = compile_program(combined_program_text(rules, candidates));
+        if (CompileResult whole = compile_program(combined_program_text(rules, candidates, selecting()));
             whole.program) {
             accepted = candidates;
             adopt_combined(std::move(whole.program), accepted);
@@ -882,7 +927,7 @@ struct FilterStage::Impl {
         }
         sort_out(candidates, accepted, errors);
         if (accepted.empty()) return errors;
-        CompileResult good = compile_program(combined_program_text(rules, accepted));
+        CompileResult good = compile_program(combined_program_text(rules, accepted, selecting()));
         if (good.program) {
             adopt_combined(std::move(good.program), accepted);
         } else {
@@ -906,7 +951,7 @@ struct FilterStage::Impl {
         const auto middle = candidates.begin() + static_cast<std::ptrdiff_t>(candidates.size() / 2);
         for (std::vector<std::size_t> half : {std::vector<std::size_t>(candidates.begin(), middle),
                                               std::vector<std::size_t>(middle, candidates.end())}) {
-            if (half.size() > 1 && compile_program(combined_program_text(rules, half)).program) {
+            if (half.size() > 1 && compile_program(combined_program_text(rules, half, selecting())).program) {
                 accepted.insert(accepted.end(), half.begin(), half.end());
             } else {
                 sort_out(half, accepted, errors);
@@ -915,7 +960,8 @@ struct FilterStage::Impl {
     }
 
     void adopt_combined(JqStatePtr program, const std::vector<std::size_t>& members) {
-        combined.push_back(CombinedProgram{std::move(program), members.size()});
+        combined.push_back(CombinedProgram{std::move(program), members.size(), members});
+        selected_slots.emplace_back();
         for (std::size_t slot = 0; slot < members.size(); ++slot) {
             compiled[members[slot]].in_combined = true;
             compiled[members[slot]].combined_program = combined.size() - 1;
@@ -931,22 +977,144 @@ struct FilterStage::Impl {
             errors.emplace_back(index, std::move(result.error));
         }
     }
+
+    void compile_in_groups(const std::vector<std::size_t>& members,
+                           std::vector<std::pair<std::size_t, std::string>>& errors) {
+        for (std::size_t start = 0; start < members.size(); start += kRulesPerProgram) {
+            const auto first = members.begin() + static_cast<std::ptrdiff_t>(start);
+            const auto last = members.begin() +
+                              static_cast<std::ptrdiff_t>(std::min(members.size(), start + kRulesPerProgram));
+            auto group_errors = compile_combined(std::vector<std::size_t>(first, last));
+            errors.insert(errors.end(), std::make_move_iterator(group_errors.begin()),
+                          std::make_move_iterator(group_errors.end()));
+        }
+    }
+
+    // The first time one of a deferred group's rules needs libjq.
+    void compile_deferred(std::size_t group) {
+        std::vector<std::size_t> members;
+        members.swap(deferred_groups[group]);
+        std::vector<std::pair<std::size_t, std::string>> errors;
+        compile_combined(members).swap(errors);
+        for (std::size_t index : members) compiled[index].deferred = false;
+        for (auto& [index, error] : errors) {
+            spdlog::error("rule \"{}\": libjq refused a program the native reader accepted: {}",
+                          rules[index].name, error);
+            compiled[index].deferred_failure = "jq: " + error;
+        }
+    }
+
+    std::vector<RuleMatch> evaluate_event(const boost::json::object& event);
 };
 
+std::vector<RuleMatch> FilterStage::Impl::evaluate_event(const boost::json::object& event) {
+    std::vector<RuleMatch> matches;
+    needs_libjq.clear();
+    const std::size_t words = (compiled.size() + 63) / 64;
+    if (router) {
+        router->candidates(event, candidate_bits);
+    } else {
+        candidate_bits.assign(words, ~std::uint64_t{0});
+    }
+    for (std::size_t word = 0; word < words; ++word) {
+        std::uint64_t bits = candidate_bits[word];
+        while (bits != 0) {
+            const std::size_t index_in_word = static_cast<std::size_t>(__builtin_ctzll(bits));
+            bits &= bits - 1;
+            const std::size_t rule_index = word * 64 + index_in_word;
+            if (rule_index >= compiled.size()) break;
+            CompiledRule& rule = compiled[rule_index];
+            if (!rule.compiled()) continue;
+            if (rule.native) {
+                std::optional<boost::json::value> annotation;
+                switch (jq_native::decide(rule.read, event, annotation)) {
+                    case jq_native::Verdict::no_match:
+                        continue;
+                    case jq_native::Verdict::match:
+                        matches.push_back(RuleMatch{rule_index, std::move(annotation)});
+                        continue;
+                    case jq_native::Verdict::ask_libjq:
+                        break;
+                }
+            }
+            needs_libjq.push_back(rule_index);
+        }
+    }
+    if (needs_libjq.empty()) return matches;
+
+    // Built once and shared: every program gets a reference, not a conversion.
+    const OwnedJv event_jv(JvBuilder(event_keys).object_to_jv(event));
+    for (std::size_t rule_index : needs_libjq) {
+        CompiledRule& rule = compiled[rule_index];
+        if (rule.deferred) compile_deferred(rule.deferred_group);
+    }
+    for (auto& slots : selected_slots) slots.clear();
+    output_position.assign(needs_libjq.size(), 0);
+    for (std::size_t k = 0; k < needs_libjq.size(); ++k) {
+        CompiledRule& rule = compiled[needs_libjq[k]];
+        if (rule.in_combined) {
+            auto& slots = selected_slots[rule.combined_program];
+            output_position[k] = slots.size();
+            slots.push_back(static_cast<int>(rule.combined_slot));
+        }
+    }
+    std::vector<OwnedJv> outputs;
+    outputs.reserve(combined.size());
+    for (std::size_t program = 0; program < combined.size(); ++program) {
+        outputs.emplace_back(selected_slots[program].empty()
+                                 ? jv_invalid()
+                                 : run_combined(program, event_jv, selected_slots[program]).release());
+    }
+    for (std::size_t k = 0; k < needs_libjq.size(); ++k) {
+        const std::size_t rule_index = needs_libjq[k];
+        CompiledRule& rule = compiled[rule_index];
+        if (rule.deferred_failure) {
+            record_runtime_error(rule_index, *rule.deferred_failure);
+        } else if (rule.own_program) {
+            evaluate_own_program(rule_index, event_jv, matches);
+        } else if (rule.in_combined) {
+            decide_from_combined(rule_index, outputs[rule.combined_program], output_position[k], event_jv,
+                                 matches);
+        }
+    }
+    std::sort(matches.begin(), matches.end(),
+              [](const RuleMatch& a, const RuleMatch& b) { return a.rule_index < b.rule_index; });
+    return matches;
+}
+
+namespace {
+
+RuleCompilation compilation_from_environment() {
+    const char* chosen = std::getenv("TATTLE_RULE_COMPILATION");
+    if (chosen == nullptr || *chosen == '\0') return RuleCompilation::indexed;
+    const std::string_view name(chosen);
+    if (name == "combined") return RuleCompilation::combined;
+    if (name == "per_rule") return RuleCompilation::per_rule;
+    if (name != "indexed") {
+        spdlog::warn("TATTLE_RULE_COMPILATION={} is not indexed, combined or per_rule; using indexed",
+                     name);
+    }
+    return RuleCompilation::indexed;
+}
+
+}  // namespace
+
 FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems)
-    : FilterStage(std::move(rules), problems, RuleCompilation::combined) {}
+    : FilterStage(std::move(rules), problems, compilation_from_environment()) {}
 
 FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems,
                          RuleCompilation compilation)
     : impl_(std::make_unique<Impl>()) {
     impl_->rules = std::move(rules);
     impl_->compiled.resize(impl_->rules.size());
+    impl_->compilation = compilation;
     if (!impl_->rules.empty()) warn_about_home_jq_file();
 
     // Problems are reported in rule order, whichever way a rule was compiled.
     std::vector<std::optional<std::string>> rule_problems(impl_->rules.size());
     std::vector<std::pair<std::size_t, std::string>> compile_errors;
     std::vector<std::size_t> combine;
+    std::vector<std::size_t> defer;
     for (std::size_t index = 0; index < impl_->rules.size(); ++index) {
         const FilterRule& rule = impl_->rules[index];
         // libjq reads the program as a C string: a NUL would hide the rest of it.
@@ -962,29 +1130,44 @@ FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>&
             rule_problems[index] = std::move(violation);
             continue;
         }
+        auto& compiled_rule = impl_->compiled[index];
+        if (compilation == RuleCompilation::indexed) {
+            compiled_rule.read = jq_native::read_rule(rule.jq_program);
+            compiled_rule.native = compiled_rule.read.native;
+        }
         if (compilation == RuleCompilation::per_rule || needs_own_program(rule.jq_program)) {
             impl_->compile_own(index, compile_errors);
+        } else if (compiled_rule.read.fully_read) {
+            defer.push_back(index);
         } else {
             combine.push_back(index);
         }
     }
-    for (std::size_t start = 0; start < combine.size(); start += Impl::kRulesPerProgram) {
-        const auto first = combine.begin() + static_cast<std::ptrdiff_t>(start);
+    impl_->compile_in_groups(combine, compile_errors);
+    for (std::size_t start = 0; start < defer.size(); start += Impl::kRulesPerProgram) {
+        const auto first = defer.begin() + static_cast<std::ptrdiff_t>(start);
         const auto last =
-            combine.begin() + static_cast<std::ptrdiff_t>(std::min(combine.size(), start + Impl::kRulesPerProgram));
-        auto combined_errors = impl_->compile_combined(std::vector<std::size_t>(first, last));
-        compile_errors.insert(compile_errors.end(), std::make_move_iterator(combined_errors.begin()),
-                              std::make_move_iterator(combined_errors.end()));
+            defer.begin() + static_cast<std::ptrdiff_t>(std::min(defer.size(), start + Impl::kRulesPerProgram));
+        for (auto it = first; it != last; ++it) {
+            impl_->compiled[*it].deferred = true;
+            impl_->compiled[*it].deferred_group = impl_->deferred_groups.size();
+        }
+        impl_->deferred_groups.emplace_back(first, last);
     }
     for (auto& [index, error] : compile_errors) rule_problems[index] = "jq: " + error;
 
+    std::vector<std::optional<jq_native::IndexCondition>> conditions(impl_->rules.size());
     for (std::size_t index = 0; index < impl_->rules.size(); ++index) {
         const FilterRule& rule = impl_->rules[index];
         if (rule_problems[index]) {
             problems.push_back({rule.where, "rule \"" + rule.name + "\": " + *rule_problems[index]});
         } else if (impl_->compiled[index].compiled()) {
             ++impl_->compiled_count;
+            conditions[index] = impl_->compiled[index].read.condition;
         }
+    }
+    if (compilation == RuleCompilation::indexed) {
+        impl_->router = std::make_unique<jq_native::RuleIndex>(conditions);
     }
 }
 
@@ -998,24 +1181,8 @@ void FilterStage::begin_batch(std::string_view origin) {
 }
 
 std::vector<RuleMatch> FilterStage::evaluate(const boost::json::object& event) {
-    std::vector<RuleMatch> matches;
-    if (impl_->compiled_count == 0) return matches;
-    // Built once and shared: every program gets a reference, not a conversion.
-    const OwnedJv event_jv(JvBuilder(impl_->event_keys).object_to_jv(event));
-    std::vector<OwnedJv> combined_outputs;
-    combined_outputs.reserve(impl_->combined.size());
-    for (std::size_t program = 0; program < impl_->combined.size(); ++program) {
-        combined_outputs.push_back(impl_->run_combined(program, event_jv));
-    }
-    for (std::size_t index = 0; index < impl_->compiled.size(); ++index) {
-        const auto& rule = impl_->compiled[index];
-        if (rule.own_program) {
-            impl_->evaluate_own_program(index, event_jv, matches);
-        } else if (rule.in_combined) {
-            impl_->decide_from_combined(index, combined_outputs, event_jv, matches);
-        }
-    }
-    return matches;
+    if (impl_->compiled_count == 0) return {};
+    return impl_->evaluate_event(event);
 }
 
 const std::vector<FilterRule>& FilterStage::rules() const noexcept { return impl_->rules; }
@@ -1026,6 +1193,37 @@ bool FilterStage::compiled(std::size_t rule_index) const noexcept {
 
 std::size_t FilterStage::runtime_errors(std::size_t rule_index) const noexcept {
     return rule_index < impl_->compiled.size() ? impl_->compiled[rule_index].runtime_errors : 0;
+}
+
+RuleExplanation FilterStage::explain(std::size_t rule_index) const {
+    RuleExplanation explanation;
+    if (rule_index >= impl_->compiled.size()) return explanation;
+    const auto& rule = impl_->compiled[rule_index];
+    if (impl_->compilation != RuleCompilation::indexed) {
+        explanation.evaluation = "libjq (the index and native evaluation are off)";
+        explanation.index = "every event (the index is off)";
+        return explanation;
+    }
+    if (!rule.compiled()) {
+        explanation.evaluation = "not compiled";
+        explanation.index = "none";
+        return explanation;
+    }
+    explanation.native = rule.native;
+    if (rule.native) {
+        explanation.evaluation = rule.read.form == jq_native::RuleForm::select_then_rest && !rule.read.annotation
+                                     ? "native condition; libjq computes the annotation of a match"
+                                     : "native";
+    } else {
+        explanation.evaluation = "libjq: " + rule.read.not_native_reason;
+    }
+    if (rule.read.condition) {
+        explanation.indexed = true;
+        explanation.index = rule.read.condition->text();
+    } else {
+        explanation.index = "every event: " + rule.read.not_indexed_reason;
+    }
+    return explanation;
 }
 
 }  // namespace tattle

@@ -114,46 +114,71 @@ struct DifferentialOutcome {
     std::size_t compiled_rules = 0;
 };
 
-// Runs both compilations over all events and fails on the first difference.
-DifferentialOutcome expect_same_results(const std::vector<FilterRule>& rules,
-                                        const std::string& what) {
+const char* compilation_text(RuleCompilation compilation) {
+    switch (compilation) {
+        case RuleCompilation::indexed:
+            return "indexed";
+        case RuleCompilation::combined:
+            return "combined";
+        case RuleCompilation::per_rule:
+            break;
+    }
+    return "per rule";
+}
+
+// Runs each compilation under test and the per-rule reference (once) over all
+// events and fails on the first difference: matches, annotations, compile
+// problems and each rule's runtime error count.
+DifferentialOutcome expect_same_results(const std::vector<FilterRule>& rules, const std::string& what,
+                                        const std::vector<RuleCompilation>& under_test) {
     QuietLogs quiet;
-    std::vector<Diagnostic> combined_problems;
     std::vector<Diagnostic> reference_problems;
-    FilterStage combined(rules, combined_problems, RuleCompilation::combined);
     FilterStage reference(rules, reference_problems, RuleCompilation::per_rule);
-    EXPECT_EQ(problem_texts(combined_problems), problem_texts(reference_problems)) << what;
+    std::vector<std::unique_ptr<FilterStage>> stages;
+    for (RuleCompilation compilation : under_test) {
+        std::vector<Diagnostic> problems;
+        stages.push_back(std::make_unique<FilterStage>(rules, problems, compilation));
+        EXPECT_EQ(problem_texts(problems), problem_texts(reference_problems))
+            << what << " (" << compilation_text(compilation) << ")";
+    }
 
     DifferentialOutcome outcome;
     for (std::size_t index = 0; index < rules.size(); ++index) {
-        EXPECT_EQ(combined.compiled(index), reference.compiled(index)) << what << ": " << rules[index].name;
-        if (combined.compiled(index)) ++outcome.compiled_rules;
+        for (std::size_t k = 0; k < stages.size(); ++k) {
+            EXPECT_EQ(stages[k]->compiled(index), reference.compiled(index))
+                << what << " (" << compilation_text(under_test[k]) << "): " << rules[index].name;
+        }
+        if (reference.compiled(index)) ++outcome.compiled_rules;
     }
     for (const auto& batch : cloudtrail_batches()) {
-        combined.begin_batch(batch.origin);
         reference.begin_batch(batch.origin);
+        for (auto& stage : stages) stage->begin_batch(batch.origin);
         for (std::size_t position = 0; position < batch.events.size(); ++position) {
             const auto& event = batch.events[position];
-            const auto got = combined.evaluate(event);
             const auto expected = reference.evaluate(event);
             ++outcome.events;
             outcome.matches += expected.size();
-            bool same = got.size() == expected.size();
-            for (std::size_t i = 0; same && i < got.size(); ++i) {
-                same = got[i].rule_index == expected[i].rule_index &&
-                       got[i].annotation == expected[i].annotation;
-            }
-            if (!same) {
-                ADD_FAILURE() << what << ": event " << position << " of " << batch.origin
-                              << "\n  combined:  " << describe(got, rules)
-                              << "\n  per rule:  " << describe(expected, rules);
-                return outcome;
+            for (std::size_t k = 0; k < stages.size(); ++k) {
+                const auto got = stages[k]->evaluate(event);
+                bool same = got.size() == expected.size();
+                for (std::size_t i = 0; same && i < got.size(); ++i) {
+                    same = got[i].rule_index == expected[i].rule_index &&
+                           got[i].annotation == expected[i].annotation;
+                }
+                if (!same) {
+                    ADD_FAILURE() << what << ": event " << position << " of " << batch.origin
+                                  << "\n  " << compilation_text(under_test[k]) << ": " << describe(got, rules)
+                                  << "\n  per rule: " << describe(expected, rules);
+                    return outcome;
+                }
             }
         }
     }
     for (std::size_t index = 0; index < rules.size(); ++index) {
-        EXPECT_EQ(combined.runtime_errors(index), reference.runtime_errors(index))
-            << what << ": rule " << rules[index].name;
+        for (std::size_t k = 0; k < stages.size(); ++k) {
+            EXPECT_EQ(stages[k]->runtime_errors(index), reference.runtime_errors(index))
+                << what << " (" << compilation_text(under_test[k]) << "): rule " << rules[index].name;
+        }
         outcome.runtime_errors += reference.runtime_errors(index);
     }
     return outcome;
@@ -188,15 +213,19 @@ TEST(CombinedRulesDifferential, DataIsThere) {
     EXPECT_GE(repository_rule_sets().size(), 3U);
 }
 
-TEST(CombinedRulesDifferential, EveryRepositoryRuleSetOverAllCloudTrailData) {
+const std::vector<RuleCompilation> kUnderTest{RuleCompilation::combined, RuleCompilation::indexed};
+
+TEST(RulesDifferential, EveryRepositoryRuleSetOverAllCloudTrailData) {
     for (const auto& path : repository_rule_sets()) {
         SCOPED_TRACE(path.string());
         const auto rules = rules_of(path);
         ASSERT_FALSE(rules.empty());
-        const auto outcome = expect_same_results(rules, path.string());
+        const auto outcome = expect_same_results(rules, path.string(), kUnderTest);
         EXPECT_EQ(outcome.compiled_rules, rules.size());
         EXPECT_GT(outcome.matches, 0U);
-        if (path.filename() == "cloudtrail.toml") EXPECT_GT(outcome.matches, 100U);
+        if (path.filename() == "cloudtrail.toml") {
+            EXPECT_GT(outcome.matches, 100U);
+        }
     }
 }
 
@@ -245,12 +274,233 @@ std::vector<FilterRule> stress_rules() {
     };
 }
 
-TEST(CombinedRulesDifferential, StressRulesOverAllCloudTrailData) {
+TEST(RulesDifferential, StressRulesOverAllCloudTrailData) {
     const auto rules = stress_rules();
-    const auto outcome = expect_same_results(rules, "stress rules");
+    const auto outcome = expect_same_results(rules, "stress rules", kUnderTest);
     EXPECT_GT(outcome.matches, 1000U);
     EXPECT_GT(outcome.runtime_errors, 1000U);
     EXPECT_LT(outcome.compiled_rules, rules.size());  // the broken ones are refused
+}
+
+// Random rules from a grammar of the forms the native reader and the index
+// handle, mixed with forms they must leave to libjq (iteration, variables,
+// arithmetic, several outputs) and with paths that fail in jq on real events.
+// Seeded, so every run checks the same rules.
+class RuleGrammar {
+public:
+    explicit RuleGrammar(std::uint64_t seed) : state_(seed) {}
+
+    std::string rule() {
+        switch (pick(10)) {
+            case 0:
+            case 1:
+            case 2:
+                return "select(" + predicate(0) + ")";
+            case 3:
+            case 4:
+                return "select(" + predicate(0) + ") | " + annotation();
+            case 5:
+                return predicate(0);
+            case 6:
+                return "if " + predicate(0) + " then " + annotation() + " else empty end";
+            case 7:
+                return "select(" + predicate(1) + ") | select(" + predicate(1) + ")";
+            case 8:
+                return "def names: " + literal_list(kEventNames) + ";\ndef is_source: .eventSource == " +
+                       one(kEventSources) + ";\nselect((.eventName | IN(names)) or (is_source and " +
+                       predicate(1) + "))";
+            default:
+                return "select(" + predicate(0) + " and " + predicate(1) + ")";
+        }
+    }
+
+private:
+    struct Field {
+        std::string path;
+        std::vector<std::string> values;
+    };
+
+    inline static const std::vector<std::string> kEventNames{
+        "\"Decrypt\"", "\"DescribeRouteTables\"", "\"GetUser\"", "\"ConsoleLogin\"", "\"CreateAccessKey\"",
+        "\"ListBuckets\"", "\"AssumeRole\"", "\"GetParameter\"", "\"PutBucketPolicy\"", "\"NoSuchEvent\""};
+    inline static const std::vector<std::string> kEventSources{
+        "\"ec2.amazonaws.com\"", "\"ssm.amazonaws.com\"", "\"iam.amazonaws.com\"",
+        "\"s3.amazonaws.com\"",  "\"kms.amazonaws.com\"", "\"sts.amazonaws.com\""};
+
+    std::uint64_t next() {
+        // splitmix64: the same sequence on every platform.
+        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+        z = (z ^ (z >> 30U)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27U)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31U);
+    }
+    std::size_t pick(std::size_t n) { return static_cast<std::size_t>(next() % n); }
+    const std::string& one(const std::vector<std::string>& options) { return options[pick(options.size())]; }
+
+    std::string literal_list(const std::vector<std::string>& options) {
+        const std::size_t count = 1 + pick(4);
+        std::string text;
+        for (std::size_t i = 0; i < count; ++i) text += (i > 0 ? ", " : "") + one(options);
+        return text;
+    }
+
+    const Field& field() {
+        static const std::vector<Field> fields{
+            {".eventName", kEventNames},
+            {".eventSource", kEventSources},
+            {".errorCode", {"null", "\"ThrottlingException\"", "\"Client.UnauthorizedOperation\"", "\"AccessDenied\""}},
+            {".userIdentity.type", {"\"IAMUser\"", "\"AssumedRole\"", "\"AWSService\"", "\"Root\"", "null"}},
+            {".readOnly", {"true", "false", "null", "\"true\""}},
+            {".awsRegion", {"\"us-east-1\"", "\"us-east-2\""}},
+            {".eventType", {"\"AwsApiCall\"", "\"AwsServiceEvent\"", "null"}},
+            {".sourceIPAddress", {"\"192.168.10.20\"", "\"AWS Internal\""}},
+            {".requestParameters.bucketName", {"null", "\"x\""}},
+            {".[\"eventVersion\"]", {"\"1.08\"", "\"1.05\"", "1.08"}},
+            {".userIdentity.sessionContext.attributes.mfaAuthenticated", {"\"true\"", "\"false\""}},
+            {".additionalEventData.MFAUsed", {"\"Yes\"", "\"No\""}},
+            {".resources[0].type", {"\"AWS::S3::Bucket\"", "\"AWS::KMS::Key\"", "null"}},
+            {".resources[-1].accountId", {"\"811596193553\"", "null"}},
+            {".requestParameters.maxResults", {"1000", "1000.0", "\"1000\"", "5"}},
+            // Paths jq fails on for some or all events.
+            {".eventName.x", {"null", "\"x\""}},
+            {".eventName[0]", {"null"}},
+            {".resources.ARN", {"null"}},
+            {".requestParameters.filterSet.items[0].name", {"\"vpc-id\"", "null"}},
+            {".userIdentity[0]", {"null"}},
+            // ... and the same made optional.
+            {".eventName.x?", {"null", "\"x\""}},
+            {".resources.ARN?", {"null"}},
+            {".eventName[0]?", {"null"}},
+        };
+        return fields[pick(fields.size())];
+    }
+
+    std::string indexable_atom() {
+        const Field& f = field();
+        switch (pick(4)) {
+            case 0:
+                return f.path + " == " + one(f.values);
+            case 1:
+                return one(f.values) + " == " + f.path;
+            case 2:
+                return f.path + " | IN(" + literal_list(f.values) + ")";
+            default:
+                return "IN(" + f.path + "; " + literal_list(f.values) + ")";
+        }
+    }
+
+    std::string native_atom() {
+        const Field& f = field();
+        static const std::vector<std::string> regexes{"\"^Get\"", "\"Describe\"", "\"(?i)list\"",
+                                                      "\"amazonaws\\\\.com$\"", "\"^[A-Z][a-z]+[A-Z]\"",
+                                                      "\"terraform|boto\""};
+        static const std::vector<std::string> affixes{"\"Get\"", "\"s\"", "\".com\"", "\"\"", "\"Root\""};
+        switch (pick(16)) {
+            case 0:
+                return f.path + " != " + one(f.values);
+            case 1:
+                return f.path + " < " + one(f.values);
+            case 2:
+                return f.path + " >= " + one(f.values);
+            case 3:
+                return "(" + f.path + " // \"none\") | test(" + one(regexes) + ")";
+            case 4:
+                return f.path + " | test(" + one(regexes) + "; \"" + std::string(pick(2) == 0 ? "i" : "x") + "\")";
+            case 5:
+                return "(" + f.path + " // \"\") | startswith(" + one(affixes) + ")";
+            case 6:
+                return f.path + " | endswith(" + one(affixes) + ")";
+            case 7:
+                return "(" + f.path + " // \"\") | contains(" + one(affixes) + ")";
+            case 8:
+                return "(" + f.path + " | tostring) == " + one(f.values);
+            case 9:
+                return "(" + f.path + " | ascii_downcase) == \"getuser\"";
+            case 10:
+                return f.path + " | length > " + std::to_string(pick(12));
+            case 11:
+                return ".requestParameters | has(\"bucketName\")";
+            case 12:
+                return "(" + f.path + " | type) == \"" +
+                       std::string(pick(2) == 0 ? "string" : "null") + "\"";
+            case 13:
+                return "(" + f.path + ") | not";
+            case 14:
+                return "(.resources | length) == " + std::string(pick(2) == 0 ? "1" : "1.0");
+            default:
+                return f.path + " // " + one(f.values);
+        }
+    }
+
+    std::string libjq_atom() {
+        static const std::vector<std::string> atoms{
+            "any(.resources[]?; .type == \"AWS::S3::Bucket\")",
+            "(.eventName | ltrimstr(\"Get\") | length) > 5",
+            "([.resources[]?] | length) > 0",
+            "(.eventName as $n | $n == \"GetUser\")",
+            "(.eventName + \"x\") == \"GetUserx\"",
+            ".eventName == (\"GetUser\", \"Decrypt\")",
+            "first(.resources[]?.ARN) != null",
+            "(.userIdentity | keys | length) > 3",
+            ".resources[]?.type == \"AWS::KMS::Key\"",
+            "(.requestParameters | tostring | length) > 100",
+        };
+        return one(atoms);
+    }
+
+    std::string predicate(int depth) {
+        const std::size_t choice = depth >= 2 ? pick(3) : pick(7);
+        switch (choice) {
+            case 0:
+                return indexable_atom();
+            case 1:
+                return native_atom();
+            case 2:
+                return pick(3) == 0 ? libjq_atom() : indexable_atom();
+            case 3:
+            case 4:
+                return "(" + predicate(depth + 1) + ") and (" + predicate(depth + 1) + ")";
+            case 5:
+                return "(" + predicate(depth + 1) + ") or (" + predicate(depth + 1) + ")";
+            default:
+                return "select(" + predicate(depth + 1) + ") | not";
+        }
+    }
+
+    std::string annotation() {
+        static const std::vector<std::string> annotations{
+            ".eventName", "\"\\(.eventName) by \\(.userIdentity.arn)\"", "{e: .eventName, t: .eventTime}",
+            ".requestParameters", ".errorCode", "true", "false", "null", "empty", ".readOnly",
+            "error(\"in the annotation\")", ".", ".eventName | ascii_downcase"};
+        return one(annotations);
+    }
+
+    std::uint64_t state_;
+};
+
+TEST(RulesDifferential, GeneratedRulesIndexedNativeAgainstPerRule) {
+    RuleGrammar grammar(20261127);
+    std::vector<FilterRule> rules;
+    for (int i = 0; i < 500; ++i) rules.push_back(rule("generated-" + std::to_string(i), grammar.rule()));
+    const auto outcome = expect_same_results(rules, "generated rules", {RuleCompilation::indexed});
+    EXPECT_EQ(outcome.compiled_rules, rules.size());
+    EXPECT_GT(outcome.matches, 10000U);
+    EXPECT_GT(outcome.runtime_errors, 1000U);
+
+    // The grammar reaches every path through the filter.
+    std::vector<Diagnostic> problems;
+    FilterStage stage(rules, problems, RuleCompilation::indexed);
+    std::size_t native = 0;
+    std::size_t indexed = 0;
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        const auto explanation = stage.explain(i);
+        native += explanation.native ? 1 : 0;
+        indexed += explanation.indexed ? 1 : 0;
+    }
+    EXPECT_GT(native, rules.size() / 2);
+    EXPECT_LT(native, rules.size());
+    EXPECT_GT(indexed, rules.size() / 4);
+    EXPECT_LT(indexed, rules.size());
 }
 
 // ---------------------------------------------------------------------------
@@ -268,7 +518,7 @@ TEST(CombinedRules, RuntimeErrorsStayWithTheirRule) {
     std::vector<Diagnostic> problems;
     FilterStage stage({rule("before", "true"), rule("fails", ".eventName | ltrimstr(1) | .[0]"),
                        rule("after", ".eventName")},
-                      problems);
+                      problems, RuleCompilation::combined);
     ASSERT_TRUE(problems.empty());
     stage.begin_batch("b1");
     for (int i = 0; i < 3; ++i) {

@@ -35,11 +35,26 @@ std::optional<std::string> sandbox_violation(std::string_view jq_program);
 // tests can check it holds on its own.
 std::string sandboxed_jq_program(std::string_view jq_program);
 
-// How FilterStage hands rules to libjq. libjq 1.6 compiles its builtins anew
-// for every program (~35 ms each), so `combined` compiles all rules into one
-// program, evaluated once per event; `per_rule` is the one-program-per-rule
-// reference the differential tests compare it with. Results are the same.
-enum class RuleCompilation { combined, per_rule };
+// How FilterStage evaluates rules. `indexed` (the default) reads each rule's
+// condition: events go only to the rules whose conditions their fields meet
+// (the rule index), and conditions in the supported subset of jq are decided
+// over the parsed event without libjq, which runs only for the other rules,
+// for annotations of matches and for errors. libjq 1.6 compiles its builtins
+// anew for every program (~35 ms each), so the rules libjq runs are compiled
+// into combined programs of many rules each (`combined`: all rules, every
+// event); `per_rule` is the one-program-per-rule reference the differential
+// tests compare the others with. Results are the same.
+// The two-argument constructor reads TATTLE_RULE_COMPILATION
+// (indexed | combined | per_rule) so benchmarks can switch.
+enum class RuleCompilation { indexed, combined, per_rule };
+
+// What `tattle check --explain` shows for a rule.
+struct RuleExplanation {
+    bool native = false;     // decided without libjq (libjq may still compute an annotation)
+    std::string evaluation;  // "native", or "libjq: <the construct it cannot read, and where>"
+    bool indexed = false;
+    std::string index;       // "eventName ∈ {A, B}", or "every event: <why>"
+};
 
 // The jq filter stage: every rule compiled once (libjq, see RuleCompilation),
 // evaluated with tattletail's semantics: the first output decides; null / false / no output =
@@ -70,6 +85,7 @@ public:
     const std::vector<FilterRule>& rules() const noexcept;
     bool compiled(std::size_t rule_index) const noexcept;
     std::size_t runtime_errors(std::size_t rule_index) const noexcept;
+    RuleExplanation explain(std::size_t rule_index) const;
 
 private:
     struct Impl;

@@ -1,0 +1,2115 @@
+#include "jq_predicate.hpp"
+
+#include <oniguruma.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+
+namespace tattle::jq_native {
+
+// ---------------------------------------------------------------------------
+// UTF-8: libjq replaces invalid sequences in event strings (which the decoder
+// lets through) with U+FFFD, so a native answer on such a string could differ.
+
+namespace {
+
+bool valid_utf8(std::string_view text) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
+    const std::size_t size = text.size();
+    std::size_t i = 0;
+    while (i < size) {
+        const unsigned char first = bytes[i];
+        if (first < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t length = 0;
+        std::uint32_t codepoint = 0;
+        if (first >= 0xC2 && first <= 0xDF) {
+            length = 2;
+            codepoint = first & 0x1FU;
+        } else if (first >= 0xE0 && first <= 0xEF) {
+            length = 3;
+            codepoint = first & 0x0FU;
+        } else if (first >= 0xF0 && first <= 0xF4) {
+            length = 4;
+            codepoint = first & 0x07U;
+        } else {
+            return false;
+        }
+        if (i + length > size) return false;
+        for (std::size_t k = 1; k < length; ++k) {
+            if ((bytes[i + k] & 0xC0U) != 0x80U) return false;
+            codepoint = (codepoint << 6U) | (bytes[i + k] & 0x3FU);
+        }
+        if ((length == 3 && codepoint < 0x800) || (length == 4 && codepoint < 0x10000) ||
+            codepoint > 0x10FFFF || (codepoint >= 0xD800 && codepoint <= 0xDFFF)) {
+            return false;
+        }
+        i += length;
+    }
+    return true;
+}
+
+std::size_t codepoint_count(std::string_view text) {
+    std::size_t count = 0;
+    for (char c : text) {
+        if ((static_cast<unsigned char>(c) & 0xC0U) != 0x80U) ++count;
+    }
+    return count;
+}
+
+void append_utf8(std::string& out, std::uint32_t codepoint) {
+    if (codepoint < 0x80) {
+        out += static_cast<char>(codepoint);
+    } else if (codepoint < 0x800) {
+        out += static_cast<char>(0xC0U | (codepoint >> 6U));
+        out += static_cast<char>(0x80U | (codepoint & 0x3FU));
+    } else {
+        out += static_cast<char>(0xE0U | (codepoint >> 12U));
+        out += static_cast<char>(0x80U | ((codepoint >> 6U) & 0x3FU));
+        out += static_cast<char>(0x80U | (codepoint & 0x3FU));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// test(): the regex library, syntax (Perl with named groups) and options jq
+// 1.6's f_match uses.
+
+class Regex {
+public:
+    static std::shared_ptr<Regex> compile(const std::string& pattern, const std::string& flags,
+                                          std::string& error) {
+        OnigOptionType options = ONIG_OPTION_CAPTURE_GROUP;
+        for (char flag : flags) {
+            switch (flag) {
+                case 'g':
+                    break;  // global: test stops at the first match anyway
+                case 'i':
+                    options |= ONIG_OPTION_IGNORECASE;
+                    break;
+                case 'x':
+                    options |= ONIG_OPTION_EXTEND;
+                    break;
+                case 'n':
+                    options |= ONIG_OPTION_FIND_NOT_EMPTY;
+                    break;
+                case 's':
+                    options |= ONIG_OPTION_SINGLELINE;
+                    break;
+                case 'p':
+                    options |= ONIG_OPTION_MULTILINE | ONIG_OPTION_SINGLELINE;
+                    break;
+                case 'l':
+                    options |= ONIG_OPTION_FIND_LONGEST;
+                    break;
+                default:
+                    error = "test() flags \"" + flags + "\" are not valid";
+                    return nullptr;
+            }
+        }
+        auto regex = std::shared_ptr<Regex>(new Regex());
+        OnigErrorInfo info{};
+        const auto* begin = reinterpret_cast<const OnigUChar*>(pattern.data());
+        const int status = onig_new(&regex->compiled_, begin, begin + pattern.size(), options,
+                                    ONIG_ENCODING_UTF8, ONIG_SYNTAX_PERL_NG, &info);
+        if (status != ONIG_NORMAL) {
+            regex->compiled_ = nullptr;
+            error = "test() regex \"" + pattern + "\" does not compile";
+            return nullptr;
+        }
+        return regex;
+    }
+
+    ~Regex() {
+        if (compiled_ != nullptr) onig_free(compiled_);
+    }
+    Regex(const Regex&) = delete;
+    Regex& operator=(const Regex&) = delete;
+
+    // nullopt when the library reports an error (jq then fails the rule).
+    std::optional<bool> search(std::string_view text) const {
+        const auto* start = reinterpret_cast<const OnigUChar*>(text.data());
+        const auto* end = start + text.size();
+        const int status = onig_search(compiled_, start, end, start, end, nullptr, ONIG_OPTION_NONE);
+        if (status >= 0) return true;
+        if (status == ONIG_MISMATCH) return false;
+        return std::nullopt;
+    }
+
+private:
+    Regex() = default;
+    OnigRegex compiled_ = nullptr;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// The syntax tree.
+
+enum class Op {
+    identity,
+    field,
+    index,
+    try_,
+    literal,
+    eq,
+    ne,
+    lt,
+    le,
+    gt,
+    ge,
+    and_,
+    or_,
+    alt,
+    pipe,
+    comma,
+    not_,
+    select,
+    if_,
+    empty,
+    in_generator,  // IN(s): kids are s's outputs
+    in_source,     // IN(src; s): kids are src's outputs, more are s's
+    test,
+    startswith,
+    endswith,
+    contains,
+    tostring,
+    ascii_downcase,
+    ascii_upcase,
+    length,
+    has,
+    type,
+    opaque,  // something only libjq evaluates; reason says what
+};
+
+struct Node {
+    Op op = Op::opaque;
+    std::vector<NodePtr> kids;
+    std::vector<NodePtr> more;
+    std::string name;
+    std::int64_t index = 0;
+    boost::json::value literal;
+    std::shared_ptr<Regex> regex;
+    std::string reason;
+};
+
+namespace {
+
+NodePtr make(Op op, std::vector<NodePtr> kids = {}) {
+    auto node = std::make_shared<Node>();
+    node->op = op;
+    node->kids = std::move(kids);
+    return node;
+}
+
+NodePtr make_literal(boost::json::value value) {
+    auto node = std::make_shared<Node>();
+    node->op = Op::literal;
+    node->literal = std::move(value);
+    return node;
+}
+
+NodePtr make_opaque(std::string reason, std::vector<NodePtr> kids = {}) {
+    auto node = std::make_shared<Node>();
+    node->op = Op::opaque;
+    node->reason = std::move(reason);
+    node->kids = std::move(kids);
+    return node;
+}
+
+// ---------------------------------------------------------------------------
+// Lexer: jq 1.6's tokens, enough to parse the subset and to skip the rest.
+
+enum class Tok { end, dot, field, ident, string, number, punct, variable, format, recurse };
+
+struct Token {
+    Tok kind = Tok::end;
+    std::string text;   // field name, identifier, operator, number text
+    std::string value;  // a string literal's decoded value
+    bool interpolated = false;
+    std::size_t offset = 0;
+};
+
+struct ReadFailure {
+    std::string reason;
+    std::size_t offset = 0;
+};
+
+bool is_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool is_ident_char(char c) { return is_ident_start(c) || (c >= '0' && c <= '9'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+class Lexer {
+public:
+    explicit Lexer(std::string_view text) : text_(text) {}
+
+    std::vector<Token> run() {
+        std::vector<Token> tokens;
+        for (;;) {
+            skip_blanks();
+            Token token;
+            token.offset = pos_;
+            if (pos_ >= text_.size()) {
+                tokens.push_back(token);
+                return tokens;
+            }
+            lex_one(token);
+            tokens.push_back(std::move(token));
+        }
+    }
+
+private:
+    char at(std::size_t i) const { return i < text_.size() ? text_[i] : '\0'; }
+
+    void skip_blanks() {
+        while (pos_ < text_.size()) {
+            const char c = text_[pos_];
+            if (c == ' ' || c == '\t' || c == '\n') {
+                ++pos_;
+            } else if (c == '#') {
+                while (pos_ < text_.size() && text_[pos_] != '\n') ++pos_;
+            } else {
+                return;
+            }
+        }
+    }
+
+    std::string read_ident() {
+        const std::size_t start = pos_;
+        for (;;) {
+            while (is_ident_char(at(pos_))) ++pos_;
+            if (at(pos_) == ':' && at(pos_ + 1) == ':' && is_ident_start(at(pos_ + 2))) {
+                pos_ += 2;
+                continue;
+            }
+            break;
+        }
+        return std::string(text_.substr(start, pos_ - start));
+    }
+
+    // After the opening quote; leaves pos_ after the closing one.
+    void lex_string(Token& token) {
+        for (;;) {
+            if (pos_ >= text_.size()) throw ReadFailure{"an unterminated string", token.offset};
+            const char c = text_[pos_++];
+            if (c == '"') return;
+            if (c != '\\') {
+                token.value += c;
+                continue;
+            }
+            const char escape = at(pos_++);
+            switch (escape) {
+                case '"':
+                case '\\':
+                case '/':
+                    token.value += escape;
+                    break;
+                case 'b':
+                    token.value += '\b';
+                    break;
+                case 'f':
+                    token.value += '\f';
+                    break;
+                case 'n':
+                    token.value += '\n';
+                    break;
+                case 'r':
+                    token.value += '\r';
+                    break;
+                case 't':
+                    token.value += '\t';
+                    break;
+                case 'u': {
+                    std::uint32_t codepoint = 0;
+                    for (int k = 0; k < 4; ++k) {
+                        const int digit = hex_value(at(pos_++));
+                        if (digit < 0) throw ReadFailure{"a \\u escape", token.offset};
+                        codepoint = codepoint * 16 + static_cast<std::uint32_t>(digit);
+                    }
+                    if (codepoint >= 0xD800 && codepoint <= 0xDFFF) {
+                        throw ReadFailure{"a surrogate \\u escape", token.offset};
+                    }
+                    append_utf8(token.value, codepoint);
+                    break;
+                }
+                case '(':
+                    token.interpolated = true;
+                    skip_interpolation(token.offset);
+                    break;
+                default:
+                    throw ReadFailure{"an unknown string escape", token.offset};
+            }
+        }
+    }
+
+    // After "\(": up to and past the matching ')'.
+    void skip_interpolation(std::size_t where) {
+        int depth = 1;
+        while (depth > 0) {
+            if (pos_ >= text_.size()) throw ReadFailure{"an unterminated interpolation", where};
+            const char c = text_[pos_++];
+            if (c == '(') {
+                ++depth;
+            } else if (c == ')') {
+                --depth;
+            } else if (c == '"') {
+                Token inner;
+                inner.offset = pos_ - 1;
+                lex_string(inner);
+            }
+        }
+    }
+
+    void lex_one(Token& token) {
+        const char c = text_[pos_];
+        if (c == '"') {
+            ++pos_;
+            token.kind = Tok::string;
+            lex_string(token);
+            return;
+        }
+        if (c == '.') {
+            if (at(pos_ + 1) == '.') {
+                pos_ += 2;
+                token.kind = Tok::recurse;
+                return;
+            }
+            if (is_ident_start(at(pos_ + 1))) {
+                ++pos_;
+                token.kind = Tok::field;
+                const std::size_t start = pos_;
+                while (is_ident_char(at(pos_))) ++pos_;
+                token.text = std::string(text_.substr(start, pos_ - start));
+                return;
+            }
+            if (is_digit(at(pos_ + 1))) throw ReadFailure{"a number starting with '.'", pos_};
+            ++pos_;
+            token.kind = Tok::dot;
+            return;
+        }
+        if (is_digit(c)) {
+            const std::size_t start = pos_;
+            while (is_digit(at(pos_))) ++pos_;
+            if (at(pos_) == '.') {
+                ++pos_;
+                if (!is_digit(at(pos_))) throw ReadFailure{"a number ending in '.'", start};
+                while (is_digit(at(pos_))) ++pos_;
+            }
+            if (at(pos_) == 'e' || at(pos_) == 'E') {
+                ++pos_;
+                if (at(pos_) == '+' || at(pos_) == '-') ++pos_;
+                if (!is_digit(at(pos_))) throw ReadFailure{"a number with an empty exponent", start};
+                while (is_digit(at(pos_))) ++pos_;
+            }
+            if (at(pos_) == '.' || is_ident_start(at(pos_))) {
+                throw ReadFailure{"a number followed by '.' or a name", start};
+            }
+            token.kind = Tok::number;
+            token.text = std::string(text_.substr(start, pos_ - start));
+            return;
+        }
+        if (is_ident_start(c)) {
+            token.kind = Tok::ident;
+            token.text = read_ident();
+            return;
+        }
+        if (c == '$') {
+            ++pos_;
+            skip_blanks();
+            if (!is_ident_start(at(pos_))) throw ReadFailure{"a '$' without a name", token.offset};
+            token.kind = Tok::variable;
+            token.text = read_ident();
+            return;
+        }
+        if (c == '@') {
+            ++pos_;
+            token.kind = Tok::format;
+            const std::size_t start = pos_;
+            while (is_ident_char(at(pos_))) ++pos_;
+            token.text = std::string(text_.substr(start, pos_ - start));
+            return;
+        }
+        static constexpr std::string_view kLong[] = {"//=", "!=", "==", "//", "|=", "+=", "-=",
+                                                    "*=", "/=", "%=", "<=", ">="};
+        for (std::string_view op : kLong) {
+            if (text_.substr(pos_, op.size()) == op) {
+                pos_ += op.size();
+                token.kind = Tok::punct;
+                token.text = std::string(op);
+                return;
+            }
+        }
+        static constexpr std::string_view kShort = "[]{}()|,:;=<>+-*/%?";
+        if (kShort.find(c) != std::string_view::npos) {
+            ++pos_;
+            token.kind = Tok::punct;
+            token.text = std::string(1, c);
+            return;
+        }
+        throw ReadFailure{std::string("the character '") + c + "'", pos_};
+    }
+
+    std::string_view text_;
+    std::size_t pos_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Parser: jq 1.6's precedence (lowest first): '|', ',', '//', comparison-free
+// 'or', 'and', comparisons (non-associative), '+' '-', '*' '/' '%', postfix.
+
+bool is_keyword(std::string_view word) {
+    static constexpr std::string_view kKeywords[] = {
+        "def", "if", "then", "elif", "else", "end", "as", "reduce", "foreach", "try",
+        "catch", "label", "import", "include", "and", "or", "__loc__"};
+    return std::find(std::begin(kKeywords), std::end(kKeywords), word) != std::end(kKeywords);
+}
+
+struct Definition {
+    std::string name;
+    std::size_t arity = 0;
+    NodePtr body;        // null: not read (reason says why)
+    std::string reason;
+};
+
+class Parser {
+public:
+    Parser(std::string_view text, std::vector<Token> tokens)
+        : text_(text), tokens_(std::move(tokens)) {}
+
+    std::string where(std::size_t offset) const {
+        std::size_t line = 1;
+        std::size_t column = 1;
+        for (std::size_t i = 0; i < offset && i < text_.size(); ++i) {
+            if (text_[i] == '\n') {
+                ++line;
+                column = 1;
+            } else {
+                ++column;
+            }
+        }
+        return "line " + std::to_string(line) + ", column " + std::to_string(column);
+    }
+
+    const Token& peek(std::size_t ahead = 0) const {
+        return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)];
+    }
+    bool at_punct(std::string_view op, std::size_t ahead = 0) const {
+        return peek(ahead).kind == Tok::punct && peek(ahead).text == op;
+    }
+    bool at_word(std::string_view word, std::size_t ahead = 0) const {
+        return peek(ahead).kind == Tok::ident && peek(ahead).text == word;
+    }
+    bool at_end() const { return peek().kind == Tok::end; }
+    std::size_t position() const { return pos_; }
+    void rewind(std::size_t position) { pos_ = position; }
+    const std::vector<Definition>& definitions() const { return defs_; }
+
+    [[noreturn]] void fail(std::string what) const {
+        throw ReadFailure{std::move(what), peek().offset};
+    }
+    void expect_punct(std::string_view op) {
+        if (!at_punct(op)) fail("'" + std::string(op) + "' expected");
+        ++pos_;
+    }
+    void expect_word(std::string_view word) {
+        if (!at_word(word)) fail("'" + std::string(word) + "' expected");
+        ++pos_;
+    }
+
+    // `def NAME: BODY;` and `def NAME(params): BODY;` before the program.
+    void read_definitions() {
+        while (at_word("def")) {
+            const std::size_t def_offset = peek().offset;
+            ++pos_;
+            if (peek().kind != Tok::ident || is_keyword(peek().text)) fail("a definition's name expected");
+            Definition definition;
+            definition.name = peek().text;
+            ++pos_;
+            if (at_punct("(")) {
+                std::size_t arity = 1;
+                int depth = 0;
+                for (;; ++pos_) {
+                    if (at_end()) fail("an unterminated parameter list");
+                    if (at_punct("(")) ++depth;
+                    if (at_punct(")") && --depth == 0) break;
+                    if (at_punct(";") && depth == 1) ++arity;
+                }
+                ++pos_;
+                definition.arity = arity;
+                definition.reason = "definition \"" + definition.name + "\" has parameters (at " +
+                                    where(def_offset) + ")";
+                expect_punct(":");
+                skip_definition_body();
+                defs_.push_back(std::move(definition));
+                continue;
+            }
+            expect_punct(":");
+            // The body sees itself (recursion, which is not read) and earlier definitions.
+            Definition placeholder{definition.name, 0, nullptr,
+                                   "definition \"" + definition.name + "\" is recursive"};
+            defs_.push_back(placeholder);
+            const std::size_t body_start = pos_;
+            try {
+                definition.body = parse_pipe();
+                expect_punct(";");
+            } catch (const ReadFailure& failure) {
+                pos_ = body_start;
+                skip_definition_body();
+                definition.body = nullptr;
+                definition.reason = "definition \"" + definition.name + "\": " + failure.reason +
+                                    " at " + where(failure.offset);
+            }
+            defs_.back() = std::move(definition);
+        }
+    }
+
+    NodePtr parse_pipe() {
+        NodePtr left = parse_comma();
+        if (at_punct("|")) {
+            ++pos_;
+            return make(Op::pipe, {left, parse_pipe()});
+        }
+        return left;
+    }
+
+private:
+    // Past the ';' that ends the current definition (nested ones counted).
+    void skip_definition_body() {
+        int depth = 0;
+        int open_definitions = 1;
+        for (;; ++pos_) {
+            if (at_end()) fail("an unterminated definition");
+            const Token& token = peek();
+            if (token.kind == Tok::punct) {
+                if (token.text == "(" || token.text == "[" || token.text == "{") ++depth;
+                if (token.text == ")" || token.text == "]" || token.text == "}") --depth;
+                if (token.text == ";" && depth == 0 && --open_definitions == 0) {
+                    ++pos_;
+                    return;
+                }
+            } else if (token.kind == Tok::ident && token.text == "def" && depth == 0) {
+                ++open_definitions;
+            }
+        }
+    }
+
+    NodePtr parse_comma() {
+        NodePtr left = parse_alternative();
+        while (at_punct(",")) {
+            ++pos_;
+            left = make(Op::comma, {left, parse_alternative()});
+        }
+        return left;
+    }
+
+    NodePtr parse_alternative() {
+        NodePtr left = parse_or();
+        if (at_punct("//")) {
+            ++pos_;
+            return make(Op::alt, {left, parse_alternative()});
+        }
+        for (std::string_view op : {"=", "|=", "+=", "-=", "*=", "/=", "%=", "//="}) {
+            if (at_punct(op)) fail("an assignment");
+        }
+        return left;
+    }
+
+    NodePtr parse_or() {
+        NodePtr left = parse_and();
+        while (at_word("or")) {
+            ++pos_;
+            left = make(Op::or_, {left, parse_and()});
+        }
+        return left;
+    }
+
+    NodePtr parse_and() {
+        NodePtr left = parse_comparison();
+        while (at_word("and")) {
+            ++pos_;
+            left = make(Op::and_, {left, parse_comparison()});
+        }
+        return left;
+    }
+
+    std::optional<Op> comparison_op() const {
+        if (peek().kind != Tok::punct) return std::nullopt;
+        const std::string& text = peek().text;
+        if (text == "==") return Op::eq;
+        if (text == "!=") return Op::ne;
+        if (text == "<") return Op::lt;
+        if (text == "<=") return Op::le;
+        if (text == ">") return Op::gt;
+        if (text == ">=") return Op::ge;
+        return std::nullopt;
+    }
+
+    NodePtr parse_comparison() {
+        NodePtr left = parse_additive();
+        if (auto op = comparison_op()) {
+            ++pos_;
+            NodePtr right = parse_additive();
+            if (comparison_op()) fail("chained comparisons");
+            return make(*op, {left, right});
+        }
+        return left;
+    }
+
+    NodePtr parse_additive() {
+        NodePtr left = parse_multiplicative();
+        while (at_punct("+") || at_punct("-")) {
+            const std::string op = peek().text;
+            const std::size_t offset = peek().offset;
+            ++pos_;
+            left = make_opaque("arithmetic '" + op + "' at " + where(offset),
+                               {left, parse_multiplicative()});
+        }
+        return left;
+    }
+
+    NodePtr parse_multiplicative() {
+        NodePtr left = parse_postfix();
+        while (at_punct("*") || at_punct("/") || at_punct("%")) {
+            const std::string op = peek().text;
+            const std::size_t offset = peek().offset;
+            ++pos_;
+            left = make_opaque("arithmetic '" + op + "' at " + where(offset), {left, parse_postfix()});
+        }
+        return left;
+    }
+
+    NodePtr field_step(NodePtr base, std::string name) {
+        auto node = std::make_shared<Node>();
+        node->op = Op::field;
+        node->kids = {std::move(base)};
+        node->name = std::move(name);
+        return node;
+    }
+
+    NodePtr parse_postfix() {
+        NodePtr term = parse_primary();
+        bool after_step = false;
+        for (;;) {
+            if (peek().kind == Tok::field) {
+                term = field_step(term, peek().text);
+                ++pos_;
+                after_step = true;
+            } else if (peek().kind == Tok::dot) {
+                if (peek(1).kind != Tok::string || peek(1).interpolated) fail("'.' after a term");
+                term = field_step(term, peek(1).value);
+                pos_ += 2;
+                after_step = true;
+            } else if (at_punct("[")) {
+                term = parse_bracket_step(term);
+                after_step = true;
+            } else if (at_punct("?")) {
+                ++pos_;
+                term = make(Op::try_, {term});
+                if (!after_step) {
+                    // jq 1.6 reads this as `Exp '?'`: nothing may follow but more '?'.
+                    while (at_punct("?")) {
+                        ++pos_;
+                        term = make(Op::try_, {term});
+                    }
+                    break;
+                }
+            } else if (at_word("as")) {
+                fail("an 'as' binding");
+            } else {
+                break;
+            }
+        }
+        return term;
+    }
+
+    NodePtr parse_bracket_step(NodePtr base) {
+        const std::size_t offset = peek().offset;
+        ++pos_;  // '['
+        if (at_punct("]")) {
+            ++pos_;
+            return make_opaque("iteration '[]' at " + where(offset), {base});
+        }
+        NodePtr key = parse_pipe();
+        if (at_punct(":")) fail("a slice");
+        expect_punct("]");
+        if (key->op == Op::literal && key->literal.is_string()) {
+            return field_step(base, std::string(key->literal.get_string()));
+        }
+        if (key->op == Op::literal && key->literal.is_number()) {
+            const double number = key->literal.to_number<double>();
+            if (std::trunc(number) == number && std::fabs(number) < 1e9) {
+                auto node = std::make_shared<Node>();
+                node->op = Op::index;
+                node->kids = {base};
+                node->index = static_cast<std::int64_t>(number);
+                return node;
+            }
+        }
+        return make_opaque("a computed index at " + where(offset), {base, key});
+    }
+
+    static void flatten(const NodePtr& node, std::vector<NodePtr>& items) {
+        if (node->op == Op::comma) {
+            flatten(node->kids[0], items);
+            flatten(node->kids[1], items);
+        } else {
+            items.push_back(node);
+        }
+    }
+
+    NodePtr parse_if() {
+        ++pos_;  // if
+        NodePtr condition = parse_pipe();
+        expect_word("then");
+        NodePtr then_branch = parse_pipe();
+        NodePtr else_branch;
+        if (at_word("elif")) {
+            else_branch = parse_if();  // consumes through the shared 'end'
+            return make(Op::if_, {condition, then_branch, else_branch});
+        }
+        expect_word("else");
+        else_branch = parse_pipe();
+        expect_word("end");
+        return make(Op::if_, {condition, then_branch, else_branch});
+    }
+
+    const Definition* find_definition(const std::string& name, std::size_t arity) const {
+        for (auto it = defs_.rbegin(); it != defs_.rend(); ++it) {
+            if (it->name == name && it->arity == arity) return &*it;
+        }
+        return nullptr;
+    }
+
+    NodePtr parse_call(const Token& name_token) {
+        const std::string name = name_token.text;
+        std::vector<NodePtr> args;
+        if (at_punct("(")) {
+            ++pos_;
+            for (;;) {
+                args.push_back(parse_pipe());
+                if (at_punct(";")) {
+                    ++pos_;
+                    continue;
+                }
+                expect_punct(")");
+                break;
+            }
+        }
+        const std::string at = " at " + where(name_token.offset);
+        if (args.empty()) {
+            // jq 1.6 reads these three as constants, whatever is defined.
+            if (name == "true") return make_literal(true);
+            if (name == "false") return make_literal(false);
+            if (name == "null") return make_literal(nullptr);
+        }
+        if (const Definition* definition = find_definition(name, args.size())) {
+            if (definition->body) return definition->body;
+            return make_opaque(definition->reason + ", used" + at, std::move(args));
+        }
+        const auto arity = args.size();
+        auto simple = [&](Op op) { return make(op, std::move(args)); };
+        if (arity == 0) {
+            if (name == "empty") return simple(Op::empty);
+            if (name == "not") return simple(Op::not_);
+            if (name == "tostring") return simple(Op::tostring);
+            if (name == "ascii_downcase") return simple(Op::ascii_downcase);
+            if (name == "ascii_upcase") return simple(Op::ascii_upcase);
+            if (name == "length") return simple(Op::length);
+            if (name == "type") return simple(Op::type);
+        } else if (arity == 1) {
+            if (name == "select") return simple(Op::select);
+            if (name == "startswith") return simple(Op::startswith);
+            if (name == "endswith") return simple(Op::endswith);
+            if (name == "contains") return simple(Op::contains);
+            if (name == "has") return simple(Op::has);
+            if (name == "IN") {
+                std::vector<NodePtr> items;
+                flatten(args[0], items);
+                return make(Op::in_generator, std::move(items));
+            }
+            if (name == "test") return make_test(args[0], nullptr, at);
+        } else if (arity == 2) {
+            if (name == "IN") {
+                auto node = std::make_shared<Node>();
+                node->op = Op::in_source;
+                flatten(args[0], node->kids);
+                flatten(args[1], node->more);
+                return node;
+            }
+            if (name == "test") return make_test(args[0], args[1], at);
+        }
+        return make_opaque("\"" + name + "/" + std::to_string(arity) + "\"" + at, std::move(args));
+    }
+
+    NodePtr make_test(const NodePtr& pattern, const NodePtr& flags, const std::string& at) {
+        if (pattern->op != Op::literal || !pattern->literal.is_string()) {
+            return make_opaque("test() with a regex that is not a string literal" + at);
+        }
+        std::string flag_text;
+        if (flags) {
+            if (flags->op == Op::literal && flags->literal.is_string()) {
+                flag_text = std::string(flags->literal.get_string());
+            } else if (!(flags->op == Op::literal && flags->literal.is_null())) {
+                return make_opaque("test() with flags that are not a string literal" + at);
+            }
+        }
+        std::string error;
+        auto regex = Regex::compile(std::string(pattern->literal.get_string()), flag_text, error);
+        if (!regex) return make_opaque(error + at);
+        auto node = std::make_shared<Node>();
+        node->op = Op::test;
+        node->regex = std::move(regex);
+        return node;
+    }
+
+    // {"key": literal, name: literal, ...}; null (position unchanged) for any other object.
+    NodePtr constant_object() {
+        const std::size_t start = pos_;
+        ++pos_;  // '{'
+        boost::json::object object;
+        try {
+            while (!at_punct("}")) {
+                std::string key;
+                if (peek().kind == Tok::string && !peek().interpolated) {
+                    key = peek().value;
+                } else if (peek().kind == Tok::ident && !is_keyword(peek().text)) {
+                    key = peek().text;
+                } else {
+                    throw ReadFailure{};
+                }
+                ++pos_;
+                expect_punct(":");
+                NodePtr value = parse_postfix();
+                if (value->op != Op::literal || !valid_utf8(key)) throw ReadFailure{};
+                object[key] = value->literal;
+                if (at_punct(",")) {
+                    ++pos_;
+                    if (at_punct("}")) throw ReadFailure{};
+                } else if (!at_punct("}")) {
+                    throw ReadFailure{};
+                }
+            }
+            ++pos_;
+            return make_literal(std::move(object));
+        } catch (const ReadFailure&) {
+            pos_ = start;
+            return nullptr;
+        }
+    }
+
+    // Skips a balanced {...}; returns its opening offset.
+    std::size_t skip_braces() {
+        const std::size_t offset = peek().offset;
+        int depth = 0;
+        for (;; ++pos_) {
+            if (at_end()) fail("an unterminated '{'");
+            if (at_punct("{")) ++depth;
+            if (at_punct("}") && --depth == 0) {
+                ++pos_;
+                return offset;
+            }
+        }
+    }
+
+    NodePtr parse_primary() {
+        const Token& token = peek();
+        switch (token.kind) {
+            case Tok::end:
+                fail("an expression expected");
+            case Tok::dot:
+                if (peek(1).kind == Tok::string && !peek(1).interpolated) {
+                    std::string name = peek(1).value;
+                    pos_ += 2;
+                    return field_step(make(Op::identity), std::move(name));
+                }
+                ++pos_;
+                if (at_punct("[")) return parse_bracket_step(make(Op::identity));
+                return make(Op::identity);
+            case Tok::field: {
+                std::string name = token.text;
+                ++pos_;
+                return field_step(make(Op::identity), std::move(name));
+            }
+            case Tok::recurse: {
+                const std::size_t offset = token.offset;
+                ++pos_;
+                return make_opaque("recursion '..' at " + where(offset));
+            }
+            case Tok::variable: {
+                const std::size_t offset = token.offset;
+                const std::string name = token.text;
+                ++pos_;
+                return make_opaque("variable $" + name + " at " + where(offset));
+            }
+            case Tok::format: {
+                const std::size_t offset = token.offset;
+                const std::string name = token.text;
+                ++pos_;
+                if (peek().kind == Tok::string) ++pos_;
+                return make_opaque("format @" + name + " at " + where(offset));
+            }
+            case Tok::number: {
+                const double number = std::strtod(token.text.c_str(), nullptr);
+                ++pos_;
+                return make_literal(number);
+            }
+            case Tok::string: {
+                if (token.interpolated) {
+                    const std::size_t offset = token.offset;
+                    ++pos_;
+                    return make_opaque("string interpolation at " + where(offset));
+                }
+                if (!valid_utf8(token.value)) fail("a string that is not valid UTF-8");
+                boost::json::value literal = boost::json::string(token.value);
+                ++pos_;
+                return make_literal(std::move(literal));
+            }
+            case Tok::ident: {
+                if (token.text == "if") {
+                    NodePtr result = parse_if();
+                    if (peek().kind == Tok::field || peek().kind == Tok::dot || at_punct("[") ||
+                        at_punct("?")) {
+                        fail("a suffix after 'end'");
+                    }
+                    return result;
+                }
+                if (is_keyword(token.text)) fail("'" + token.text + "'");
+                const Token name_token = token;
+                ++pos_;
+                return parse_call(name_token);
+            }
+            case Tok::punct:
+                break;
+        }
+        if (at_punct("(")) {
+            ++pos_;
+            NodePtr inner = parse_pipe();
+            expect_punct(")");
+            return inner;
+        }
+        if (at_punct("[")) {
+            const std::size_t offset = peek().offset;
+            ++pos_;
+            if (at_punct("]")) {
+                ++pos_;
+                return make_literal(boost::json::array());
+            }
+            NodePtr inner = parse_pipe();
+            expect_punct("]");
+            std::vector<NodePtr> items;
+            flatten(inner, items);
+            boost::json::array elements;
+            for (const auto& item : items) {
+                if (item->op != Op::literal) {
+                    return make_opaque("array construction at " + where(offset), {inner});
+                }
+                elements.push_back(item->literal);
+            }
+            return make_literal(std::move(elements));
+        }
+        if (at_punct("{")) {
+            if (auto constant = constant_object()) return constant;
+            const std::size_t offset = skip_braces();
+            return make_opaque("object construction at " + where(offset));
+        }
+        if (at_punct("-") && peek(1).kind == Tok::number && !at_punct("*", 2) && !at_punct("/", 2) &&
+            !at_punct("%", 2) && !(peek(2).kind == Tok::field) && !at_punct("[", 2) &&
+            !at_punct("?", 2) && !(peek(2).kind == Tok::dot)) {
+            const double number = -std::strtod(peek(1).text.c_str(), nullptr);
+            pos_ += 2;
+            return make_literal(number);
+        }
+        fail("'" + token.text + "'");
+    }
+
+    std::string_view text_;
+    std::vector<Token> tokens_;
+    std::size_t pos_ = 0;
+    std::vector<Definition> defs_;
+};
+
+// ---------------------------------------------------------------------------
+// Static analysis.
+
+std::optional<std::string> unsupported(const Node& node, bool generator_allowed) {
+    switch (node.op) {
+        case Op::opaque:
+            return node.reason;
+        case Op::comma:
+            if (!generator_allowed) return std::string("',' (several outputs) outside IN(...)");
+            break;
+        default:
+            break;
+    }
+    const bool items_are_generators = node.op == Op::in_generator || node.op == Op::in_source;
+    for (const auto& kid : node.kids) {
+        if (auto reason = unsupported(*kid, items_are_generators)) return reason;
+    }
+    for (const auto& kid : node.more) {
+        if (auto reason = unsupported(*kid, items_are_generators)) return reason;
+    }
+    return std::nullopt;
+}
+
+// Whether evaluating node (on the event itself when at_root) could raise a jq error.
+bool may_error(const Node& node, bool at_root) {
+    switch (node.op) {
+        case Op::identity:
+        case Op::literal:
+        case Op::empty:
+        case Op::not_:
+        case Op::type:
+        case Op::try_:
+            return false;
+        case Op::tostring:
+            return false;
+        case Op::field:
+            return !(at_root && node.kids[0]->op == Op::identity);
+        case Op::pipe:
+            return may_error(*node.kids[0], at_root) || may_error(*node.kids[1], false);
+        case Op::eq:
+        case Op::ne:
+        case Op::lt:
+        case Op::le:
+        case Op::gt:
+        case Op::ge:
+        case Op::and_:
+        case Op::or_:
+        case Op::alt:
+        case Op::select:
+        case Op::if_:
+        case Op::comma:
+        case Op::in_generator:
+        case Op::in_source: {
+            for (const auto& kid : node.kids) {
+                if (may_error(*kid, at_root)) return true;
+            }
+            for (const auto& kid : node.more) {
+                if (may_error(*kid, at_root)) return true;
+            }
+            return false;
+        }
+        default:
+            return true;
+    }
+}
+
+std::optional<FieldPath> path_of(const Node& node) {
+    switch (node.op) {
+        case Op::identity:
+            return FieldPath{};
+        case Op::try_:
+            return path_of(*node.kids[0]);
+        case Op::field:
+        case Op::index: {
+            auto base = path_of(*node.kids[0]);
+            if (!base) return std::nullopt;
+            FieldPath::Step step;
+            if (node.op == Op::field) {
+                step.field = node.name;
+            } else {
+                step.is_index = true;
+                step.index = node.index;
+            }
+            base->steps.push_back(std::move(step));
+            return base;
+        }
+        default:
+            return std::nullopt;
+    }
+}
+
+bool is_scalar_literal(const Node& node) {
+    return node.op == Op::literal && !node.literal.is_array() && !node.literal.is_object();
+}
+
+std::optional<IndexCondition> single_term(const Node& path_node, const std::vector<NodePtr>& values) {
+    auto path = path_of(path_node);
+    if (!path || path->steps.empty()) return std::nullopt;
+    IndexCondition::Term term{std::move(*path), {}};
+    for (const auto& value : values) {
+        if (!is_scalar_literal(*value)) return std::nullopt;
+        term.values.push_back(value->literal);
+    }
+    if (term.values.empty()) return std::nullopt;
+    IndexCondition condition;
+    condition.terms.push_back(std::move(term));
+    return condition;
+}
+
+void flatten_and(const NodePtr& node, std::vector<NodePtr>& conjuncts) {
+    if (node->op == Op::and_) {
+        flatten_and(node->kids[0], conjuncts);
+        flatten_and(node->kids[1], conjuncts);
+    } else {
+        conjuncts.push_back(node);
+    }
+}
+
+bool names_event_name(const IndexCondition& condition) {
+    return condition.terms.size() == 1 && condition.terms[0].path.steps.size() == 1 &&
+           condition.terms[0].path.steps[0].field == "eventName";
+}
+
+std::size_t value_count(const IndexCondition& condition) {
+    std::size_t count = 0;
+    for (const auto& term : condition.terms) count += term.values.size();
+    return count;
+}
+
+// A condition that holds for every event on which node (evaluated on the event)
+// yields a truthy value or raises an error: on any other event it yields
+// false, null or nothing, without error.
+std::optional<IndexCondition> condition_of(const NodePtr& node, std::string& why) {
+    switch (node->op) {
+        case Op::eq: {
+            const Node& left = *node->kids[0];
+            const Node& right = *node->kids[1];
+            if (is_scalar_literal(right)) {
+                if (auto condition = single_term(left, {node->kids[1]})) return condition;
+            }
+            if (is_scalar_literal(left)) {
+                if (auto condition = single_term(right, {node->kids[0]})) return condition;
+            }
+            why = "'==' between something other than a field path and a literal";
+            return std::nullopt;
+        }
+        case Op::pipe: {
+            const Node& right = *node->kids[1];
+            if (right.op == Op::in_generator) {
+                if (auto condition = single_term(*node->kids[0], right.kids)) return condition;
+                why = "IN(...) of something other than literals after a field path";
+                return std::nullopt;
+            }
+            if (node->kids[0]->op == Op::select) return condition_of(node->kids[0]->kids[0], why);
+            why = "a pipe that is not 'PATH | IN(literals)'";
+            return std::nullopt;
+        }
+        case Op::in_source:
+            if (node->kids.size() == 1) {
+                if (auto condition = single_term(*node->kids[0], node->more)) return condition;
+            }
+            why = "IN(source; literals) of something other than a field path";
+            return std::nullopt;
+        case Op::select:
+            return condition_of(node->kids[0], why);
+        case Op::if_:
+            if (node->kids[2]->op == Op::empty) return condition_of(node->kids[0], why);
+            why = "an if whose else is not empty";
+            return std::nullopt;
+        case Op::and_: {
+            std::vector<NodePtr> conjuncts;
+            flatten_and(node, conjuncts);
+            std::optional<IndexCondition> best;
+            std::string first_why;
+            for (const auto& conjunct : conjuncts) {
+                std::string conjunct_why;
+                if (auto condition = condition_of(conjunct, conjunct_why)) {
+                    const auto rank = [](const IndexCondition& c) {
+                        return std::make_tuple(c.terms.size(), names_event_name(c) ? 0 : 1, value_count(c));
+                    };
+                    if (!best || rank(*condition) < rank(*best)) best = std::move(condition);
+                } else if (first_why.empty()) {
+                    first_why = conjunct_why;
+                }
+                // A later condition is only required if nothing before it can fail.
+                if (may_error(*conjunct, true)) break;
+            }
+            if (best) return best;
+            why = first_why.empty() ? "no 'and' term has an equality condition" : first_why;
+            return std::nullopt;
+        }
+        case Op::or_: {
+            auto left = condition_of(node->kids[0], why);
+            if (!left) return std::nullopt;
+            auto right = condition_of(node->kids[1], why);
+            if (!right) return std::nullopt;
+            for (auto& term : right->terms) {
+                auto same = std::find_if(left->terms.begin(), left->terms.end(),
+                                         [&](const IndexCondition::Term& t) { return t.path == term.path; });
+                if (same == left->terms.end()) {
+                    left->terms.push_back(std::move(term));
+                } else {
+                    same->values.insert(same->values.end(), term.values.begin(), term.values.end());
+                }
+            }
+            return left;
+        }
+        case Op::opaque:
+            why = node->reason;
+            return std::nullopt;
+        default:
+            why = "no equality or IN condition on a field path";
+            return std::nullopt;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Values during evaluation: borrowed from the event or the program, or made.
+
+const boost::json::value kNullValue;
+
+struct Val {
+    const boost::json::value* ref = nullptr;
+    const boost::json::object* root = nullptr;  // the event itself
+    boost::json::value owned;
+
+    static Val of(const boost::json::value& value) {
+        Val val;
+        val.ref = &value;
+        return val;
+    }
+    static Val make(boost::json::value value) {
+        Val val;
+        val.owned = std::move(value);
+        return val;
+    }
+    const boost::json::value& value() const { return ref != nullptr ? *ref : owned; }
+    bool is_root() const { return root != nullptr; }
+};
+
+// The events and literals a view can look at: a value or the root object.
+struct View {
+    const boost::json::value* value = nullptr;
+    const boost::json::object* object = nullptr;
+
+    explicit View(const Val& val) {
+        if (val.root != nullptr) {
+            object = val.root;
+        } else {
+            value = &val.value();
+            if (value->is_object()) object = &value->get_object();
+        }
+    }
+    explicit View(const boost::json::value& v) : value(&v) {
+        if (v.is_object()) object = &v.get_object();
+    }
+    // jq's kind order: null < false < true < numbers < strings < arrays < objects.
+    int rank() const {
+        if (object != nullptr) return 7;
+        switch (value->kind()) {
+            case boost::json::kind::null:
+                return 1;
+            case boost::json::kind::bool_:
+                return value->get_bool() ? 3 : 2;
+            case boost::json::kind::int64:
+            case boost::json::kind::uint64:
+            case boost::json::kind::double_:
+                return 4;
+            case boost::json::kind::string:
+                return 5;
+            case boost::json::kind::array:
+                return 6;
+            case boost::json::kind::object:
+                return 7;
+        }
+        return 1;
+    }
+    double number() const { return value->to_number<double>(); }
+    std::string_view string() const { return value->get_string(); }
+};
+
+bool truthy(const Val& val) {
+    if (val.root != nullptr) return true;
+    const auto& value = val.value();
+    return !(value.is_null() || (value.is_bool() && !value.get_bool()));
+}
+
+std::optional<int> compare(const View& a, const View& b);
+
+std::optional<bool> equal(const View& a, const View& b) {
+    const int rank_a = a.rank();
+    if (rank_a != b.rank()) return false;
+    if (rank_a == 7) {
+        if (a.object->size() != b.object->size()) return false;
+        for (const auto& member : *a.object) {
+            if (!valid_utf8(member.key())) return std::nullopt;
+            const auto* other = b.object->if_contains(member.key());
+            if (other == nullptr) return false;
+            auto same = equal(View(member.value()), View(*other));
+            if (!same || !*same) return same;
+        }
+        return true;
+    }
+    auto order = compare(a, b);
+    if (!order) return std::nullopt;
+    return *order == 0;
+}
+
+std::optional<int> compare(const View& a, const View& b) {
+    const int rank_a = a.rank();
+    const int rank_b = b.rank();
+    if (rank_a != rank_b) return rank_a < rank_b ? -1 : 1;
+    switch (rank_a) {
+        case 4: {
+            const double x = a.number();
+            const double y = b.number();
+            return x < y ? -1 : (x == y ? 0 : 1);
+        }
+        case 5: {
+            const std::string_view x = a.string();
+            const std::string_view y = b.string();
+            if (!valid_utf8(x) || !valid_utf8(y)) return std::nullopt;
+            const std::size_t common = std::min(x.size(), y.size());
+            const int r = common == 0 ? 0 : std::memcmp(x.data(), y.data(), common);
+            if (r != 0) return r < 0 ? -1 : 1;
+            return x.size() < y.size() ? -1 : (x.size() == y.size() ? 0 : 1);
+        }
+        case 6: {
+            const auto& x = a.value->get_array();
+            const auto& y = b.value->get_array();
+            for (std::size_t i = 0;; ++i) {
+                const bool x_done = i >= x.size();
+                const bool y_done = i >= y.size();
+                if (x_done || y_done) return x_done == y_done ? 0 : (x_done ? -1 : 1);
+                auto r = compare(View(x[i]), View(y[i]));
+                if (!r || *r != 0) return r;
+            }
+        }
+        case 7:
+            return std::nullopt;  // jq orders objects by sorted keys; not modelled
+        default:
+            return 0;  // null, false, true
+    }
+}
+
+// jq 1.6's jv_contains; nullopt where it is not modelled (strings with NUL,
+// which jq cuts at the NUL, or not valid UTF-8).
+std::optional<bool> contains(const View& a, const View& b) {
+    const int rank_a = a.rank();
+    if (rank_a != b.rank()) return false;
+    if (rank_a == 7) {
+        for (const auto& member : *b.object) {
+            if (!valid_utf8(member.key())) return std::nullopt;
+            const auto* mine = a.object->if_contains(member.key());
+            if (mine == nullptr) return false;
+            auto inner = contains(View(*mine), View(member.value()));
+            if (!inner || !*inner) return inner;
+        }
+        return true;
+    }
+    if (rank_a == 6) {
+        for (const auto& wanted : b.value->get_array()) {
+            bool found = false;
+            for (const auto& element : a.value->get_array()) {
+                auto inner = contains(View(element), View(wanted));
+                if (!inner) return std::nullopt;
+                if (*inner) {
+                    found = true;
+                    break;
+                }
+            }
+            if (!found) return false;
+        }
+        return true;
+    }
+    if (rank_a == 5) {
+        const std::string_view x = a.string();
+        const std::string_view y = b.string();
+        if (!valid_utf8(x) || !valid_utf8(y)) return std::nullopt;
+        if (x.find('\0') != std::string_view::npos || y.find('\0') != std::string_view::npos) {
+            return std::nullopt;
+        }
+        return x.find(y) != std::string_view::npos;
+    }
+    return equal(a, b);
+}
+
+enum class Status : std::uint8_t { value, empty, error, unknown };
+
+struct Result {
+    Status status = Status::unknown;
+    Val val;
+
+    static Result of(Val v) { return Result{Status::value, std::move(v)}; }
+    static Result boolean(bool b) { return of(Val::make(b)); }
+    static Result none() { return Result{Status::empty, {}}; }
+    static Result error() { return Result{Status::error, {}}; }
+    static Result unknown() { return Result{Status::unknown, {}}; }
+    bool ok() const { return status == Status::value; }
+};
+
+Val copy_of(const Val& input) {
+    Val copy;
+    copy.ref = input.ref;
+    copy.root = input.root;
+    if (input.ref == nullptr && input.root == nullptr) copy.owned = input.owned;
+    return copy;
+}
+
+Result evaluate(const Node& node, const Val& input);
+
+Result index_field(const Val& base, const std::string& name) {
+    if (base.root != nullptr) {
+        const auto* found = base.root->if_contains(name);
+        return Result::of(Val::of(found != nullptr ? *found : kNullValue));
+    }
+    const auto& value = base.value();
+    if (value.is_null()) return Result::of(Val::of(kNullValue));
+    if (!value.is_object()) return Result::error();
+    if (base.ref == nullptr) return Result::unknown();  // would point into a temporary
+    const auto* found = value.get_object().if_contains(name);
+    return Result::of(Val::of(found != nullptr ? *found : kNullValue));
+}
+
+Result index_array(const Val& base, std::int64_t index) {
+    if (base.root != nullptr) return Result::error();
+    const auto& value = base.value();
+    if (value.is_null()) return Result::of(Val::of(kNullValue));
+    if (!value.is_array()) return Result::error();
+    if (base.ref == nullptr) return Result::unknown();
+    const auto& array = value.get_array();
+    std::int64_t position = index;
+    if (position < 0) position += static_cast<std::int64_t>(array.size());
+    if (position < 0 || static_cast<std::size_t>(position) >= array.size()) {
+        return Result::of(Val::of(kNullValue));
+    }
+    return Result::of(Val::of(array[static_cast<std::size_t>(position)]));
+}
+
+Result compare_op(const Node& node, const Val& input) {
+    // jq evaluates the right operand first; both are evaluated unless one is empty.
+    Result right = evaluate(*node.kids[1], input);
+    Result left = evaluate(*node.kids[0], input);
+    if (right.status == Status::unknown || left.status == Status::unknown) return Result::unknown();
+    if (right.status == Status::error || left.status == Status::error) return Result::error();
+    if (right.status == Status::empty || left.status == Status::empty) return Result::none();
+    const View a(left.val);
+    const View b(right.val);
+    if (node.op == Op::eq || node.op == Op::ne) {
+        auto same = equal(a, b);
+        if (!same) return Result::unknown();
+        return Result::boolean(node.op == Op::eq ? *same : !*same);
+    }
+    auto order = compare(a, b);
+    if (!order) return Result::unknown();
+    switch (node.op) {
+        case Op::lt:
+            return Result::boolean(*order < 0);
+        case Op::le:
+            return Result::boolean(*order <= 0);
+        case Op::gt:
+            return Result::boolean(*order > 0);
+        default:
+            return Result::boolean(*order >= 0);
+    }
+}
+
+// IN: true at the first item equal to the value; any item that fails or is not
+// modelled makes the answer libjq's (jq may stop before reaching it).
+Result in_items(const std::vector<NodePtr>& items, const Val& input, const View& wanted) {
+    for (const auto& item : items) {
+        Result r = evaluate(*item, input);
+        if (r.status == Status::empty) continue;
+        if (!r.ok()) return Result::unknown();
+        auto same = equal(View(r.val), wanted);
+        if (!same) return Result::unknown();
+        if (*same) return Result::boolean(true);
+    }
+    return Result::boolean(false);
+}
+
+bool string_input(const Val& input, std::string_view& text) {
+    if (input.root != nullptr || !input.value().is_string()) return false;
+    text = input.value().get_string();
+    return true;
+}
+
+std::string integer_text(double number) {
+    return std::to_string(static_cast<std::int64_t>(number));
+}
+
+Result evaluate(const Node& node, const Val& input) {
+    switch (node.op) {
+        case Op::identity:
+            return Result::of(copy_of(input));
+        case Op::literal:
+            return Result::of(Val::of(node.literal));
+        case Op::empty:
+            return Result::none();
+        case Op::field: {
+            Result base = evaluate(*node.kids[0], input);
+            if (!base.ok()) return base;
+            return index_field(base.val, node.name);
+        }
+        case Op::index: {
+            Result base = evaluate(*node.kids[0], input);
+            if (!base.ok()) return base;
+            return index_array(base.val, node.index);
+        }
+        case Op::try_: {
+            Result inner = evaluate(*node.kids[0], input);
+            if (inner.status == Status::error) return Result::none();
+            return inner;
+        }
+        case Op::eq:
+        case Op::ne:
+        case Op::lt:
+        case Op::le:
+        case Op::gt:
+        case Op::ge:
+            return compare_op(node, input);
+        case Op::and_:
+        case Op::or_: {
+            Result left = evaluate(*node.kids[0], input);
+            if (!left.ok()) return left;
+            const bool left_true = truthy(left.val);
+            if (node.op == Op::and_ && !left_true) return Result::boolean(false);
+            if (node.op == Op::or_ && left_true) return Result::boolean(true);
+            Result right = evaluate(*node.kids[1], input);
+            if (!right.ok()) return right;
+            return Result::boolean(truthy(right.val));
+        }
+        case Op::alt: {
+            // jq 1.6's '//' lets an error on its left through.
+            Result left = evaluate(*node.kids[0], input);
+            if (left.status == Status::unknown || left.status == Status::error) return left;
+            if (left.ok() && truthy(left.val)) return left;
+            return evaluate(*node.kids[1], input);
+        }
+        case Op::pipe: {
+            Result left = evaluate(*node.kids[0], input);
+            if (!left.ok()) return left;
+            return evaluate(*node.kids[1], left.val);
+        }
+        case Op::not_:
+            return Result::boolean(!truthy(input));
+        case Op::select: {
+            Result condition = evaluate(*node.kids[0], input);
+            if (!condition.ok()) return condition;
+            return truthy(condition.val) ? Result::of(copy_of(input)) : Result::none();
+        }
+        case Op::if_: {
+            Result condition = evaluate(*node.kids[0], input);
+            if (!condition.ok()) return condition;
+            return evaluate(*node.kids[truthy(condition.val) ? 1 : 2], input);
+        }
+        case Op::in_generator:
+            return in_items(node.kids, input, View(input));
+        case Op::in_source: {
+            // any(src == s; .): s is the outer loop.
+            for (const auto& wanted_node : node.more) {
+                Result wanted = evaluate(*wanted_node, input);
+                if (wanted.status == Status::empty) continue;
+                if (!wanted.ok()) return Result::unknown();
+                Result found = in_items(node.kids, input, View(wanted.val));
+                if (!found.ok() || truthy(found.val)) return found;
+            }
+            return Result::boolean(false);
+        }
+        case Op::test: {
+            std::string_view text;
+            if (!string_input(input, text)) return Result::error();
+            if (!valid_utf8(text)) return Result::unknown();
+            auto found = node.regex->search(text);
+            if (!found) return Result::unknown();
+            return Result::boolean(*found);
+        }
+        case Op::startswith:
+        case Op::endswith: {
+            Result affix = evaluate(*node.kids[0], input);
+            if (!affix.ok()) return affix;
+            std::string_view text;
+            if (!string_input(input, text) || affix.val.root != nullptr || !affix.val.value().is_string()) {
+                return Result::error();
+            }
+            const std::string_view part = affix.val.value().get_string();
+            if (!valid_utf8(text) || !valid_utf8(part)) return Result::unknown();
+            if (node.op == Op::startswith) return Result::boolean(text.substr(0, part.size()) == part);
+            return Result::boolean(text.size() >= part.size() &&
+                                   text.substr(text.size() - part.size()) == part);
+        }
+        case Op::contains: {
+            Result wanted = evaluate(*node.kids[0], input);
+            if (!wanted.ok()) return wanted;
+            const View a(input);
+            const View b(wanted.val);
+            if (a.rank() != b.rank()) return Result::error();
+            auto found = contains(a, b);
+            if (!found) return Result::unknown();
+            return Result::boolean(*found);
+        }
+        case Op::tostring: {
+            const View v(input);
+            switch (v.rank()) {
+                case 1:
+                    return Result::of(Val::make("null"));
+                case 2:
+                    return Result::of(Val::make("false"));
+                case 3:
+                    return Result::of(Val::make("true"));
+                case 4: {
+                    const double number = v.number();
+                    if (std::trunc(number) == number && std::fabs(number) < 1e15) {
+                        return Result::of(Val::make(boost::json::string(integer_text(number))));
+                    }
+                    return Result::unknown();
+                }
+                case 5:
+                    return Result::of(copy_of(input));
+                default:
+                    return Result::unknown();
+            }
+        }
+        case Op::ascii_downcase:
+        case Op::ascii_upcase: {
+            std::string_view text;
+            if (!string_input(input, text)) return Result::error();
+            if (!valid_utf8(text)) return Result::unknown();
+            boost::json::string result(text);
+            for (auto& c : result) {
+                if (node.op == Op::ascii_downcase && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+                if (node.op == Op::ascii_upcase && c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+            }
+            return Result::of(Val::make(std::move(result)));
+        }
+        case Op::length: {
+            const View v(input);
+            switch (v.rank()) {
+                case 1:
+                    return Result::of(Val::make(0));
+                case 2:
+                case 3:
+                    return Result::error();
+                case 4:
+                    return Result::of(Val::make(std::fabs(v.number())));
+                case 5:
+                    if (!valid_utf8(v.string())) return Result::unknown();
+                    return Result::of(Val::make(static_cast<double>(codepoint_count(v.string()))));
+                case 6:
+                    return Result::of(Val::make(static_cast<double>(v.value->get_array().size())));
+                default:
+                    return Result::of(Val::make(static_cast<double>(v.object->size())));
+            }
+        }
+        case Op::has: {
+            Result key = evaluate(*node.kids[0], input);
+            if (!key.ok()) return key;
+            const View v(input);
+            if (v.rank() != 7 || key.val.root != nullptr || !key.val.value().is_string()) {
+                return Result::unknown();
+            }
+            const std::string_view name = key.val.value().get_string();
+            // Keys that are not valid UTF-8 become U+FFFD in jq.
+            if (!valid_utf8(name) || name.find("\xEF\xBF\xBD") != std::string_view::npos) {
+                return Result::unknown();
+            }
+            return Result::boolean(v.object->if_contains(name) != nullptr);
+        }
+        case Op::type: {
+            static constexpr const char* kNames[] = {"", "null", "boolean", "boolean", "number",
+                                                     "string", "array", "object"};
+            return Result::of(Val::make(kNames[View(input).rank()]));
+        }
+        case Op::comma:
+        case Op::opaque:
+            return Result::unknown();
+    }
+    return Result::unknown();
+}
+
+bool field_name_is_safe(const Node& node) {
+    if (node.op == Op::field &&
+        (!valid_utf8(node.name) || node.name.find("\xEF\xBF\xBD") != std::string::npos)) {
+        return false;
+    }
+    for (const auto& kid : node.kids) {
+        if (!field_name_is_safe(*kid)) return false;
+    }
+    for (const auto& kid : node.more) {
+        if (!field_name_is_safe(*kid)) return false;
+    }
+    return true;
+}
+
+std::string value_text(const boost::json::value& value) {
+    if (value.is_string()) return std::string(value.get_string());
+    if (value.is_number()) {
+        const double number = value.to_number<double>();
+        if (std::trunc(number) == number && std::fabs(number) < 1e15) return integer_text(number);
+    }
+    return boost::json::serialize(value);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Public.
+
+std::string FieldPath::text() const {
+    std::string out;
+    for (const auto& step : steps) {
+        if (step.is_index) {
+            out += "[" + std::to_string(step.index) + "]";
+            continue;
+        }
+        bool plain = !step.field.empty() && is_ident_start(step.field[0]);
+        for (char c : step.field) plain = plain && is_ident_char(c);
+        if (plain) {
+            if (!out.empty()) out += '.';
+            out += step.field;
+        } else {
+            out += "[" + boost::json::serialize(boost::json::value(boost::json::string(step.field))) + "]";
+        }
+    }
+    return out;
+}
+
+bool FieldPath::operator==(const FieldPath& other) const {
+    if (steps.size() != other.steps.size()) return false;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        if (steps[i].is_index != other.steps[i].is_index || steps[i].field != other.steps[i].field ||
+            steps[i].index != other.steps[i].index) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string IndexCondition::text() const {
+    std::string out;
+    for (const auto& term : terms) {
+        if (!out.empty()) out += " or ";
+        out += term.path.text();
+        if (term.values.size() == 1) {
+            out += " = " + value_text(term.values[0]);
+            continue;
+        }
+        out += " \xE2\x88\x88 {";
+        for (std::size_t i = 0; i < term.values.size(); ++i) {
+            if (i > 0) out += ", ";
+            out += value_text(term.values[i]);
+        }
+        out += "}";
+    }
+    return out;
+}
+
+ReadRule read_rule(std::string_view program) {
+    ReadRule rule;
+    if (program.find('\r') != std::string_view::npos || program.find('\0') != std::string_view::npos ||
+        !valid_utf8(program)) {
+        rule.not_native_reason = "the program has a carriage return, a NUL or bytes that are not UTF-8";
+        rule.not_indexed_reason = rule.not_native_reason;
+        return rule;
+    }
+    std::vector<Token> tokens;
+    try {
+        tokens = Lexer(program).run();
+    } catch (const ReadFailure& failure) {
+        Parser where_parser(program, {Token{}});
+        rule.not_native_reason = "not read: " + failure.reason + " at " + where_parser.where(failure.offset);
+        rule.not_indexed_reason = rule.not_native_reason;
+        return rule;
+    }
+    Parser parser(program, std::move(tokens));
+    bool definitions_read = true;
+    try {
+        parser.read_definitions();
+    } catch (const ReadFailure& failure) {
+        rule.not_native_reason = "not read: " + failure.reason + " at " + parser.where(failure.offset);
+        rule.not_indexed_reason = rule.not_native_reason;
+        return rule;
+    }
+    for (const auto& definition : parser.definitions()) {
+        if (!definition.body) definitions_read = false;
+    }
+    const std::size_t program_start = parser.position();
+    bool rest_unread = false;
+    std::string failure_text;
+
+    // select(P) [| select(Q)]... [| REST]
+    const bool select_is_builtin = std::none_of(
+        parser.definitions().begin(), parser.definitions().end(),
+        [](const Definition& d) { return d.name == "select" && d.arity == 1; });
+    if (select_is_builtin && parser.at_word("select") && parser.at_punct("(", 1)) {
+        try {
+            NodePtr predicate;
+            for (;;) {
+                parser.expect_word("select");
+                parser.expect_punct("(");
+                NodePtr condition = parser.parse_pipe();
+                parser.expect_punct(")");
+                predicate = predicate ? make(Op::and_, {predicate, condition}) : condition;
+                if (parser.at_end()) {
+                    rule.form = RuleForm::select_only;
+                    break;
+                }
+                if (!parser.at_punct("|")) throw ReadFailure{"", 0};  // another form
+                parser.expect_punct("|");
+                if (!(parser.at_word("select") && parser.at_punct("(", 1))) {
+                    rule.form = RuleForm::select_then_rest;
+                    rest_unread = true;
+                    const std::size_t rest_start = parser.position();
+                    try {
+                        NodePtr rest = parser.parse_pipe();
+                        if (parser.at_end() && !unsupported(*rest, false) && field_name_is_safe(*rest)) {
+                            rule.annotation = rest;
+                            rest_unread = false;
+                        }
+                    } catch (const ReadFailure&) {
+                    }
+                    parser.rewind(rest_start);
+                    break;
+                }
+            }
+            rule.predicate = predicate;
+        } catch (const ReadFailure& failure) {
+            if (!failure.reason.empty()) {
+                failure_text = "not read: " + failure.reason + " at " + parser.where(failure.offset);
+            }
+            rule.form = RuleForm::unread;
+            rule.predicate = nullptr;
+        }
+    }
+    // if P then REST else empty end, with a REST that is not read.
+    if (!rule.predicate && failure_text.empty() && parser.at_word("if")) {
+        parser.rewind(program_start);
+        try {
+            parser.expect_word("if");
+            NodePtr condition = parser.parse_pipe();
+            parser.expect_word("then");
+            int depth = 0;
+            for (;;) {
+                if (parser.at_end()) throw ReadFailure{"an unterminated if", 0};
+                const Token& token = parser.peek();
+                if (token.kind == Tok::punct) {
+                    if (token.text == "(" || token.text == "[" || token.text == "{") ++depth;
+                    if (token.text == ")" || token.text == "]" || token.text == "}") --depth;
+                } else if (token.kind == Tok::ident) {
+                    if (token.text == "if") ++depth;
+                    if (token.text == "end") --depth;
+                    if (depth == 0 && (token.text == "elif" || token.text == "else")) break;
+                }
+                parser.rewind(parser.position() + 1);
+            }
+            parser.expect_word("else");
+            parser.expect_word("empty");
+            parser.expect_word("end");
+            if (!parser.at_end()) throw ReadFailure{"", 0};
+            rule.form = RuleForm::select_then_rest;
+            rule.predicate = condition;
+            rest_unread = true;
+        } catch (const ReadFailure&) {
+            rule.form = RuleForm::unread;
+            rule.predicate = nullptr;
+        }
+        // A then-branch the evaluator handles is better handled as a whole below.
+        if (rule.predicate) {
+            parser.rewind(program_start);
+            try {
+                NodePtr whole = parser.parse_pipe();
+                if (parser.at_end() && !unsupported(*whole, false)) {
+                    rule.form = RuleForm::bare;
+                    rule.predicate = whole;
+                    rest_unread = false;
+                }
+            } catch (const ReadFailure&) {
+            }
+        }
+    }
+    if (!rule.predicate && failure_text.empty()) {
+        parser.rewind(program_start);
+        try {
+            NodePtr whole = parser.parse_pipe();
+            if (!parser.at_end()) parser.fail("unexpected '" + parser.peek().text + "'");
+            rule.form = RuleForm::bare;
+            rule.predicate = whole;
+        } catch (const ReadFailure& failure) {
+            failure_text = "not read: " + failure.reason + " at " + parser.where(failure.offset);
+        }
+    }
+    if (!rule.predicate) {
+        rule.not_native_reason = failure_text.empty() ? "not read" : failure_text;
+        rule.not_indexed_reason = rule.not_native_reason;
+        return rule;
+    }
+    if (auto reason = unsupported(*rule.predicate, false)) {
+        rule.not_native_reason = *reason;
+    } else if (!field_name_is_safe(*rule.predicate)) {
+        rule.not_native_reason = "a field name with U+FFFD or bytes that are not UTF-8";
+    } else {
+        rule.native = true;
+    }
+    // A definition it did not read may not compile: libjq checks it at load.
+    rule.fully_read = rule.native && !rest_unread && definitions_read;
+    std::string why;
+    rule.condition = condition_of(rule.predicate, why);
+    if (!rule.condition) rule.not_indexed_reason = why;
+    return rule;
+}
+
+namespace {
+
+// tattletail's rule applied to a first output the evaluator computed. Only
+// scalars become annotations here; libjq builds the others (key order, numbers).
+Verdict decide_output(const Result& result, const boost::json::object& event,
+                      std::optional<boost::json::value>& annotation) {
+    if (result.status == Status::empty) return Verdict::no_match;
+    if (result.status != Status::value) return Verdict::ask_libjq;
+    if (result.val.root == &event) return Verdict::match;  // the event itself
+    if (!truthy(result.val)) return Verdict::no_match;
+    const auto& value = result.val.value();
+    if (value.is_bool()) return Verdict::match;
+    if (value.is_string()) {
+        if (!valid_utf8(value.get_string())) return Verdict::ask_libjq;
+        annotation = boost::json::value(value.get_string());
+        return Verdict::match;
+    }
+    if (value.is_number()) {
+        // As the libjq path converts a jq number: integral doubles as integers.
+        const double number = value.to_number<double>();
+        constexpr double two_to_63 = 9223372036854775808.0;
+        if (std::trunc(number) == number && number >= -two_to_63 && number < two_to_63) {
+            annotation = boost::json::value(static_cast<std::int64_t>(number));
+        } else {
+            annotation = boost::json::value(number);
+        }
+        return Verdict::match;
+    }
+    return Verdict::ask_libjq;
+}
+
+}  // namespace
+
+Verdict decide(const ReadRule& rule, const boost::json::object& event,
+               std::optional<boost::json::value>& annotation) {
+    annotation.reset();
+    Val root;
+    root.root = &event;
+    const Result result = evaluate(*rule.predicate, root);
+    switch (rule.form) {
+        case RuleForm::select_only:
+            if (result.status == Status::empty) return Verdict::no_match;
+            if (result.status != Status::value) return Verdict::ask_libjq;
+            return truthy(result.val) ? Verdict::match : Verdict::no_match;
+        case RuleForm::select_then_rest:
+            if (result.status == Status::empty) return Verdict::no_match;
+            if (result.status != Status::value) return Verdict::ask_libjq;
+            if (!truthy(result.val)) return Verdict::no_match;
+            if (!rule.annotation) return Verdict::ask_libjq;
+            return decide_output(evaluate(*rule.annotation, root), event, annotation);
+        case RuleForm::bare:
+            return decide_output(result, event, annotation);
+        case RuleForm::unread:
+            break;
+    }
+    return Verdict::ask_libjq;
+}
+
+Verdict decide(const ReadRule& rule, const boost::json::object& event) {
+    std::optional<boost::json::value> annotation;
+    return decide(rule, event, annotation);
+}
+
+bool index_key(const boost::json::value& value, std::string& key) {
+    key.clear();
+    switch (value.kind()) {
+        case boost::json::kind::null:
+            key = "z";
+            return true;
+        case boost::json::kind::bool_:
+            key = value.get_bool() ? "t" : "f";
+            return true;
+        case boost::json::kind::int64:
+        case boost::json::kind::uint64:
+        case boost::json::kind::double_: {
+            double number = value.to_number<double>();
+            if (number == 0) number = 0;  // -0 == 0 in jq
+            key = "n";
+            key.append(reinterpret_cast<const char*>(&number), sizeof number);
+            return true;
+        }
+        case boost::json::kind::string:
+            key = "s";
+            key.append(value.get_string().data(), value.get_string().size());
+            return true;
+        default:
+            return false;
+    }
+}
+
+RuleIndex::RuleIndex(const std::vector<std::optional<IndexCondition>>& conditions) {
+    always_.assign((conditions.size() + 63) / 64, 0);
+    std::string key;
+    for (std::size_t rule = 0; rule < conditions.size(); ++rule) {
+        const auto id = static_cast<std::uint32_t>(rule);
+        if (!conditions[rule]) {
+            always_[rule / 64] |= std::uint64_t{1} << (rule % 64);
+            continue;
+        }
+        ++indexed_;
+        for (const auto& term : conditions[rule]->terms) {
+            auto entry = std::find_if(paths_.begin(), paths_.end(),
+                                      [&](const PathEntry& e) { return e.path == term.path; });
+            if (entry == paths_.end()) {
+                paths_.push_back(PathEntry{term.path, {}, {}});
+                entry = paths_.end() - 1;
+            }
+            if (entry->all_rules.empty() || entry->all_rules.back() != id) entry->all_rules.push_back(id);
+            for (const auto& value : term.values) {
+                if (!index_key(value, key)) continue;
+                auto& ids = entry->rules_by_value[key];
+                if (ids.empty() || ids.back() != id) ids.push_back(id);
+            }
+        }
+    }
+}
+
+void RuleIndex::candidates(const boost::json::object& event, std::vector<std::uint64_t>& bits) {
+    bits = always_;
+    const auto set = [&bits](const std::vector<std::uint32_t>& ids) {
+        for (std::uint32_t id : ids) bits[id / 64] |= std::uint64_t{1} << (id % 64);
+    };
+    for (const auto& entry : paths_) {
+        const boost::json::value* value = nullptr;
+        const boost::json::object* object = &event;
+        bool abnormal = false;
+        for (const auto& step : entry.path.steps) {
+            if (object != nullptr) {
+                if (step.is_index) {
+                    abnormal = true;
+                    break;
+                }
+                value = object->if_contains(step.field);
+                if (value == nullptr) value = &kNullValue;
+            } else if (value->is_null()) {
+                // null.x and null[0] are null
+            } else if (step.is_index && value->is_array()) {
+                const auto& array = value->get_array();
+                std::int64_t position = step.index;
+                if (position < 0) position += static_cast<std::int64_t>(array.size());
+                value = position >= 0 && static_cast<std::size_t>(position) < array.size()
+                            ? &array[static_cast<std::size_t>(position)]
+                            : &kNullValue;
+            } else {
+                abnormal = true;
+                break;
+            }
+            object = value->is_object() ? &value->get_object() : nullptr;
+        }
+        if (!abnormal && value->is_string() && !valid_utf8(value->get_string())) abnormal = true;
+        if (abnormal) {
+            set(entry.all_rules);
+            continue;
+        }
+        if (!index_key(*value, key_buffer_)) continue;
+        if (auto found = entry.rules_by_value.find(key_buffer_); found != entry.rules_by_value.end()) {
+            set(found->second);
+        }
+    }
+}
+
+}  // namespace tattle::jq_native

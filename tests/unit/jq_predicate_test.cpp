@@ -1,0 +1,334 @@
+// The native rule reader, evaluator and index: what it reads and refuses, how
+// it routes events, and that its answers are libjq's on the edge cases
+// (null paths, '?', type errors, 1 vs 1.0, unicode, cross-type ordering).
+#include "jq_predicate.hpp"
+#include "tattle/filter.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tattle {
+namespace {
+
+using ::testing::HasSubstr;
+using jq_native::read_rule;
+using jq_native::RuleForm;
+using jq_native::Verdict;
+
+class QuietLogs {
+public:
+    QuietLogs() : previous_(spdlog::default_logger()) {
+        spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+            "jq_predicate_test", std::make_shared<spdlog::sinks::null_sink_st>()));
+    }
+    ~QuietLogs() { spdlog::set_default_logger(previous_); }
+    QuietLogs(const QuietLogs&) = delete;
+    QuietLogs& operator=(const QuietLogs&) = delete;
+
+private:
+    std::shared_ptr<spdlog::logger> previous_;
+};
+
+boost::json::object event(std::string_view json) { return boost::json::parse(json).as_object(); }
+
+// ---------------------------------------------------------------------------
+// The reader.
+
+TEST(JqReader, ReadsTheSupportedForms) {
+    const std::vector<std::pair<std::string, RuleForm>> accepted{
+        {R"(select(.eventName == "X"))", RuleForm::select_only},
+        {"select(.eventName == \"X\") | \"user \\(.userIdentity.arn)\"", RuleForm::select_then_rest},
+        {R"(.errorCode == "AccessDenied")", RuleForm::bare},
+        {R"(if .a == 1 then {x: .b} else empty end)", RuleForm::select_then_rest},
+        {R"(select(.a.b[0]? != null and (.c // "d" | test("^x"; "i"))))", RuleForm::select_only},
+        {R"(select(.["odd key"] | IN("a", "b")))", RuleForm::select_only},
+        {R"(select(IN(.a; 1, 2.5, -3, true, null)))", RuleForm::select_only},
+        {R"(select((.x | tostring | ascii_downcase | length) > 2 or (.y | type) == "object"))",
+         RuleForm::select_only},
+        {R"(select(.x | startswith("a") and endswith("b") and contains("c")))", RuleForm::select_only},
+        {R"(select(has("x") | not))", RuleForm::select_only},
+        {"def admins: \"alice\", \"bob\";\nselect(.user | IN(admins))", RuleForm::select_only},
+        {"# comment\nselect(.a == 1) # trailing", RuleForm::select_only},
+        {R"(select(.a == 1) | select(.b == 2))", RuleForm::select_only},
+        {R"(select(.tags | contains(["a"])))", RuleForm::select_only},
+    };
+    for (const auto& [program, form] : accepted) {
+        const auto rule = read_rule(program);
+        EXPECT_TRUE(rule.native) << program << ": " << rule.not_native_reason;
+        EXPECT_EQ(rule.form, form) << program;
+    }
+}
+
+TEST(JqReader, RefusesWhatItDoesNotModelAndSaysWhere) {
+    const std::vector<std::pair<std::string, std::string>> refused{
+        {R"(select(any(.resources[]?; .type == "x")))", "\"any/2\" at line 1, column 8"},
+        {R"(select(.a[] == 1))", "iteration '[]' at line 1, column 10"},
+        {R"(select(.a as $x | $x == 1))", "'as' binding"},
+        {R"(select($x == 1))", "variable $x at line 1, column 8"},
+        {R"(select(.a + 1 == 2))", "arithmetic '+' at line 1, column 11"},
+        {R"(select(.a == (1, 2)))", "',' (several outputs) outside IN(...)"},
+        {"select(.a == 1)\n| .b | ltrimstr(\"x\") | select(. == \"y\")", ""},  // native, rest for libjq
+        {R"(select(.a | test(.b)))", "test() with a regex that is not a string literal"},
+        {R"(select(.a | test("(")))", "does not compile"},
+        {R"(select(.a | test("x"; "q")))", "flags \"q\" are not valid"},
+        {"def f(x): x; select(f(.a))", "definition \"f\" has parameters"},
+        {"def r: r; select(r)", "definition \"r\" is recursive"},
+        {"select(.a == \"\\(.b)\")", "string interpolation"},
+        {R"(select(.a == {b: .c}))", "object construction"},
+        {R"(select(.a == 1) as $x)", "'as' binding"},
+        {R"(reduce .[] as $x (0; . + $x))", "'reduce'"},
+        {R"(select(.a < .b < .c))", "chained comparisons"},
+        {R"((.a)?.b)", "unexpected 'b' at line 1, column 6"},
+    };
+    for (const auto& [program, reason] : refused) {
+        const auto rule = read_rule(program);
+        if (reason.empty()) {
+            EXPECT_TRUE(rule.native) << program;
+            EXPECT_FALSE(rule.fully_read) << program;
+            continue;
+        }
+        EXPECT_FALSE(rule.native) << program;
+        EXPECT_FALSE(rule.fully_read) << program;
+        EXPECT_THAT(rule.not_native_reason, HasSubstr(reason)) << program;
+    }
+}
+
+TEST(JqReader, DefinitionsShadowBuiltinsByNameAndArity) {
+    // A zero-argument `test` does not hide test/1; a one-argument one does.
+    EXPECT_TRUE(read_rule("def test: 1; select(.a | test(\"x\"))").native);
+    EXPECT_FALSE(read_rule("def test(r): true; select(.a | test(\"x\"))").native);
+    // true/false/null are constants in jq 1.6 whatever is defined.
+    EXPECT_TRUE(read_rule("def true: false; select(true)").native);
+    // An unread definition that is not used keeps the rule native, but libjq
+    // must still check it at load.
+    const auto rule = read_rule("def unused: reduce .[] as $x (0; .); select(.a == 1)");
+    EXPECT_TRUE(rule.native);
+    EXPECT_FALSE(rule.fully_read);
+}
+
+// ---------------------------------------------------------------------------
+// Index conditions.
+
+std::string condition_of(std::string_view program) {
+    const auto rule = read_rule(program);
+    return rule.condition ? rule.condition->text() : "none: " + rule.not_indexed_reason;
+}
+
+TEST(JqIndexConditions, EqualityInListsAndOrBranches) {
+    EXPECT_EQ(condition_of(R"(select(.eventSource == "iam.amazonaws.com" and .eventName == "CreateAccessKey"))"),
+              "eventName = CreateAccessKey");
+    EXPECT_EQ(condition_of(R"(select(.eventName | IN("A", "B")))"), "eventName \xE2\x88\x88 {A, B}");
+    EXPECT_EQ(condition_of(R"(select(IN(.userIdentity.type; "Root")))"), "userIdentity.type = Root");
+    EXPECT_EQ(condition_of(R"(select(.eventName == "A" or .eventSource == "s3.amazonaws.com"))"),
+              "eventName = A or eventSource = s3.amazonaws.com");
+    EXPECT_EQ(condition_of(R"(select(.a == 1 or .a == 2))"), "a \xE2\x88\x88 {1, 2}");
+    EXPECT_EQ(condition_of(R"("x" == .["odd key"])"), "[\"odd key\"] = x");
+    EXPECT_EQ(condition_of(R"(if .resources[0].type == null then 1 else empty end)"), "resources[0].type = null");
+    EXPECT_EQ(condition_of("def names: \"A\", \"B\"; select(.eventName | IN(names))"),
+              "eventName \xE2\x88\x88 {A, B}");
+}
+
+TEST(JqIndexConditions, RefusesWhatDoesNotRequireAValue) {
+    EXPECT_THAT(condition_of(R"(select(.eventName != "A"))"), HasSubstr("none"));
+    EXPECT_THAT(condition_of(R"(select(.eventName == "A" or (.x | test("y"))))"), HasSubstr("none"));
+    EXPECT_THAT(condition_of(R"(select((.eventName == "A") | not))"), HasSubstr("none"));
+    EXPECT_THAT(condition_of(R"(select(.eventName == .eventSource))"), HasSubstr("none"));
+    // `.eventName == "A"` comes after a term that may fail: on an event where
+    // it fails, jq reports an error the index would hide.
+    EXPECT_THAT(condition_of(R"(select((.a | test("x")) and .eventName == "A"))"), HasSubstr("none"));
+    // ... but not after one that cannot fail.
+    EXPECT_EQ(condition_of(R"(select(.readOnly == false and .eventName == "A"))"), "eventName = A");
+    EXPECT_EQ(condition_of(R"(select((.a // "x") == "y" and .eventName == "A"))"), "eventName = A");
+    // jq 1.6's '//' does not catch an error on its left.
+    EXPECT_THAT(condition_of(R"(select((.a.b // "x") == "y" and .eventName == "A"))"), HasSubstr("none"));
+    // A bare path yields its value; the index has no say.
+    EXPECT_THAT(condition_of(R"(.eventName)"), HasSubstr("none"));
+}
+
+TEST(JqRuleIndex, RoutesByValueAndKeepsRulesWhosePathsFail) {
+    std::vector<std::optional<jq_native::IndexCondition>> conditions{
+        read_rule(R"(select(.eventName == "A"))").condition,
+        read_rule(R"(select(.eventName | IN("A", "B")))").condition,
+        std::nullopt,  // runs on every event
+        read_rule(R"(select(.userIdentity.type == "Root"))").condition,
+        read_rule(R"(select(.n == 1))").condition,
+    };
+    jq_native::RuleIndex index(conditions);
+    EXPECT_EQ(index.indexed_rules(), 4U);
+    std::vector<std::uint64_t> bits;
+    auto routed = [&](std::string_view json) {
+        index.candidates(event(json), bits);
+        std::vector<int> rules;
+        for (int i = 0; i < 5; ++i) {
+            if ((bits[0] >> i) & 1U) rules.push_back(i);
+        }
+        return rules;
+    };
+    EXPECT_EQ(routed(R"({"eventName": "A"})"), (std::vector<int>{0, 1, 2}));
+    EXPECT_EQ(routed(R"({"eventName": "B", "userIdentity": {"type": "Root"}})"), (std::vector<int>{1, 2, 3}));
+    EXPECT_EQ(routed(R"({"eventName": "C", "userIdentity": null})"), (std::vector<int>{2}));
+    // .userIdentity.type on a string fails in jq: the rule must run to report it.
+    EXPECT_EQ(routed(R"({"userIdentity": "x"})"), (std::vector<int>{2, 3}));
+    // 1 and 1.0 are the same number to jq.
+    EXPECT_EQ(routed(R"({"n": 1.0})"), (std::vector<int>{2, 4}));
+    EXPECT_EQ(routed(R"({"n": "1"})"), (std::vector<int>{2}));
+    // An eventName that is not UTF-8 is U+FFFD-replaced by libjq: let the rules decide.
+    boost::json::object invalid;
+    invalid["eventName"] = boost::json::string("A\xFF");
+    index.candidates(invalid, bits);
+    EXPECT_EQ(bits[0] & 0x3U, 0x3U);
+}
+
+// ---------------------------------------------------------------------------
+// Native answers against libjq's, rule by rule and event by event.
+
+struct Case {
+    std::string program;
+    std::string event;
+};
+
+void expect_like_libjq(const std::vector<Case>& cases, bool all_native_decided) {
+    QuietLogs quiet;
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.program + " on " + c.event);
+        std::vector<FilterRule> rules{{"r", c.program, SourceLocation{"t.toml", 1, 0}}};
+        std::vector<Diagnostic> problems_native;
+        std::vector<Diagnostic> problems_reference;
+        FilterStage native(rules, problems_native, RuleCompilation::indexed);
+        FilterStage reference(rules, problems_reference, RuleCompilation::per_rule);
+        ASSERT_TRUE(problems_reference.empty());
+        ASSERT_TRUE(problems_native.empty());
+        EXPECT_TRUE(native.explain(0).native);
+        const auto e = event(c.event);
+        const auto got = native.evaluate(e);
+        const auto expected = reference.evaluate(e);
+        ASSERT_EQ(got.size(), expected.size());
+        if (!got.empty()) {
+            EXPECT_EQ(got[0].annotation, expected[0].annotation);
+        }
+        EXPECT_EQ(native.runtime_errors(0), reference.runtime_errors(0));
+        if (all_native_decided) {
+            const auto rule = read_rule(c.program);
+            EXPECT_NE(jq_native::decide(rule, e), Verdict::ask_libjq);
+        }
+    }
+}
+
+TEST(JqNativeSemantics, DecidesLikeLibjqWithoutAskingIt) {
+    expect_like_libjq(
+        {
+            {R"(select(.a.b.c == null))", R"({"a": null})"},
+            {R"(select(.a.b == null))", R"({})"},
+            {R"(select(.a[5] == null))", R"({"a": [1]})"},
+            {R"(select(.a[-1] == 3))", R"({"a": [1, 2, 3]})"},
+            {R"(select(.a.b? == null))", R"({"a": "s"})"},
+            {R"(select(.a.b? != 1))", R"({"a": "s"})"},
+            {R"(select(.n == 1))", R"({"n": 1.0})"},
+            {R"(select(.n == 1.5))", R"({"n": 1.5})"},
+            {R"(select(.n == 100000000000000000000))", R"({"n": 1e20})"},
+            {R"(select(.n < "a"))", R"({"n": 99})"},
+            {R"(select(.n > null))", R"({"n": false})"},
+            {R"(select(.n < true))", R"({"n": false})"},
+            {R"(select(.s < "b"))", R"({"s": "ab"})"},
+            {R"(select(.s > "é"))", R"({"s": "z"})"},
+            {R"(select(.s == "é"))", R"({"s": "\u00e9"})"},
+            {R"(select(.l == [1, "a"]))", R"({"l": [1, "a"]})"},
+            {R"(select(.l < [1, "b"]))", R"({"l": [1, "a", 3]})"},
+            {R"(select(.o == null))", R"({"o": {"x": 1}})"},
+            {R"(select(.s | length == 3))", R"({"s": "h\u00e9!"})"},
+            {R"(select(.n | length == 2))", R"({"n": -2})"},
+            {R"(select(.x | length == 0))", R"({})"},
+            {R"(select(.s | test("^[a-z]+$"; "x")))", R"({"s": "abc"})"},
+            {R"(select(.s | test("É"; "i")))", R"({"s": "\u00e9"})"},
+            {R"(select(.s | test("a.c")))", R"({"s": "a\nc"})"},
+            {R"(select(.s | test("a.c"; "s")))", R"({"s": "a\nc"})"},
+            {R"(select(.x // "d" | startswith("d")))", R"({"x": false})"},
+            {R"(select(.s | contains("b")))", R"({"s": "abc"})"},
+            {R"(select(.l | contains(["a"])))", R"({"l": ["abc", 1]})"},
+            {R"(select(.o | contains({"a": "b"})))", R"({"o": {"a": "xbx", "c": 1}})"},
+            {R"(select(.n | tostring == "12"))", R"({"n": 12.0})"},
+            {R"(select(.n | tostring == "null"))", R"({})"},
+            {R"(select(.s | ascii_downcase == "abc"))", R"({"s": "AbC"})"},
+            {R"(select(has("a") and (.a | type) == "null"))", R"({"a": null})"},
+            {R"(select(.a | not))", R"({"a": false})"},
+            {R"(select(.a and .b))", R"({"a": true, "b": 0})"},
+            {R"(select(.a or .b))", R"({"a": null, "b": null})"},
+            {R"(.a == 1)", R"({"a": 1})"},
+            {R"(.a == 1)", R"({"a": 2})"},
+            {R"(select(.a | IN(1, "1")))", R"({"a": 1.0})"},
+            {R"(select(IN(.a; "x", "y")))", R"({"a": "y"})"},
+            {R"(if .a == 1 then . else empty end)", R"({"a": 1})"},
+            {R"(select(.a == 1) | select(.b == 2))", R"({"a": 1, "b": 2})"},
+            {R"(select(.x | empty))", R"({})"},
+            {"def big: .n > 10; select(big)", R"({"n": 11})"},
+            // Scalar annotations are computed natively, as libjq converts them.
+            {R"(select(.a == 1) | .b)", R"({"a": 1, "b": "note"})"},
+            {R"(select(.a == 1) | .n)", R"({"a": 1, "n": 2.0})"},
+            {R"(select(.a == 1) | .n)", R"({"a": 1, "n": 2.5})"},
+            {R"(select(.a == 1) | .b)", R"({"a": 1, "b": null})"},
+            {R"(select(.a == 1) | .)", R"({"a": 1})"},
+            {R"(select(.a == 1) | "fixed")", R"({"a": 1})"},
+            {R"(.s)", R"({"s": "hé"})"},
+            {R"(if .a == 1 then .b else empty end)", R"({"a": 1, "b": 7})"},
+        },
+        true);
+}
+
+TEST(JqNativeSemantics, HandsErrorsAndAnnotationsToLibjq) {
+    // Errors (jq's message and count), annotations and values it does not model
+    // go to libjq, whose answer is then the rule's.
+    expect_like_libjq(
+        {
+            {R"(select(.a.b == 1))", R"({"a": "s"})"},
+            {R"(select(.a[0] == 1))", R"({"a": {"b": 1}})"},
+            {R"(select(.a | test("x")))", R"({"a": 1})"},
+            {R"(select(.a | startswith("x")))", R"({"a": null})"},
+            {R"(select(.a | ascii_downcase == "x"))", R"({"a": true})"},
+            {R"(select(.a | length > 1))", R"({"a": true})"},
+            {R"(select(.a | contains("x")))", R"({"a": ["x"]})"},
+            {R"(select(.a == 1) | .o)", R"({"a": 1, "o": {"k": 1}})"},
+            {R"(.a)", R"({"a": ["value"]})"},
+            {R"(select(.n | tostring == "1.5"))", R"({"n": 1.5})"},
+            {R"(select(.o < .p))", R"({"o": {"b": 1}, "p": {"a": 2}})"},
+            {R"(select(.x.y // "d" | startswith("d")))", R"({"x": "s"})"},
+            {R"(select(.x.y? // "d" | startswith("d")))", R"({"x": "s"})"},
+            {R"((.a // "x") | ascii_downcase)", R"({"a": 5})"},
+        },
+        false);
+}
+
+TEST(JqNativeSemantics, StringsThatAreNotUtf8GoToLibjq) {
+    boost::json::object invalid;
+    invalid["s"] = boost::json::string("caf\xE9");
+    for (const char* program : {R"(select(.s == "caf"))", R"(select(.s | test("caf")))",
+                                R"(select(.s | length == 4))", R"(select(.s < "d"))"}) {
+        EXPECT_EQ(jq_native::decide(read_rule(program), invalid), Verdict::ask_libjq) << program;
+    }
+}
+
+TEST(JqNativeSemantics, ExplainSaysWhatWasLearned) {
+    std::vector<FilterRule> rules{
+        {"a", R"(select(.eventSource == "iam.amazonaws.com" and .eventName == "CreateAccessKey"))", {}},
+        {"b", R"(select(any(.resources[]?; .type == "x")))", {}},
+        {"c", "select(.eventName == \"X\") | \"by \\(.userIdentity.arn)\"", {}}};
+    std::vector<Diagnostic> problems;
+    FilterStage stage(rules, problems, RuleCompilation::indexed);
+    EXPECT_TRUE(stage.explain(0).native);
+    EXPECT_EQ(stage.explain(0).evaluation, "native");
+    EXPECT_EQ(stage.explain(0).index, "eventName = CreateAccessKey");
+    EXPECT_FALSE(stage.explain(1).native);
+    EXPECT_EQ(stage.explain(1).evaluation, "libjq: \"any/2\" at line 1, column 8");
+    EXPECT_FALSE(stage.explain(1).indexed);
+    EXPECT_THAT(stage.explain(1).index, HasSubstr("every event"));
+    EXPECT_THAT(stage.explain(2).evaluation, HasSubstr("libjq computes the annotation"));
+}
+
+}  // namespace
+}  // namespace tattle
