@@ -19,6 +19,7 @@
 #include "tattle/metrics.hpp"
 #include "tattle/secrets.hpp"
 #include "tattle/spool.hpp"
+#include "tattle/text_safety.hpp"
 
 namespace tattle {
 namespace {
@@ -558,6 +559,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             EventOrigin origin{source->id(), batch.origin, 0};
             const std::vector<bool>& runs_on_source = rules_by_source(source->id());
             bool decode_failed = false;
+            std::size_t batch_alerts = 0;
             try {
                 DecodeReport report = decode_batch(
                     batch.data, batch.origin, [&](boost::json::object&& event, std::size_t index) {
@@ -569,6 +571,15 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                             // Disabled rules, and team rules on sources not granted to the team,
                             // are compiled with the others but their results are dropped here.
                             if (!runs_on_source[match.rule_index]) continue;
+                            // An alert storm (a rule gone wrong, a flood of hostile records)
+                            // fails the batch instead of flooding the destinations; the source
+                            // retries it or dead-letters it.
+                            if (++batch_alerts > config.limits.max_alerts_per_batch) {
+                                throw DecodeLimitError(
+                                    batch.origin + ": more than " + std::to_string(config.limits.max_alerts_per_batch) +
+                                        " alerts from one batch (limits.max_alerts_per_batch); the batch is failed",
+                                    "max_alerts_per_batch");
+                            }
                             ++summary.matches;
                             if (metrics != nullptr) metrics->rule_matched(rule.key());
                             origin.index = index;
@@ -593,7 +604,9 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                                 alert["destination"] = destination_id;
                                 ledger.add_alert(ticket);
                                 DeliveryItem item;
-                                item.alert_json = boost::json::serialize(alert);
+                                // Events may hold invalid UTF-8 and numbers beyond double range,
+                                // which JSON text must not.
+                                item.alert_json = valid_json_text(boost::json::serialize(alert));
                                 item.alert_id = alert_id;
                                 item.rule = rule.key();
                                 item.ticket = ticket;
@@ -605,12 +618,21 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                                 if (++enqueued % 256 == 0) settle_arrived(false);
                             }
                         }
-                    });
+                    },
+                    config.limits);
                 summary.record_errors += report.record_errors.size();
+                summary.limit_hits += report.limits_hit.size();
+                if (metrics != nullptr) {
+                    for (const auto& limit : report.limits_hit) metrics->input_limit_hit(limit);
+                }
                 summary.skipped_documents += report.skipped_documents;
                 for (const auto& reason : report.skip_reasons) spdlog::info("skipped {}", reason);
                 for (const auto& error : report.record_errors) spdlog::error("bad record: {}", error);
             } catch (const DecodeError& e) {
+                if (const auto* limit = dynamic_cast<const DecodeLimitError*>(&e)) {
+                    ++summary.limit_hits;
+                    if (metrics != nullptr) metrics->input_limit_hit(limit->limit());
+                }
                 ++summary.batches_failed;
                 summary.failures.emplace_back(e.what());
                 spdlog::error("batch failed: {}", e.what());

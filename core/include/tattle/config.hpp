@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tattle/diagnostics.hpp"
+#include "tattle/limits.hpp"
 
 namespace tattle {
 
@@ -122,6 +123,8 @@ struct Config {
     std::vector<std::filesystem::path> bundle_files;
     bool skip_broken_bundles = false;
     std::vector<Diagnostic> skipped_bundles;
+    // [limits]: bounds on one batch and its records (defaults in limits.hpp).
+    InputLimits limits;
 };
 
 // Whether a rule runs on events of a source: enabled, and its team (if any)
