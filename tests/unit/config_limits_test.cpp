@@ -53,10 +53,10 @@ TEST(ConfigLimits, EveryKeyIsRead) {
 }
 
 TEST(ConfigLimits, UnknownKeysWrongTypesAndRangesAreReportedWithTheirPlace) {
-    EXPECT_THAT(problems_of("[limits]\nmax_records = 5\nmax_depth = 0\nmax_record_bytes = 10\n"
+    EXPECT_THAT(problems_of("[limits]\nmax_record_byte = 5\nmax_depth = 0\nmax_record_bytes = 10\n"
                             "max_batch_bytes = \"1 GB\"\nmax_alerts_per_batch = -1\n" + kRule),
-                ElementsAre("limits.toml:2:1: limits: unknown key \"max_records\" (did you mean "
-                            "\"max_records_per_batch\"?)",
+                ElementsAre("limits.toml:2:1: limits: unknown key \"max_record_byte\" (did you mean "
+                            "\"max_record_bytes\"?)",
                             "limits.toml:3:13: limits.max_depth must be an integer from 1 to 1000",
                             "limits.toml:4:20: limits.max_record_bytes must be an integer from 1024 to "
                             "1125899906842624",
