@@ -25,6 +25,7 @@
 #include "tattle/rule_tests.hpp"
 #include "tattle/secrets.hpp"
 #include "tattle/spool.hpp"
+#include "tattle/text_safety.hpp"
 
 namespace po = boost::program_options;
 using namespace tattle;
@@ -103,11 +104,11 @@ void warn_skipped_bundles(const Config& config) {
 void print_summary(const RunSummary& summary) {
     spdlog::info("{} batches ({} failed), {} events, {} matches, {} alerts delivered, {} spooled, "
                  "{} not delivered, {} duplicates suppressed, {} retries, {} bad records, "
-                 "{} skipped documents, {} rule errors",
+                 "{} skipped documents, {} rule errors, {} input limits hit",
                  summary.batches, summary.batches_failed, summary.events, summary.matches,
                  summary.alerts_delivered, summary.alerts_spooled, summary.alerts_failed,
                  summary.alerts_suppressed, summary.delivery_retries, summary.record_errors,
-                 summary.skipped_documents, summary.rule_errors);
+                 summary.skipped_documents, summary.rule_errors, summary.limit_hits);
     if (summary.matches_deduplicated > 0 || summary.matches_below_threshold > 0) {
         spdlog::info("alert shaping: {} matches deduplicated, {} below threshold (no alert sent for them)",
                      summary.matches_deduplicated, summary.matches_below_threshold);
@@ -119,7 +120,7 @@ void print_summary(const RunSummary& summary) {
     }
     if (!summary.failures.empty()) {
         std::cerr << "failed batches:\n";
-        for (const auto& failure : summary.failures) std::cerr << "  " << redact(failure) << '\n';
+        for (const auto& failure : summary.failures) std::cerr << "  " << printable_log_text(redact(failure)) << '\n';
     }
 }
 

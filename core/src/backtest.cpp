@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <ostream>
 #include <system_error>
 
@@ -127,6 +128,9 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
     // Every rule runs: disabled ones too, and team grants do not apply to inputs
     // named on the command line.
     const std::vector<bool> every_rule(rules.size(), true);
+    // The config's input limits, but no alert storm limit: counting a storm is the point.
+    InputLimits limits = prepared.config.limits;
+    limits.max_alerts_per_batch = std::numeric_limits<std::size_t>::max();
     FilterStage& filter = *prepared.filter;
     BatchWorkers workers(
         filter,
@@ -214,7 +218,7 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
                 continue;
             }
             in_flight.push_back({source.get(), next.batch.origin, next.batch.id, next.batch.data.size(),
-                                 workers.submit(next.batch.data, next.batch.origin, &every_rule)});
+                                 workers.submit(next.batch.data, next.batch.origin, &every_rule, limits)});
         }
     }
     while (!in_flight.empty()) finish_oldest();

@@ -7,7 +7,7 @@
 namespace tattle {
 
 BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t> data, std::string_view origin,
-                               const std::vector<bool>& rules_to_run) {
+                               const std::vector<bool>& rules_to_run, const InputLimits& limits) {
     BatchEvaluation result;
     const std::size_t rule_count = filter.rules().size();
     std::vector<std::size_t> errors_before(rule_count);
@@ -15,16 +15,30 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
 
     filter.begin_batch(origin);
     try {
-        result.report = decode_batch(data, origin, [&](boost::json::object&& event, std::size_t index) {
-            ++result.events;
-            auto matches = filter.evaluate(event);
-            std::shared_ptr<const boost::json::object> kept;
-            for (auto& match : matches) {
-                if (match.rule_index >= rules_to_run.size() || !rules_to_run[match.rule_index]) continue;
-                if (!kept) kept = std::make_shared<const boost::json::object>(std::move(event));
-                result.matches.push_back({match.rule_index, index, kept, std::move(match.annotation)});
-            }
-        });
+        result.report = decode_batch(
+            data, origin,
+            [&](boost::json::object&& event, std::size_t index) {
+                ++result.events;
+                auto matches = filter.evaluate(event);
+                std::shared_ptr<const boost::json::object> kept;
+                for (auto& match : matches) {
+                    if (match.rule_index >= rules_to_run.size() || !rules_to_run[match.rule_index]) continue;
+                    if (result.matches.size() >= limits.max_alerts_per_batch) {
+                        throw DecodeLimitError(std::string(origin) + ": more than " +
+                                                   std::to_string(limits.max_alerts_per_batch) +
+                                                   " alerts from one batch (limits.max_alerts_per_batch); the batch "
+                                                   "is failed",
+                                               "max_alerts_per_batch");
+                    }
+                    if (!kept) kept = std::make_shared<const boost::json::object>(std::move(event));
+                    result.matches.push_back({match.rule_index, index, kept, std::move(match.annotation)});
+                }
+            },
+            limits);
+        result.limits_hit = result.report.limits_hit;
+    } catch (const DecodeLimitError& e) {
+        result.decode_error = e.what();
+        result.limits_hit.emplace_back(e.limit());
     } catch (const DecodeError& e) {
         result.decode_error = e.what();
     }
@@ -58,9 +72,10 @@ BatchWorkers::~BatchWorkers() {
 }
 
 std::future<BatchEvaluation> BatchWorkers::submit(std::span<const std::uint8_t> data, std::string origin,
-                                                  const std::vector<bool>* rules_to_run) {
-    Job job([data, origin = std::move(origin), rules_to_run](FilterStage& filter) {
-        return evaluate_batch(filter, data, origin, *rules_to_run);
+                                                  const std::vector<bool>* rules_to_run,
+                                                  const InputLimits& limits) {
+    Job job([data, origin = std::move(origin), rules_to_run, limits](FilterStage& filter) {
+        return evaluate_batch(filter, data, origin, *rules_to_run, limits);
     });
     auto result = job.get_future();
     {

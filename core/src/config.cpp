@@ -34,7 +34,7 @@ namespace {
 const std::vector<std::string> kTopLevelKeys = {"rule",      "destination", "source",
                                                 "plugin_dirs", "spool_dir", "state_dir",
                                                 "dedup_window_seconds", "dedup_max_entries",
-                                                "bundles", "on_bundle_error", "workers", "lists", "macros"};
+                                                "bundles", "on_bundle_error", "workers", "lists", "macros", "limits"};
 const std::vector<std::string> kBundleTopLevelKeys = {"team", "rule", "destination", "defaults", "lists",
                                                       "macros"};
 const std::vector<std::string> kRuleKeys = {"name",     "jq_match", "description", "destinations",
@@ -184,6 +184,8 @@ public:
                 if (const auto workers = read_top_level_integer(node, name, 0, 256)) config.workers = static_cast<std::size_t>(*workers);
             } else if (name == "bundles") {
                 read_bundle_patterns(node, config);
+            } else if (name == "limits") {
+                read_limits(node, config.limits);
             } else if (name == "on_bundle_error") {
                 const auto* choice = node.as_string();
                 if (choice == nullptr || (choice->get() != "skip" && choice->get() != "fail")) {
@@ -1063,6 +1065,40 @@ private:
         std::error_code ec;
         const std::filesystem::path base = std::filesystem::absolute(path_, ec).parent_path();
         return ((ec ? path_.parent_path() : base) / text->get()).lexically_normal();
+    }
+
+    // [limits]: every key a positive integer within a range that keeps the arithmetic
+    // on it safe; unknown keys get a "did you mean".
+    void read_limits(const toml::node& node, InputLimits& limits) {
+        const auto* table = node.as_table();
+        if (table == nullptr) {
+            report(node.source(), "limits must be a table ([limits])");
+            return;
+        }
+        constexpr std::int64_t max_bytes = std::int64_t{1} << 50;
+        const std::vector<std::pair<std::string, std::size_t*>> fields = {
+            {"max_batch_bytes", &limits.max_batch_bytes},
+            {"max_decompressed_bytes", &limits.max_decompressed_bytes},
+            {"max_record_bytes", &limits.max_record_bytes},
+            {"max_depth", &limits.max_depth},
+            {"max_records_per_batch", &limits.max_records_per_batch},
+            {"max_alerts_per_batch", &limits.max_alerts_per_batch}};
+        for (auto&& [key, value] : *table) {
+            const std::string name(key.str());
+            const auto field = std::find_if(fields.begin(), fields.end(),
+                                            [&](const auto& known) { return known.first == name; });
+            if (field == fields.end()) {
+                report(key.source(), with_hint("limits: unknown key " + quote_name(name), name, input_limit_keys()));
+                continue;
+            }
+            // A record needs room for one real CloudTrail event; the parser's own
+            // recursion must stay far from the stack's end.
+            const std::int64_t minimum = name == "max_record_bytes" ? 1024 : 1;
+            const std::int64_t maximum = name == "max_depth" ? 1'000 : max_bytes;
+            if (auto number = read_top_level_integer(value, "limits." + name, minimum, maximum)) {
+                *field->second = static_cast<std::size_t>(*number);
+            }
+        }
     }
 
     std::optional<std::int64_t> read_top_level_integer(const toml::node& node, const std::string& key,

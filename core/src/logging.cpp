@@ -1,6 +1,7 @@
 #include "tattle/logging.hpp"
 
 #include "tattle/secrets.hpp"
+#include "tattle/text_safety.hpp"
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -40,13 +41,17 @@ protected:
 
 // Every line passes through redact() before any sink sees it: a plugin or a library
 // error message that quotes a webhook URL or a key must not put it in the logs.
+// Then control characters and invalid UTF-8 are escaped: messages quote origins
+// (S3 keys) and record text, which an attacker can fill with newlines (forged log
+// lines) or terminal escape sequences.
 class RedactingSink final : public spdlog::sinks::base_sink<std::mutex> {
 public:
     explicit RedactingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
 
 protected:
     void sink_it_(const spdlog::details::log_msg& msg) override {
-        const std::string redacted = redact(std::string_view(msg.payload.data(), msg.payload.size()));
+        const std::string redacted =
+            printable_log_text(redact(std::string_view(msg.payload.data(), msg.payload.size())));
         spdlog::details::log_msg copy = msg;
         copy.payload = spdlog::string_view_t(redacted.data(), redacted.size());
         inner_->log(copy);

@@ -1,5 +1,7 @@
 #include "tattle/metrics.hpp"
 
+#include "tattle/limits.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -148,6 +150,11 @@ void PipelineMetrics::batch_unreadable() {
     ++batches_.at(static_cast<std::size_t>(BatchOutcome::Unreadable));
 }
 
+void PipelineMetrics::input_limit_hit(const std::string& limit) {
+    std::lock_guard lock(mutex_);
+    ++limit_hits_[limit];
+}
+
 void PipelineMetrics::set_run_delivery_retries(std::size_t retries) {
     std::lock_guard lock(mutex_);
     retries_run_ = retries;
@@ -212,6 +219,13 @@ std::string PipelineMetrics::render(SteadyTime now) const {
         lag = std::max(0.0, std::chrono::duration<double>(now - oldest).count());
     }
     sample(out, "tattle_source_lag_seconds", {}, number_text(lag));
+    header(out, "tattle_input_limit_hits_total", "counter",
+           "Records skipped and batches failed for going over a [limits] value, by limit.");
+    for (const auto& key : input_limit_keys()) {
+        const auto found = limit_hits_.find(key);
+        sample(out, "tattle_input_limit_hits_total", label("limit", key),
+               std::to_string(found == limit_hits_.end() ? 0 : found->second));
+    }
     header(out, "tattle_config_reloads_total", "counter", "Config reloads (SIGHUP, POST /-/reload) by result.");
     sample(out, "tattle_config_reloads_total", label("result", "ok"), std::to_string(reloads_ok_));
     sample(out, "tattle_config_reloads_total", label("result", "failed"), std::to_string(reloads_failed_));

@@ -21,6 +21,7 @@
 #include "tattle/metrics.hpp"
 #include "tattle/secrets.hpp"
 #include "tattle/spool.hpp"
+#include "tattle/text_safety.hpp"
 
 namespace tattle {
 namespace {
@@ -564,7 +565,9 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                 alert["destination"] = destination_id;
                 ledger.add_alert(job.ticket);
                 DeliveryItem item;
-                item.alert_json = boost::json::serialize(alert);
+                // Events may hold invalid UTF-8 and numbers beyond double range,
+                // which JSON text must not.
+                item.alert_json = valid_json_text(boost::json::serialize(alert));
                 item.alert_id = alert_id;
                 item.rule = rule.key();
                 item.ticket = job.ticket;
@@ -577,6 +580,10 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             }
         }
         summary.record_errors += evaluation.report.record_errors.size();
+        summary.limit_hits += evaluation.limits_hit.size();
+        if (metrics != nullptr) {
+            for (const auto& limit : evaluation.limits_hit) metrics->input_limit_hit(limit);
+        }
         summary.skipped_documents += evaluation.report.skipped_documents;
         for (const auto& reason : evaluation.report.skip_reasons) spdlog::info("skipped {}", reason);
         for (const auto& error : evaluation.report.record_errors) spdlog::error("bad record: {}", error);
@@ -665,7 +672,8 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             const SourceBatch& batch = next.batch;
             const std::uint64_t ticket = ledger.open(*source, batch);
             in_flight.push_back({ticket, source->id(), batch.origin,
-                                 workers.submit(batch.data, batch.origin, &rules_by_source(source->id()))});
+                                 workers.submit(batch.data, batch.origin, &rules_by_source(source->id()),
+                                                config.limits)});
         }
     }
     route_all();

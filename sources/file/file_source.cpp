@@ -104,7 +104,10 @@ void FileSource::expand_into(const std::string& path, std::vector<std::string>& 
         out.push_back(path);
         return;
     }
-    if (has_glob_characters(path)) {
+    // A name that exists is itself, even with glob characters in it ("logs[1].json",
+    // an S3 key copied to disk): globbing it would match itself again, for ever.
+    std::error_code exists_ec;
+    if (has_glob_characters(path) && !fs::exists(path, exists_ec)) {
         glob_t matches{};
         const int rc = ::glob(path.c_str(), GLOB_NOSORT, nullptr, &matches);
         std::vector<std::string> found;
@@ -161,8 +164,8 @@ std::optional<sdk::Batch> FileSource::next() {
         batch.data = read_stream(std::cin);
         return batch;
     }
-    if (has_glob_characters(path)) throw sdk::BatchError(path, "no file matches this pattern");
     std::error_code ec;
+    if (has_glob_characters(path) && !fs::exists(path, ec)) throw sdk::BatchError(path, "no file matches this pattern");
     if (fs::is_directory(path, ec)) throw sdk::BatchError(path, "is a directory");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw sdk::BatchError(path, std::string("cannot open: ") + std::strerror(errno));

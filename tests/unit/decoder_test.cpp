@@ -1,4 +1,5 @@
 #include "tattle/decoder.hpp"
+#include "tattle/text_safety.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -532,6 +534,240 @@ TEST(DecoderGzip, OutputLimitIsEnforced) {
     } catch (const tattle::DecodeError& e) {
         EXPECT_THAT(e.what(), HasSubstr("bomb.gz: gzip: decompressed data exceeds the limit"));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Streaming: records are split as the text is inflated
+
+// Records whose strings hold what a splitter could trip on: brackets, braces,
+// quotes and backslashes inside strings, escapes, multi-byte UTF-8.
+std::string tricky_records_document(std::size_t count, std::size_t padding) {
+    std::string text = "{\"Records\": [";
+    for (std::size_t i = 0; i < count; ++i) {
+        if (i > 0) text += i % 7 == 0 ? ",\n  " : ",";
+        text += "{\"eventName\": \"E" + std::to_string(i) + "\", \"s\": \"]}[{\\\"\\\\ \\u00e9 \xc3\xa9\", ";
+        text += "\"n\": [1, 2.5e3, -0, {\"x\": null}], \"pad\": \"" + std::string(padding + i % 13, 'p') + "\"}";
+    }
+    return text + "]}";
+}
+
+TEST(DecoderStreaming, RecordsSplitAcrossInflateChunksMatchAnIndependentParse) {
+    // About 3 MB: many 256 KiB inflate slices, records cut at every possible place.
+    const std::string text = tricky_records_document(6000, 400);
+    const auto expected = boost::json::parse(text).at("Records").as_array();
+    const auto decoded = decode(gzip_member(text), "big.json.gz");
+    ASSERT_EQ(decoded.events.size(), expected.size());
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        ASSERT_EQ(boost::json::value(decoded.events[i]), expected[i]) << i;
+    }
+    EXPECT_THAT(decoded.report.record_errors, IsEmpty());
+}
+
+TEST(DecoderStreaming, MembersAfterRecordsAreReadAndIgnored) {
+    const auto decoded = decode(R"({"Records": [{"a": 1}], "other": {"x": [1, "]"]}, "n": 2})");
+    EXPECT_EQ(decoded.report.events, 1u);
+    EXPECT_THAT(decoded.report.record_errors, IsEmpty());
+}
+
+TEST(DecoderStreaming, RecordsAfterOtherKeysAreStillFound) {
+    const auto decoded = decode(R"({"version": 1, "Records": [{"a": 1}, {"b": 2}]})");
+    EXPECT_EQ(decoded.report.events, 2u);
+}
+
+TEST(DecoderStreaming, BrokenRecordLateInALargeFileFailsTheBatchWithItsLine) {
+    std::string text = tricky_records_document(3000, 300);
+    const std::size_t cut = text.rfind("{\"eventName\"");
+    text.insert(cut + 1, "@");
+    try {
+        decode(gzip_member(text), "late.json.gz");
+        ADD_FAILURE() << "expected a DecodeError";
+    } catch (const tattle::DecodeError& e) {
+        const std::size_t line = 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(cut), '\n'));
+        EXPECT_THAT(e.what(), HasSubstr("late.json.gz:" + std::to_string(line) + ":"));
+        EXPECT_THAT(e.what(), HasSubstr("JSON syntax error"));
+        EXPECT_THAT(e.what(), HasSubstr("at '@'"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// [limits]
+
+Decoded decode_limited(std::span<const std::uint8_t> data, const tattle::InputLimits& limits,
+                       std::string_view origin = "limited") {
+    Decoded decoded;
+    decoded.report = tattle::decode_batch(
+        data, origin,
+        [&](boost::json::object&& event, std::size_t index) {
+            decoded.events.push_back(std::move(event));
+            decoded.indexes.push_back(index);
+        },
+        limits);
+    return decoded;
+}
+
+std::string limit_error_of(std::span<const std::uint8_t> data, const tattle::InputLimits& limits,
+                           std::string& limit, std::size_t* events_before = nullptr) {
+    std::size_t events = 0;
+    try {
+        tattle::decode_batch(data, "limited", [&](boost::json::object&&, std::size_t) { ++events; }, limits);
+    } catch (const tattle::DecodeLimitError& e) {
+        limit = e.limit();
+        if (events_before != nullptr) *events_before = events;
+        return e.what();
+    }
+    ADD_FAILURE() << "expected a DecodeLimitError";
+    return {};
+}
+
+TEST(DecoderLimits, RecordOverMaxRecordBytesIsSkippedAndTheRestKept) {
+    tattle::InputLimits limits;
+    limits.max_record_bytes = 2048;
+    const std::string big(5000, 'x');
+    const auto text = bytes("{\"Records\": [{\"i\": 0}, {\"i\": 1, \"big\": \"" + big + "\"}, {\"i\": 2}]}");
+    for (const bool gzipped : {false, true}) {
+        const auto decoded = decode_limited(gzipped ? gzip_member(text) : text, limits);
+        ASSERT_EQ(decoded.events.size(), 2u) << gzipped;
+        EXPECT_EQ(decoded.events[0].at("i"), 0);
+        EXPECT_EQ(decoded.events[1].at("i"), 2);
+        EXPECT_THAT(decoded.report.limits_hit, ElementsAre("max_record_bytes"));
+        ASSERT_THAT(decoded.report.record_errors, SizeIs(1));
+        EXPECT_THAT(decoded.report.record_errors[0],
+                    HasSubstr("limited:1:24: Records[1]: record larger than limits.max_record_bytes = 2048"));
+    }
+}
+
+TEST(DecoderLimits, OversizedRecordSpanningManyInflateChunksIsSkipped) {
+    tattle::InputLimits limits;
+    limits.max_record_bytes = 64 * 1024;
+    // 1 MiB of nested arrays and strings with brackets in them: skipped without parsing.
+    std::string huge = "{\"deep\": [";
+    for (int i = 0; i < 20000; ++i) huge += R"(["]\"", {"k": "}"}],)";
+    huge += "0]}";
+    const auto text = bytes("{\"a\": 1}\n" + huge + "\n{\"c\": 3}\n");
+    const auto decoded = decode_limited(gzip_member(text), limits);
+    ASSERT_EQ(decoded.events.size(), 2u);
+    EXPECT_EQ(decoded.events[1].at("c"), 3);
+    EXPECT_THAT(decoded.report.record_errors, ElementsAre(HasSubstr("limited:2:1: record larger than")));
+}
+
+TEST(DecoderLimits, RecordNestedDeeperThanMaxDepthIsSkipped) {
+    tattle::InputLimits limits;
+    limits.max_depth = 10;
+    std::string deep = "{\"k\": ";
+    for (int i = 0; i < 20; ++i) deep += "[";
+    for (int i = 0; i < 20; ++i) deep += "]";
+    deep += "}";
+    const auto decoded = decode_limited(bytes("{\"Records\": [{\"i\": 0}, " + deep + ", {\"i\": 2}]}"), limits);
+    ASSERT_EQ(decoded.events.size(), 2u);
+    EXPECT_EQ(decoded.events[1].at("i"), 2);
+    EXPECT_THAT(decoded.report.limits_hit, ElementsAre("max_depth"));
+    EXPECT_THAT(decoded.report.record_errors, ElementsAre(HasSubstr("Records[1]: record nests deeper than limits.max_depth = 10")));
+}
+
+TEST(DecoderLimits, DepthCountsFromTheRecordNotTheLogFile) {
+    tattle::InputLimits limits;
+    limits.max_depth = 3;
+    // The record has three levels; the file adds two (object, Records array).
+    const auto decoded = decode_limited(bytes(R"({"Records": [{"a": {"b": [1]}}]})"), limits);
+    EXPECT_EQ(decoded.events.size(), 1u);
+    EXPECT_THAT(decoded.report.limits_hit, IsEmpty());
+}
+
+TEST(DecoderLimits, TooManyRecordsFailsTheBatchAfterTheLimit) {
+    tattle::InputLimits limits;
+    limits.max_records_per_batch = 3;
+    std::string limit;
+    std::size_t events = 0;
+    const auto message =
+        limit_error_of(bytes(R"({"Records": [{"i": 0}, {"i": 1}, {"i": 2}, {"i": 3}, {"i": 4}]})"), limits, limit, &events);
+    EXPECT_EQ(limit, "max_records_per_batch");
+    EXPECT_EQ(events, 3u);
+    EXPECT_THAT(message, HasSubstr("limited: more than 3 records in the batch (limits.max_records_per_batch = 3)"));
+    // Exactly at the limit is fine.
+    EXPECT_EQ(decode_limited(bytes(R"([{"i": 0}, {"i": 1}, {"i": 2}])"), limits).events.size(), 3u);
+}
+
+TEST(DecoderLimits, BatchOverMaxBatchBytesIsRefusedUnread) {
+    tattle::InputLimits limits;
+    limits.max_batch_bytes = 10;
+    std::string limit;
+    std::size_t events = 99;
+    const auto message = limit_error_of(bytes(R"({"eventName": "x"})"), limits, limit, &events);
+    EXPECT_EQ(limit, "max_batch_bytes");
+    EXPECT_EQ(events, 0u);
+    EXPECT_THAT(message, HasSubstr("limited: batch of 18 bytes is larger than limits.max_batch_bytes = 10"));
+}
+
+TEST(DecoderLimits, GzipBombStopsAtMaxDecompressedBytes) {
+    tattle::InputLimits limits;
+    limits.max_decompressed_bytes = 1 << 20;
+    // 16 MiB of one record's whitespace compresses to ~70 KiB.
+    const auto bomb = gzip_member("{\"a\": 1" + std::string(16 << 20, ' ') + "}");
+    ASSERT_LT(bomb.size(), 1u << 20);
+    std::string limit;
+    const auto message = limit_error_of(bomb, limits, limit);
+    EXPECT_EQ(limit, "max_decompressed_bytes");
+    EXPECT_THAT(message, HasSubstr("limited: gzip: decompressed data exceeds the limit of 1048576 bytes "
+                                   "(limits.max_decompressed_bytes = 1048576)"));
+}
+
+// ---------------------------------------------------------------------------
+// Hostile field values
+
+TEST(DecoderHostile, OddValuesDecodeAndSerializeToValidJson) {
+    const std::string text = std::string("{\"Records\": [") +
+                             R"({"userAgent": "\u001b[31mred\u001b]0;title\u0007 \u0000 nul", "n": 1e400, "m": -1e400, )" +
+                             R"("big": 1234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890, )" +
+                             "\"bad\": \"\xff\xfe\xc0\x80\xed\xa0\x80\", \"dup\": 1, \"dup\": 2},\n" +
+                             R"({"i": 1}]})";
+    const auto decoded = decode(text, "hostile.json");
+    ASSERT_EQ(decoded.events.size(), 2u);
+    EXPECT_THAT(decoded.report.record_errors, IsEmpty());
+    const auto& event = decoded.events[0];
+    static constexpr char user_agent[] = "\x1b[31mred\x1b]0;title\x07 \0 nul";
+    EXPECT_EQ(event.at("userAgent").as_string(), std::string_view(user_agent, sizeof user_agent - 1));
+    EXPECT_TRUE(event.at("big").is_double());
+    EXPECT_EQ(event.at("dup"), 2);  // the last one wins, like jq
+    // What the pipeline sends: strict JSON (Boost's parser, UTF-8 checked), control
+    // characters escaped, invalid UTF-8 replaced.
+    const std::string json = tattle::valid_json_text(boost::json::serialize(event));
+    boost::json::error_code ec;
+    const auto reparsed = boost::json::parse(json, ec);
+    ASSERT_FALSE(ec) << ec.message() << ": " << json;
+    EXPECT_EQ(json.find('\x1b'), std::string::npos);
+    EXPECT_EQ(json.find('\0'), std::string::npos);
+    EXPECT_EQ(reparsed.at("n").as_double(), std::numeric_limits<double>::max());  // as jq reads 1e400
+    EXPECT_EQ(reparsed.at("m").as_double(), -std::numeric_limits<double>::max());
+    EXPECT_EQ(reparsed.at("bad").as_string(), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST(DecoderHostile, RawControlCharacterInAStringIsThatRecordsError) {
+    // JSON forbids a raw NUL (or any control character) inside a string.
+    static constexpr char text[] = "{\"a\": 1}\n{\"b\": \"x\0y\"}\n{\"c\": 3}\n";
+    const auto decoded = decode(std::string_view(text, sizeof text - 1), "nul.jsonl");
+    EXPECT_EQ(decoded.report.events, 2u);
+    EXPECT_THAT(decoded.report.record_errors, ElementsAre(HasSubstr("nul.jsonl:2:9: JSON syntax error")));
+}
+
+TEST(TextSafety, ValidUtf8KeepsValidTextAndReplacesTheRest) {
+    EXPECT_EQ(tattle::valid_utf8("plain ascii"), "plain ascii");
+    EXPECT_EQ(tattle::valid_utf8("caf\xc3\xa9 \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    EXPECT_EQ(tattle::valid_utf8("a\xff" "b"), "a\xEF\xBF\xBD" "b");
+    EXPECT_EQ(tattle::valid_utf8("\xc0\xaf"), "\xEF\xBF\xBD\xEF\xBF\xBD");          // overlong '/'
+    EXPECT_EQ(tattle::valid_utf8("\xed\xa0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+    EXPECT_EQ(tattle::valid_utf8("\xe2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");          // cut short
+}
+
+TEST(TextSafety, ValidJsonTextWritesNonFiniteNumbersAsJqDoes) {
+    EXPECT_EQ(tattle::valid_json_text(R"({"a":Infinity,"b":-Infinity,"c":NaN,"s":"Infinity NaN \"Infinity"})"),
+              R"({"a":1.7976931348623157e+308,"b":-1.7976931348623157e+308,"c":null,"s":"Infinity NaN \"Infinity"})");
+}
+
+TEST(TextSafety, PrintableLogTextEscapesControlsAndBadBytes) {
+    EXPECT_EQ(tattle::printable_log_text("key\n2026 ERROR forged"), "key\\x0a2026 ERROR forged");
+    EXPECT_EQ(tattle::printable_log_text("\x1b[31mred\x7f"), "\\x1b[31mred\\x7f");
+    EXPECT_EQ(tattle::printable_log_text("\xc2\x9b" "1m"), "\\xc2\\x9b1m");  // C1 CSI
+    EXPECT_EQ(tattle::printable_log_text("caf\xc3\xa9\xff"), "caf\xc3\xa9\\xff");
 }
 
 }  // namespace

@@ -76,6 +76,18 @@ TEST(MetricsTest, CountsWhatThePipelineReports) {
     EXPECT_THAT(text, HasSubstr("\ntattle_config_reloads_total{result=\"failed\"} 1\n"));
 }
 
+TEST(MetricsTest, InputLimitHitsAreCountedPerLimitFromZero) {
+    PipelineMetrics metrics;
+    metrics.input_limit_hit("max_record_bytes");
+    metrics.input_limit_hit("max_record_bytes");
+    metrics.input_limit_hit("max_alerts_per_batch");
+    const std::string text = metrics.render(kStart);
+    EXPECT_THAT(text, HasSubstr("\n# TYPE tattle_input_limit_hits_total counter\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_input_limit_hits_total{limit=\"max_record_bytes\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_input_limit_hits_total{limit=\"max_alerts_per_batch\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_input_limit_hits_total{limit=\"max_depth\"} 0\n"));
+}
+
 TEST(MetricsTest, PerRunTotalsAddUpAcrossRuns) {
     PipelineMetrics metrics;
     metrics.run_started({"r"}, {});

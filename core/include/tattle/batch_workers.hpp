@@ -19,6 +19,7 @@
 
 #include "tattle/decoder.hpp"
 #include "tattle/filter.hpp"
+#include "tattle/limits.hpp"
 
 namespace tattle {
 
@@ -37,15 +38,19 @@ struct BatchEvaluation {
     std::vector<EvaluatedMatch> matches;  // in event order, then rule order
     DecodeReport report;
     std::optional<std::string> decode_error;  // the batch as a whole could not be decoded
+    // The [limits] keys hit: by skipped records, and the one that failed the batch.
+    std::vector<std::string> limits_hit;
     // jq runtime errors of this batch, per rule index (only rules that had some).
     std::vector<std::pair<std::size_t, std::size_t>> rule_errors;
 };
 
 // Decodes one batch and runs the rules on each event. Rules whose rules_to_run entry
 // is false (disabled, or their team is not granted the source) are evaluated by the
-// combined program like the others but their matches are left out.
+// combined program like the others but their matches are left out. More matches than
+// limits.max_alerts_per_batch fail the batch (an alert storm: a rule gone wrong, a flood
+// of hostile records); the matches before it are kept.
 BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t> data, std::string_view origin,
-                               const std::vector<bool>& rules_to_run);
+                               const std::vector<bool>& rules_to_run, const InputLimits& limits = {});
 
 // The worker count `workers = 0` (or unset) stands for: one per hardware thread.
 std::size_t resolve_worker_count(std::size_t configured) noexcept;
@@ -67,7 +72,7 @@ public:
 
     // data and *rules_to_run must stay valid until the result is ready.
     std::future<BatchEvaluation> submit(std::span<const std::uint8_t> data, std::string origin,
-                                        const std::vector<bool>* rules_to_run);
+                                        const std::vector<bool>* rules_to_run, const InputLimits& limits = {});
 
 private:
     void work(std::size_t index);

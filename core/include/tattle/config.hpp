@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tattle/diagnostics.hpp"
+#include "tattle/limits.hpp"
 
 namespace tattle {
 
@@ -166,6 +167,8 @@ struct Config {
     std::vector<Diagnostic> skipped_bundles;
     // Every loaded file's [lists] and [macros] (checked by prepare even when no rule uses them).
     std::vector<JqDefinitions> definition_sets;
+    // [limits]: bounds on one batch and its records (defaults in limits.hpp).
+    InputLimits limits;
 };
 
 // Reads a window: an integer number of seconds or a string such as "30s", "10m",

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tattle/limits.hpp"
+
 namespace tattle {
 
 // The whole batch could not be decoded (corrupt gzip, broken JSON document).
@@ -20,29 +22,49 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// The batch was given up because it went over one of the InputLimits; limit() is
+// the [limits] key ("max_records_per_batch").
+class DecodeLimitError : public DecodeError {
+public:
+    DecodeLimitError(const std::string& message, std::string limit)
+        : DecodeError(message), limit_(std::move(limit)) {}
+    const std::string& limit() const noexcept { return limit_; }
+
+private:
+    std::string limit_;
+};
+
 struct DecodeReport {
     std::size_t events = 0;         // events handed to the callback
     std::size_t skipped_documents = 0;  // digest files, empty objects
     std::vector<std::string> skip_reasons;   // one line per skipped document
     // Records that were not usable (a broken JSON line, a record that is not an
-    // object); each message names the origin and place. The rest of the batch goes on.
+    // object, one over a limit); each message names the origin and place. The rest
+    // of the batch goes on.
     std::vector<std::string> record_errors;
+    // The [limits] key of every record skipped for a limit (also in record_errors).
+    std::vector<std::string> limits_hit;
     bool was_gzip = false;
 };
 
 // Called once per event, in batch order. index is the event's position in the batch.
 using EventCallback = std::function<void(boost::json::object&& event, std::size_t index)>;
 
-// Decodes one batch: gzip is detected by its magic bytes (multi-member gzip
-// supported); then CloudTrail {"Records":[...]}, JSON Lines / concatenated JSON,
-// a single object, or a JSON array of objects. CloudTrail digest files and empty
-// documents are skipped (reported in skip_reasons), not errors.
-// Throws DecodeError when the batch as a whole is unreadable.
+// Decodes one batch as a stream: gzip is detected by its magic bytes (multi-member
+// gzip supported) and inflated a chunk at a time; CloudTrail's {"Records":[...]} and
+// top-level arrays are split into records as they are inflated, so memory holds one
+// record and a buffer, not the file. JSON Lines / concatenated JSON and a single
+// object work too. CloudTrail digest files and empty documents are skipped
+// (reported in skip_reasons), not errors. A record over limits.max_record_bytes or
+// limits.max_depth is a record error; the batch goes on.
+// Throws DecodeError when the batch as a whole is unreadable, and DecodeLimitError
+// when it is over max_batch_bytes, max_decompressed_bytes or max_records_per_batch.
+// Events handed out before such an error stay handed out.
 DecodeReport decode_batch(std::span<const std::uint8_t> data, std::string_view origin,
-                          const EventCallback& on_event);
+                          const EventCallback& on_event, const InputLimits& limits = {});
 
-// Output bigger than this is refused: a few KiB of gzip can inflate to gigabytes,
-// and a Lambda has little memory. Real CloudTrail log files are far smaller.
+// What gunzip() accepts by default: it holds its whole output in memory (decode_batch
+// does not; it uses InputLimits::max_decompressed_bytes).
 inline constexpr std::size_t default_max_decompressed_bytes = std::size_t{1} << 30;  // 1 GiB
 
 // Gunzips data if it starts with the gzip magic (otherwise returns a copy);

@@ -42,6 +42,8 @@ public:
     // Settled or released once its alerts are settled; duration since batch_opened.
     void batch_closed(std::uint64_t ticket, BatchOutcome outcome, SteadyTime at);
     void batch_unreadable();
+    // A record skipped or a batch failed for going over a [limits] value (its key).
+    void input_limit_hit(const std::string& limit);
     // Totals of the current run so far (they only grow within a run).
     void set_run_delivery_retries(std::size_t retries);
     void set_run_rule_errors(const std::string& rule, std::size_t errors);
@@ -68,6 +70,7 @@ private:
     double duration_sum_ = 0;
     std::uint64_t duration_count_ = 0;
     std::map<std::uint64_t, SteadyTime> open_batches_;
+    std::map<std::string, std::uint64_t> limit_hits_;
     std::uint64_t reloads_ok_ = 0;
     std::uint64_t reloads_failed_ = 0;
 };

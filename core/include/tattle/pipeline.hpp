@@ -69,6 +69,7 @@ struct RunSummary {
     std::size_t alerts_suppressed = 0; // delivered before (duplicate suppression), not sent again
     std::size_t delivery_retries = 0;  // sends tried again after a RETRY
     std::size_t rule_errors = 0;       // jq runtime errors, all rules (titles and keys included)
+    std::size_t limit_hits = 0;        // records skipped and batches failed for [limits]
     std::vector<std::string> failures; // one line per failed batch
     std::filesystem::path spool_dir;   // where spooled alerts went
 

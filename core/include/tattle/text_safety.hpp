@@ -1,0 +1,26 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tattle {
+
+// Event fields are attacker-chosen bytes; these keep them from corrupting what
+// tattle writes.
+
+// text with every byte sequence that is not valid UTF-8 replaced by U+FFFD (as
+// jq does): JSON must be UTF-8, and a serializer copies string bytes as they are.
+// JSON structure is ASCII, so this can be applied to serialized JSON as a whole.
+std::string valid_utf8(std::string_view text);
+
+// Serialized JSON made strictly valid: valid_utf8, and the non-finite numbers Boost.JSON
+// writes as Infinity / -Infinity / NaN (a record's 1e400 parses to infinity) written
+// as jq does: the largest double (negated), and null.
+std::string valid_json_text(std::string_view serialized);
+
+// text for one log line: control characters (including newline, ESC for terminal
+// escape sequences, DEL) and invalid UTF-8 bytes are written as \xNN, so no field
+// can forge log lines or drive the reader's terminal.
+std::string printable_log_text(std::string_view text);
+
+}  // namespace tattle
