@@ -1,0 +1,141 @@
+// The HTTP client reading whatever a server sends: the input is the server's whole
+// answer (status line, headers, body, chunked or not), served by a local TCP server on
+// a thread and read by a fresh Client over plain HTTP. The client returns a Response
+// (status 100-999, lower-case header names, body within max_response_bytes) or throws
+// TransportError; any other outcome, or a sanitizer report, is a finding.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "fuzz_support.hpp"
+#include "tattle/http/client.hpp"
+
+namespace {
+
+using tattle::fuzz::require;
+
+class OneShotServer {
+public:
+    OneShotServer() {
+        listener_ = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof(address);
+        if (listener_ < 0 || bind(listener_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+            listen(listener_, 16) != 0 || getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+            tattle::fuzz::finding("cannot listen on 127.0.0.1");
+        }
+        port_ = ntohs(address.sin_port);
+        std::thread([this] { serve(); }).detach();
+    }
+
+    std::uint16_t port() const { return port_; }
+
+    // The answer for the next connection.
+    void answer_with(std::string_view response) {
+        std::lock_guard lock(mutex_);
+        response_ = std::string(response);
+        served_ = false;
+    }
+
+    // Waits until that connection is over (the client has closed its end).
+    void wait_served() {
+        std::unique_lock lock(mutex_);
+        done_.wait(lock, [this] { return served_; });
+    }
+
+private:
+    void serve() {
+        for (;;) {
+            const int connection = accept(listener_, nullptr, nullptr);
+            if (connection < 0) continue;
+            // The request: read up to the end of its header (the client sends no body).
+            std::string request;
+            char buffer[4096];
+            while (request.find("\r\n\r\n") == std::string::npos) {
+                const ssize_t got = read(connection, buffer, sizeof(buffer));
+                if (got <= 0) break;
+                request.append(buffer, static_cast<std::size_t>(got));
+            }
+            std::string response;
+            {
+                std::lock_guard lock(mutex_);
+                response = response_;
+            }
+            std::size_t sent = 0;
+            while (sent < response.size()) {
+                const ssize_t wrote = send(connection, response.data() + sent, response.size() - sent, MSG_NOSIGNAL);
+                if (wrote <= 0) break;
+                sent += static_cast<std::size_t>(wrote);
+            }
+            // End of the answer; then wait for the client to close, so it never sees a reset.
+            shutdown(connection, SHUT_WR);
+            while (read(connection, buffer, sizeof(buffer)) > 0) {
+            }
+            close(connection);
+            {
+                std::lock_guard lock(mutex_);
+                served_ = true;
+            }
+            done_.notify_all();
+        }
+    }
+
+    int listener_ = -1;
+    std::uint16_t port_ = 0;
+    std::mutex mutex_;
+    std::condition_variable done_;
+    std::string response_;
+    bool served_ = true;
+};
+
+constexpr std::size_t kMaxResponseBytes = 16 * 1024;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    static OneShotServer server;
+    const std::string_view answer = tattle::fuzz::as_text(data, size);
+    server.answer_with(answer);
+    {
+        tattle::http::ClientOptions options;
+        options.max_response_bytes = kMaxResponseBytes;
+        options.total_timeout = std::chrono::milliseconds(5000);
+        tattle::http::Client client(options);
+        client.allow_plain_http(true);
+        tattle::http::Request request;
+        request.method = "GET";
+        request.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/webhook/secret-path";
+        try {
+            const tattle::http::Response response = client.send(request);
+            require(response.status >= 100 && response.status <= 999, "a status outside 100-999", answer);
+            require(response.body.size() <= kMaxResponseBytes, "a body past max_response_bytes", answer);
+            for (const auto& [name, value] : response.headers) {
+                for (const char c : name) {
+                    require(std::tolower(static_cast<unsigned char>(c)) == c, "a header name not lower-cased", answer);
+                }
+            }
+            if (const auto retry_after = response.header("retry-after")) {
+                if (const auto delay = tattle::http::parse_retry_after(*retry_after)) {
+                    require(delay->count() >= 0, "a negative Retry-After delay", answer);
+                }
+            }
+        } catch (const tattle::http::TransportError& error) {
+            require(error.kind() != tattle::http::TransportError::Kind::InvalidRequest,
+                    "the fixed request called invalid", error.what());
+            require(std::string_view(error.what()).find("secret-path") == std::string_view::npos,
+                    "a transport error quotes the URL's path", error.what());
+        }
+    }  // the client closes its connection here
+    server.wait_served();
+    return 0;
+}
