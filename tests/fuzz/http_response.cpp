@@ -1,6 +1,9 @@
 // The HTTP client reading whatever a server sends: the input is the server's whole
 // answer (status line, headers, body, chunked or not), served by a local TCP server on
-// a thread and read by a fresh Client over plain HTTP. The client returns a Response
+// a thread and read over plain HTTP by one Client for the whole run (building a Client
+// loads the system's CA store, which would dominate each execution). The server closes
+// every connection after its answer, so a kept-alive connection is stale at the next
+// input, as after a server's idle timeout. The client returns a Response
 // (status 100-999, lower-case header names, body within max_response_bytes) or throws
 // TransportError; any other outcome, or a sanitizer report, is a finding.
 
@@ -10,7 +13,6 @@
 #include <unistd.h>
 
 #include <cctype>
-#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -22,9 +24,9 @@ namespace {
 
 using tattle::fuzz::require;
 
-class OneShotServer {
+class AnsweringServer {
 public:
-    OneShotServer() {
+    AnsweringServer() {
         listener_ = socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in address{};
         address.sin_family = AF_INET;
@@ -40,17 +42,10 @@ public:
 
     std::uint16_t port() const { return port_; }
 
-    // The answer for the next connection.
+    // The answer for the connections from now on.
     void answer_with(std::string_view response) {
         std::lock_guard lock(mutex_);
         response_ = std::string(response);
-        served_ = false;
-    }
-
-    // Waits until that connection is over (the client has closed its end).
-    void wait_served() {
-        std::unique_lock lock(mutex_);
-        done_.wait(lock, [this] { return served_; });
     }
 
 private:
@@ -77,25 +72,16 @@ private:
                 if (wrote <= 0) break;
                 sent += static_cast<std::size_t>(wrote);
             }
-            // End of the answer; then wait for the client to close, so it never sees a reset.
+            // The whole request was read, so closing sends a FIN, not a reset.
             shutdown(connection, SHUT_WR);
-            while (read(connection, buffer, sizeof(buffer)) > 0) {
-            }
             close(connection);
-            {
-                std::lock_guard lock(mutex_);
-                served_ = true;
-            }
-            done_.notify_all();
         }
     }
 
     int listener_ = -1;
     std::uint16_t port_ = 0;
     std::mutex mutex_;
-    std::condition_variable done_;
     std::string response_;
-    bool served_ = true;
 };
 
 constexpr std::size_t kMaxResponseBytes = 16 * 1024;
@@ -103,15 +89,18 @@ constexpr std::size_t kMaxResponseBytes = 16 * 1024;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static OneShotServer server;
-    const std::string_view answer = tattle::fuzz::as_text(data, size);
-    server.answer_with(answer);
-    {
+    static AnsweringServer server;
+    static tattle::http::Client client = [] {
         tattle::http::ClientOptions options;
         options.max_response_bytes = kMaxResponseBytes;
         options.total_timeout = std::chrono::milliseconds(5000);
-        tattle::http::Client client(options);
-        client.allow_plain_http(true);
+        tattle::http::Client built(options);
+        built.allow_plain_http(true);
+        return built;
+    }();
+    const std::string_view answer = tattle::fuzz::as_text(data, size);
+    server.answer_with(answer);
+    {
         tattle::http::Request request;
         request.method = "GET";
         request.url = "http://127.0.0.1:" + std::to_string(server.port()) + "/webhook/secret-path";
@@ -121,7 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             require(response.body.size() <= kMaxResponseBytes, "a body past max_response_bytes", answer);
             for (const auto& [name, value] : response.headers) {
                 for (const char c : name) {
-                    require(std::tolower(static_cast<unsigned char>(c)) == c, "a header name not lower-cased", answer);
+                    require(std::tolower(static_cast<unsigned char>(c)) == static_cast<unsigned char>(c), "a header name not lower-cased", answer);
                 }
             }
             if (const auto retry_after = response.header("retry-after")) {
@@ -135,7 +124,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             require(std::string_view(error.what()).find("secret-path") == std::string_view::npos,
                     "a transport error quotes the URL's path", error.what());
         }
-    }  // the client closes its connection here
-    server.wait_served();
+    }
     return 0;
 }

@@ -107,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::string name(lines[line].substr(0, colon));
         const std::string_view value = lines[line].substr(colon + 1);
         for (const char c : name) {
-            require(std::tolower(static_cast<unsigned char>(c)) == c, "a canonical header name not lower-case", name);
+            require(std::tolower(static_cast<unsigned char>(c)) == static_cast<unsigned char>(c), "a canonical header name not lower-case", name);
         }
         require(previous.empty() || previous < name, "canonical headers not sorted or not unique", parts.canonical_request);
         require(value.empty() || (value.front() != ' ' && value.back() != ' '), "a header value not trimmed", value);
