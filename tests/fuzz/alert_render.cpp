@@ -60,7 +60,11 @@ json::value parse_back(std::string_view text, std::string_view what) {
     return value;
 }
 
-// Slack mrkdwn/plain text: no mention (<!…>, <@…>, <#…>) and no link but the console's.
+// The rule's runbook link: the rule comes from the config (trusted), not from the event.
+std::string runbook_link;
+
+// Slack mrkdwn/plain text: no mention (<!…>, <@…>, <#…>) and no link but the console's
+// and the rule's runbook.
 void check_slack_text(std::string_view text, std::size_t max_bytes, std::string_view where) {
     require(text.size() <= max_bytes, std::string(where) + " over Slack's limit", text);
     for (std::size_t at = text.find('<'); at != std::string_view::npos; at = text.find('<', at + 1)) {
@@ -68,7 +72,8 @@ void check_slack_text(std::string_view text, std::size_t max_bytes, std::string_
         const auto host_end = link.find_first_of("/|>", 9);
         const bool console_link = link.rfind("<https://", 0) == 0 && host_end != std::string_view::npos &&
                                   link.substr(0, host_end).ends_with(".console.aws.amazon.com");
-        require(console_link, std::string(where) + " has markup that is not a console link", text);
+        const bool runbook = !runbook_link.empty() && link.rfind(runbook_link, 0) == 0;
+        require(console_link || runbook, std::string(where) + " has markup that is not a console link", text);
     }
 }
 
@@ -116,7 +121,7 @@ const tattle::sinks::slack::MessageTemplate& slack_template() {
 
 // Every '<' of the HTML starts a tag the email template writes, never one from the event.
 void check_html(std::string_view html) {
-    static constexpr std::string_view tags[] = {"a", "b", "body", "br", "head", "html", "meta", "p", "pre",
+    static constexpr std::string_view tags[] = {"a", "b", "body", "br", "h2", "head", "html", "meta", "p", "pre",
                                                 "style", "table", "td", "th", "title", "tr", "!DOCTYPE", "!doctype"};
     require(html.find(kMarkup) == std::string_view::npos, "event markup in the email HTML", html);
     for (std::size_t at = html.find('<'); at != std::string_view::npos; at = html.find('<', at + 1)) {
@@ -131,6 +136,12 @@ void check_html(std::string_view html) {
 
 void render_everything(const json::object& alert) {
     const std::string alert_json = json::serialize(alert);
+    runbook_link.clear();
+    if (const auto* rule = alert.if_contains("rule"); rule != nullptr && rule->is_object()) {
+        if (const auto* runbook = rule->as_object().if_contains("runbook"); runbook != nullptr && runbook->is_string()) {
+            runbook_link = "<" + std::string(runbook->as_string()) + "|Runbook>";
+        }
+    }
     try {
         const std::string slack = tattle::sinks::slack::render_message(alert_json, {});
         check_slack_message(parse_back(slack, "the Slack message").as_object(), slack);
