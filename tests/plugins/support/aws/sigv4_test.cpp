@@ -329,8 +329,30 @@ TEST(SigV4, SigningKeyDerivation) {
 // and inputs the fuzzer found) signed by tattle and by botocore: the fuzz target checks
 // SigV4's invariants at speed, this checks the same inputs against the reference. Cases
 // botocore's harness cannot express are left out: repeated header names (its request
-// headers are a dict, so it would sign only the last) and header names or values that are
-// not printable ASCII (the HTTP layer under botocore refuses them).
+// headers are a dict, so it would sign only the last), header names or values that are
+// not printable ASCII (the HTTP layer under botocore refuses them), and paths or queries
+// not in wire form (a reserved or raw byte, or a broken %XX, where uri_encode would have
+// written an escape: botocore signs such a query as given, tattle decodes and re-encodes
+// each name and value as SigV4 says; both agree on every URL tattle itself builds).
+// Only unreserved bytes, the delimiters "/?&=" and %XX escapes with upper-case hex.
+bool in_wire_form(std::string_view target) {
+    for (std::size_t i = 0; i < target.size(); ++i) {
+        const auto c = static_cast<unsigned char>(target[i]);
+        if (c == '%') {
+            if (i + 2 >= target.size() || !std::isxdigit(static_cast<unsigned char>(target[i + 1])) ||
+                !std::isxdigit(static_cast<unsigned char>(target[i + 2])) ||
+                std::islower(static_cast<unsigned char>(target[i + 1])) ||
+                std::islower(static_cast<unsigned char>(target[i + 2]))) {
+                return false;
+            }
+            i += 2;
+        } else if (std::isalnum(c) == 0 && std::string_view("-._~/?&=").find(static_cast<char>(c)) == std::string_view::npos) {
+            return false;
+        }
+    }
+    return true;
+}
+
 TEST(SigV4Botocore, FuzzCorpusAgreesWithBotocore) {
     const fs::path corpus = fs::path(TATTLE_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "sigv4";
     std::vector<fs::path> files;
@@ -342,7 +364,7 @@ TEST(SigV4Botocore, FuzzCorpusAgreesWithBotocore) {
         const std::string input((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         const auto signing_case = tattle::fuzz::read_signing_case(input);
         std::vector<std::string> names;
-        bool expressible = true;
+        bool expressible = in_wire_form(signing_case.request.url.substr(signing_case.request.url.find(".com") + 4));
         for (const auto& [name, value] : signing_case.request.headers) {
             std::string lower_name;
             for (const char c : name) lower_name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
