@@ -17,7 +17,12 @@ function(add_tattle_plugin name)
     PREFIX ""
     OUTPUT_NAME "tattle_${target}"
     LIBRARY_OUTPUT_DIRECTORY "${TATTLE_BUILD_PLUGIN_DIR}")
-  target_link_options(${target} PRIVATE -Wl,--no-undefined)
+  # A plugin names every library it needs. Not checkable with clang's sanitizers: their
+  # runtime lives in the executable, so an instrumented plugin leaves its calls into it
+  # (__asan_*, __ubsan_*, __sanitizer_cov_*) for the loader to resolve.
+  if(NOT (CMAKE_CXX_COMPILER_ID STREQUAL "Clang" AND (TATTLE_ENABLE_ASAN_UBSAN OR TATTLE_BUILD_FUZZERS OR TATTLE_ENABLE_TSAN)))
+    target_link_options(${target} PRIVATE -Wl,--no-undefined)
+  endif()
   install(TARGETS ${target} LIBRARY DESTINATION ${TATTLE_INSTALL_PLUGIN_DIR} COMPONENT runtime)
   set_property(GLOBAL APPEND PROPERTY TATTLE_SHARED_PLUGINS ${target})
 

@@ -493,6 +493,13 @@ struct Client::Impl {
             result = exchange(*connection, message, deadline);
         }
         if (!result.response) throw_failure(result.failure, context);
+        // Beast takes any three digits; RFC 9110 section 15 gives 100-599 meaning. A sink
+        // must not read "006" or "999" as anything, so it is the server's protocol error.
+        if (result.response->status < 100 || result.response->status > 599) {
+            throw TransportError(Kind::Protocol, context + ": the response's status " +
+                                                     std::to_string(result.response->status) +
+                                                     " is not an HTTP status code");
+        }
         if (result.keep_alive) idle_connections[endpoint.origin] = std::move(connection);
         return std::move(*result.response);
     }

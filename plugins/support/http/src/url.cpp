@@ -237,6 +237,13 @@ Endpoint parse_endpoint(std::string_view url) {
         default_port ? (ipv6 ? "[" + endpoint.host + "]" : endpoint.host) : endpoint.authority;
     endpoint.target = view.encoded_target();
     if (endpoint.target.empty()) endpoint.target = "/";
+    // Boost.URL 1.81 takes "https://[::1]:8h443/x" as port 8 and the rootless path
+    // "h443/x", which is no URL (RFC 3986: a path after an authority starts with '/')
+    // and would go out as a malformed request line.
+    if (endpoint.target.front() != '/' && endpoint.target.front() != '?') {
+        throw TransportError(Kind::InvalidRequest, "the URL is not a valid absolute URL");
+    }
+    if (endpoint.target.front() == '?') endpoint.target.insert(0, "/");
     endpoint.origin = (endpoint.tls ? "https://" : "http://") + endpoint.authority;
     return endpoint;
 }

@@ -363,6 +363,24 @@ TEST(SlackMessage, ConsoleLinksOnlyForPlausibleRegionsAndEncodeTheEventId) {
     EXPECT_EQ(slack::cloudtrail_console_url("us-east-1", ""), "");
 }
 
+// Found by fuzzing (tests/fuzz/corpus/alert_render/regression-long-event-id): an event id
+// of 1,200 backticks percent-encodes to 3,600 bytes, and the console link's section went
+// over Slack's 3,000, so Slack would have refused the whole message.
+TEST(SlackMessage, AnEventIdTooLongForALinkLeavesTheLinkOut) {
+    json::object event{{"eventID", std::string(1200, '`')}, {"awsRegion", "us-east-1"}, {"eventName", "x"}};
+    const json::object message = message_for(alert_for(event));
+    for (const auto& block : message.at("blocks").as_array()) {
+        if (const auto* text = block.as_object().if_contains("text")) {
+            EXPECT_LE(text->at("text").as_string().size(), slack::kMaxSectionText);
+            EXPECT_EQ(std::string_view(text->at("text").as_string()).find("console.aws.amazon.com"),
+                      std::string_view::npos);
+        }
+    }
+    // A normal id keeps its link.
+    event["eventID"] = "a-b";
+    EXPECT_NE(json::serialize(message_for(alert_for(event))).find("console.aws.amazon.com"), std::string::npos);
+}
+
 TEST(SlackMessage, EscapingFollowsSlackRules) {
     EXPECT_EQ(slack::escape_mrkdwn("a & b < c > d *e* _f_"), "a &amp; b &lt; c &gt; d *e* _f_");
     EXPECT_EQ(slack::neutralise_code_fences("``` `` `"), "`\u200b`\u200b` `\u200b` `");

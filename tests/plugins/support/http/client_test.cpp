@@ -245,6 +245,21 @@ TEST(HttpClient, AServerThatClosesWithoutAnsweringIsAnError) {
     EXPECT_EQ(server.wait_for_requests(1).size(), 1U);
 }
 
+// Found by fuzzing (tests/fuzz/corpus/http_response/regression-status-006): Beast reads
+// any three digits as a status; outside 100-599 a sink could take it for anything.
+TEST(HttpClient, AStatusOutsideHttpsRangeIsAProtocolError) {
+    for (const int status : {600, 999}) {
+        TestServer server({.mode = ServerOptions::Mode::Http,
+                           .script = "[{\"status\": " + std::to_string(status) + ", \"body\": \"x\"}]"});
+        Client client(test_options());
+        client.allow_plain_http(true);
+        const auto error = transport_error_of([&] { client.send(post(server.url(kSecretPath))); });
+        EXPECT_EQ(error.kind(), Kind::Protocol) << error.what();
+        EXPECT_THAT(error.what(), HasSubstr("status " + std::to_string(status)));
+        expect_no_secret(error);
+    }
+}
+
 TEST(HttpClient, AServerThatHangsTimesOutWithinTheTotalTimeout) {
     TestServer server({.script = R"([{"hang": true}])"});
     ClientOptions options = test_options();

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "../../../../plugins/support/http/src/url_parts.hpp"
 #include "tattle/http/client.hpp"
 
 namespace {
@@ -108,6 +109,27 @@ TEST(HttpUrl, NoProxyAddressesBlocksAndPorts) {
     EXPECT_TRUE(no_proxy_matches("example.com:8443", "api.example.com", 8443));
     EXPECT_FALSE(no_proxy_matches("example.com:8443", "api.example.com", 443));
     EXPECT_TRUE(no_proxy_matches("127.0.0.1:8443", "127.0.0.1", 8443));
+}
+
+// Found by fuzzing (tests/fuzz/corpus/http_settings/regression-port-with-letters): Boost.URL
+// 1.81 reads "[::0]:8h443/path" as port 8 and the rootless path "h443/path", which would
+// go out as the request line "POST h443/path HTTP/1.1".
+TEST(HttpUrl, AnAuthorityFollowedByARootlessPathIsRefused) {
+    using tattle::http::TransportError;
+    for (const char* url : {"https://[::0]:8h443/path", "https://hooks.example:8h/services/x", "http://1.2.3.4:80x/y"}) {
+        try {
+            tattle::http::detail::parse_endpoint(url);
+            ADD_FAILURE() << url << " was accepted";
+        } catch (const TransportError& error) {
+            EXPECT_EQ(error.kind(), TransportError::Kind::InvalidRequest) << url;
+        }
+    }
+}
+
+TEST(HttpUrl, AQueryWithoutAPathTargetsTheRoot) {
+    EXPECT_EQ(tattle::http::detail::parse_endpoint("https://hooks.example?token=1").target, "/?token=1");
+    EXPECT_EQ(tattle::http::detail::parse_endpoint("https://hooks.example").target, "/");
+    EXPECT_EQ(tattle::http::detail::parse_endpoint("https://hooks.example:8443/a/b?c").target, "/a/b?c");
 }
 
 }  // namespace
