@@ -147,11 +147,12 @@ public:
     explicit ConfigParser(std::filesystem::path path)
         : path_(std::move(path)), file_(path_.string()) {}
 
-    Config parse(std::string_view toml_text) {
+    Config parse(std::string_view toml_text, bool skip_broken_bundles_by_default = false) {
         toml::table document = parse_toml(toml_text);
 
         Config config;
         config.path = path_;
+        config.skip_broken_bundles = skip_broken_bundles_by_default;
         read_definitions(document);
         if (definitions_) config.definition_sets.push_back(definitions_);
         for (auto&& [key, node] : document) {
@@ -1457,6 +1458,10 @@ Config parse_config(std::string_view toml_text, const std::filesystem::path& pat
     return ConfigParser(path).parse(toml_text);
 }
 
+Config parse_config(std::string_view toml_text, const std::filesystem::path& path, const ConfigLoadOptions& options) {
+    return ConfigParser(path).parse(toml_text, options.skip_broken_bundles_by_default);
+}
+
 Config load_bundle_set(const std::vector<std::filesystem::path>& bundle_files,
                        const std::filesystem::path& named_as) {
     std::vector<std::filesystem::path> files;
@@ -1464,7 +1469,9 @@ Config load_bundle_set(const std::vector<std::filesystem::path>& bundle_files,
     return ConfigParser(named_as).parse_bundle_set(std::move(files));
 }
 
-Config load_config(const std::filesystem::path& path) {
+Config load_config(const std::filesystem::path& path) { return load_config(path, ConfigLoadOptions{}); }
+
+Config load_config(const std::filesystem::path& path, const ConfigLoadOptions& options) {
     std::error_code error;
     if (std::filesystem::is_directory(path, error)) {
         throw ConfigError(
@@ -1481,7 +1488,7 @@ Config load_config(const std::filesystem::path& path) {
         throw ConfigError(
             {Diagnostic{SourceLocation{path.string(), 0, 0}, "cannot read the config file"}});
     }
-    return parse_config(text.str(), path);
+    return parse_config(text.str(), path, options);
 }
 
 }  // namespace tattle

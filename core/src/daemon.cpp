@@ -9,6 +9,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <span>
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
@@ -20,6 +24,7 @@
 #include <utility>
 
 #include "tattle/config.hpp"
+#include "tattle/plugin_catalog.hpp"
 #include "tattle/metrics.hpp"
 #include "tattle/pipeline.hpp"
 #include "tattle/secrets.hpp"
@@ -38,10 +43,89 @@ struct LoadedConfig {
     std::vector<std::string> problems;
 };
 
+// A broken bundle must not take every other team's alerting down with it: the daemon
+// leaves it out (unless on_bundle_error = "fail") and tells the root config's
+// destinations through this rule, which matches only the events announce_skipped_bundles
+// makes.
+constexpr const char* kBundleSkippedRule = "tattle/bundle-skipped";
+
+void add_bundle_skipped_rule(Config& config) {
+    RuleSpec rule;
+    rule.name = "tattle: a rule bundle was skipped";
+    rule.id = kBundleSkippedRule;
+    rule.description = "A team's rule bundle could not be loaded, so its rules are not running. "
+                       "Fix the file and reload (SIGHUP or POST /-/reload).";
+    rule.severity = "high";
+    rule.jq_match = R"(select(.eventSource == "tattle.internal" and .eventName == "BundleSkipped") | .tattle.problem)";
+    rule.where = SourceLocation{config.path.string(), 0, 0};
+    rule.jq_match_where = rule.where;
+    for (const auto& destination : config.destinations) {
+        if (destination.team.empty()) rule.destinations.push_back(destination.id);
+    }
+    config.rules.push_back(std::move(rule));
+}
+
+// One event per problem of a skipped bundle, as JSON Lines. The event id is a hash of
+// the problem, so with a state directory the same broken file alerts once per dedup
+// window, not at every reload.
+std::string skipped_bundle_events(const Config& config) {
+    std::string lines;
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t now_seconds = std::chrono::system_clock::to_time_t(now);
+    std::tm utc{};
+    gmtime_r(&now_seconds, &utc);
+    char event_time[32];
+    std::strftime(event_time, sizeof event_time, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    for (const auto& problem : config.skipped_bundles) {
+        const std::string text = redact(problem.to_string());
+        char event_id[17];
+        std::snprintf(event_id, sizeof event_id, "%016zx", std::hash<std::string>{}(text));
+        boost::json::object event{{"eventVersion", "tattle"},
+                                  {"eventSource", "tattle.internal"},
+                                  {"eventName", "BundleSkipped"},
+                                  {"eventTime", event_time},
+                                  {"eventID", std::string("bundle-skipped-") + event_id},
+                                  {"tattle", boost::json::object{{"problem", text}, {"file", problem.where.file}}}};
+        lines += boost::json::serialize(event);
+        lines += '\n';
+    }
+    return lines;
+}
+
+// Hands the skipped-bundle events to the pipeline as one batch, beside the real sources.
+class AnnouncementSource final : public BatchSource {
+public:
+    explicit AnnouncementSource(std::string lines) : lines_(std::move(lines)) {}
+    Next next() override {
+        Next next;
+        if (given_ || lines_.empty()) return next;  // Exhausted
+        given_ = true;
+        next.status = NextStatus::Batch;
+        next.batch.id = 1;
+        next.batch.origin = "tattle: skipped bundles";
+        next.batch.data = std::span(reinterpret_cast<const std::uint8_t*>(lines_.data()), lines_.size());
+        return next;
+    }
+    std::string ack(std::uint64_t, bool settled) override {
+        if (!settled) spdlog::error("the alert about skipped bundles could not be delivered nor spooled");
+        return {};
+    }
+    const std::string& id() const noexcept override { return id_; }
+
+private:
+    std::string lines_;
+    std::string id_ = "tattle";
+    bool given_ = false;
+};
+
 LoadedConfig load_and_prepare(const ServeOptions& options) {
     LoadedConfig loaded;
     try {
-        const Config config = load_config(options.config_path);
+        Config config = load_config(options.config_path, ConfigLoadOptions{true});
+        for (const auto& problem : config.skipped_bundles) {
+            spdlog::error("bundle skipped, its rules are not running: {}", redact(problem.to_string()));
+        }
+        if (!config.skipped_bundles.empty()) add_bundle_skipped_rule(config);
         PrepareOptions prepare_options;
         for (const auto& dir : options.plugin_dirs) prepare_options.extra_plugin_dirs.emplace_back(dir);
         auto prepared = std::make_unique<PreparedConfig>(prepare(config, prepare_options));
@@ -343,10 +427,13 @@ int serve(const ServeOptions& options) {
                                                              std::chrono::milliseconds(5s));
     std::unique_ptr<PreparedConfig> current = std::move(first.prepared);
     std::unique_ptr<PreparedConfig> previous;  // the last config that ran, while a new one starts
+    const PreparedConfig* announced = nullptr;    // whose skipped bundles were alerted about
     int exit_code = 0;
     while (true) {
         controller.begin_run();
         RunOptions run;
+        std::vector<std::unique_ptr<SourceInstance>> configured_sources;
+        std::unique_ptr<AnnouncementSource> announcement;
         run.stop_requested = &controller.run_stop_flag();
         run.stop_grace = stop_grace;
         run.keep_polling = true;
@@ -354,6 +441,13 @@ int serve(const ServeOptions& options) {
         run.metrics = &controller.metrics();
         bool run_failed = false;
         try {
+            if (current.get() != announced && !current->config.skipped_bundles.empty()) {
+                announced = current.get();
+                configured_sources = make_sources(*current, RunOptions{});
+                announcement = std::make_unique<AnnouncementSource>(skipped_bundle_events(current->config));
+                for (auto& source : configured_sources) run.sources.push_back(source.get());
+                run.sources.push_back(announcement.get());
+            }
             const RunSummary summary = run_pipeline(*current, run);
             spdlog::info("run ended: {} batches ({} failed), {} events, {} matches, {} alerts delivered, {} spooled, "
                          "{} not delivered",

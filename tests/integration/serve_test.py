@@ -336,6 +336,77 @@ class FollowTest(FollowBase):
         self.assertIn("rejected", daemon.output())
 
 
+class BrokenBundleTest(FollowBase):
+    """One team's broken bundle: serve runs the others and tells the root destinations."""
+
+    def write_bundles(self, broken: bool, on_bundle_error: str = "") -> None:
+        os.makedirs(os.path.join(self.dir, "teams"), exist_ok=True)
+        with open(os.path.join(self.dir, "teams", "good.toml"), "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent("""
+                team = "good"
+                [[rule]]
+                id = "writes"
+                name = "Writes"
+                jq_match = '%s'
+                destinations = ["hook"]
+                """ % WRITES))
+        with open(os.path.join(self.dir, "teams", "bad.toml"), "w", encoding="utf-8") as f:
+            f.write('team = "bad"\n[[rule]]\nid = "x"\nname = "x"\njq_match = "true"\n' +
+                    ('destinations = ["nowhere"]\n' if broken else 'destinations = ["hook"]\nenabled = false\n'))
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            f.write(textwrap.dedent(f"""
+                spool_dir = "spool"
+                bundles = ["teams/*.toml"]
+                {on_bundle_error}
+
+                [[source]]
+                id = "incoming"
+                type = "file"
+                paths = ["incoming"]
+                follow = true
+                scan_interval_seconds = 0.1
+                checkpoint = "state/incoming.checkpoint"
+                """) + self.destination() + '\nshare_with = ["*"]\n')
+
+    def test_a_broken_bundle_is_skipped_with_an_alert_and_the_others_run(self) -> None:
+        self.write_bundles(broken=True)
+        daemon = self.start(self.config_path, self.env())
+        announced = wait_for(lambda: [a for a in self.receiver.delivered()
+                                      if a["rule"].get("id") == "tattle/bundle-skipped"],
+                             "the alert about the skipped bundle")
+        self.assertEqual(len(announced), 1)
+        problem = announced[0]["annotation"]
+        self.assertIn("bad.toml:", problem)
+        self.assertIn("nowhere", problem)
+        self.assertEqual(announced[0]["rule"]["severity"], "high")
+        self.assertIsNotNone(daemon.find(r"bundle skipped, its rules are not running: .*bad\.toml"))
+        # The good team's rule runs.
+        name = self.files[1]
+        self.drop(name)
+        expected = event_ids(name, False)
+        wait_for(lambda: len([a for a in self.receiver.delivered() if a["rule"]["name"] == "Writes"])
+                 >= len(expected), "the good bundle's alerts")
+        got = [a["event"]["eventID"] for a in self.receiver.delivered() if a["rule"]["name"] == "Writes"]
+        self.assertEqual(sorted(got), sorted(expected))
+        # Fixed and reloaded: no new announcement.
+        self.write_bundles(broken=False)
+        status, _ = daemon.get("/-/reload", method="POST")
+        self.assertEqual(status, 200)
+        wait_for(lambda: daemon.find(r"the new config is good"), "the reload")
+        code, _ = daemon.stop()
+        self.assertEqual(code, 0)
+        self.assertEqual(len([a for a in self.receiver.delivered()
+                              if a["rule"].get("id") == "tattle/bundle-skipped"]), 1)
+
+    def test_on_bundle_error_fail_keeps_the_daemon_from_starting(self) -> None:
+        self.write_bundles(broken=True, on_bundle_error='on_bundle_error = "fail"')
+        result = subprocess.run([TATTLE, "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
+                                capture_output=True, timeout=60, env=self.env())
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("bad.toml", result.stderr.decode() + result.stdout.decode())
+        self.assertEqual(self.receiver.request_count(), 0)
+
+
 class GracePeriodTest(FollowBase):
     """SIGTERM while the destination keeps failing: the alerts are spooled in time."""
 

@@ -184,6 +184,12 @@ bool rule_runs_on(const RuleSpec& rule, const PluginInstanceSpec& source);
 // ids, rules naming unknown destinations. Does not look at plugins or jq.
 // Throws ConfigError with every problem found, each with file:line:col.
 Config load_config(const std::filesystem::path& path);
+// What a host decides when the config does not: `tattle serve` keeps running with the
+// good bundles when one is broken (and alerts about it); `check` and `run` refuse.
+struct ConfigLoadOptions {
+    bool skip_broken_bundles_by_default = false;  // on_bundle_error unset means "skip"
+};
+Config load_config(const std::filesystem::path& path, const ConfigLoadOptions& options);
 // A config made of bundle files alone, loaded as a root config with no
 // sources, destinations or rules of its own would load them (`tattle test
 // BUNDLE...`); named_as is its path in messages. Throws ConfigError.
@@ -191,5 +197,6 @@ Config load_bundle_set(const std::vector<std::filesystem::path>& bundle_files,
                        const std::filesystem::path& named_as);
 // Same, from text (path only names it in messages).
 Config parse_config(std::string_view toml_text, const std::filesystem::path& path);
+Config parse_config(std::string_view toml_text, const std::filesystem::path& path, const ConfigLoadOptions& options);
 
 }  // namespace tattle
