@@ -20,6 +20,8 @@
 #pragma GCC diagnostic ignored "-Wunused-function"
 extern "C" {
 #include <jq.h>
+
+#include "owned_jv.hpp"
 }
 #pragma GCC diagnostic pop
 
@@ -57,28 +59,6 @@ std::string definition_text(const JqDefinition& definition) {
 // ---------------------------------------------------------------------------
 // libjq.
 
-class OwnedJv {
-public:
-    explicit OwnedJv(jv value) noexcept : value_(value) {}
-    ~OwnedJv() { jv_free(value_); }
-    OwnedJv(const OwnedJv&) = delete;
-    OwnedJv& operator=(const OwnedJv&) = delete;
-    OwnedJv(OwnedJv&& other) noexcept : value_(std::exchange(other.value_, jv_invalid())) {}
-    OwnedJv& operator=(OwnedJv&& other) noexcept {
-        if (this != &other) {
-            jv_free(value_);
-            value_ = std::exchange(other.value_, jv_invalid());
-        }
-        return *this;
-    }
-    jv borrow() const noexcept { return value_; }
-    jv copy() const noexcept { return jv_copy(value_); }
-    jv release() noexcept { return std::exchange(value_, jv_invalid()); }
-    jv_kind kind() const noexcept { return jv_get_kind(value_); }
-
-private:
-    jv value_;
-};
 
 std::string string_of(const OwnedJv& value) {
     const int length = jv_string_length_bytes(value.copy());
