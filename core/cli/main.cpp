@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include "tattle/rule_sandbox.hpp"
 #include "tattle/backtest.hpp"
 #include "tattle/config.hpp"
 #include "tattle/daemon.hpp"
@@ -373,6 +374,21 @@ int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
     if (!prepared.problems.empty()) {
         print_problems(prepared.problems);
         return kExitUsage;
+    }
+    // A rule that never ends on its own test events would stall alerting once deployed:
+    // run them under the rule budget `run` and `serve` apply.
+    if (std::any_of(config.rules.begin(), config.rules.end(), [](const RuleSpec& r) { return !r.tests.empty(); })) {
+        const auto tests_started = std::chrono::steady_clock::now();
+        const RuleTestReport tested = run_rule_tests(config);
+        const auto tests_elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - tests_started);
+        std::cout << "rule budget (" << config.limits.max_rule_cpu_ms << " ms CPU, "
+                  << (config.limits.max_rule_memory_bytes >> 20) << " MiB per rule and event): "
+                  << tested.results.size() << " test cases run in " << tests_elapsed.count() << " ms\n";
+        if (!tested.stopped.empty()) {
+            print_problems(tested.stopped);
+            return kExitUsage;
+        }
     }
     std::cout << "ok\n";
     return kExitOk;
@@ -742,6 +758,9 @@ int command_serve(const std::vector<std::string>& args, GlobalOptions& global) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 2 && argv[1] == tattle::kRuleEvaluatorCommand) return tattle::run_rule_evaluator(3);
+    // libjq runs in a child process of this same binary (rule_sandbox.hpp).
+    tattle::set_rule_evaluator_program("/proc/self/exe");
     std::vector<std::string> args(argv + 1, argv + argc);
     GlobalOptions global;
     // As a Lambda function's bootstrap: no arguments, the Runtime API in the environment.

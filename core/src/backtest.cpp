@@ -134,10 +134,7 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
     FilterStage& filter = *prepared.filter;
     BatchWorkers workers(
         filter,
-        [&rules_for_copies = filter.rules()] {
-            std::vector<Diagnostic> same_problems_as_the_first;
-            return std::make_unique<FilterStage>(rules_for_copies, same_problems_as_the_first);
-        },
+        [&filter] { return filter.sibling(); },
         options.workers != 0 ? options.workers : prepared.config.workers);
 
     AlertShaper& shaper = *prepared.shaper;

@@ -14,34 +14,73 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
     for (std::size_t i = 0; i < rule_count; ++i) errors_before[i] = filter.runtime_errors(i);
 
     filter.begin_batch(origin);
+    // Events with a native match or rules left for libjq wait here, in order, until
+    // libjq has decided a group of them (one request to the rule evaluator per group).
+    struct Waiting {
+        std::size_t index = 0;
+        boost::json::object event;
+    };
+    std::vector<Waiting> waiting;
+    std::vector<PendingEvaluation> pending;
+    std::vector<const boost::json::object*> waiting_events;
+    constexpr std::size_t kGroup = 256;
+    auto flush = [&] {
+        if (waiting.empty()) return;
+        waiting_events.clear();
+        for (const auto& w : waiting) waiting_events.push_back(&w.event);
+        filter.finish(waiting_events, pending);
+        // Taken out first: if the alert limit stops this group, none of it is finished twice.
+        std::vector<Waiting> group;
+        std::vector<PendingEvaluation> evaluations;
+        group.swap(waiting);
+        evaluations.swap(pending);
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            std::shared_ptr<const boost::json::object> kept;
+            for (auto& match : evaluations[i].matches) {
+                if (match.rule_index >= rules_to_run.size() || !rules_to_run[match.rule_index]) continue;
+                if (result.matches.size() >= limits.max_alerts_per_batch) {
+                    throw DecodeLimitError(std::string(origin) + ": more than " +
+                                               std::to_string(limits.max_alerts_per_batch) +
+                                               " alerts from one batch (limits.max_alerts_per_batch); the batch "
+                                               "is failed",
+                                           "max_alerts_per_batch");
+                }
+                if (!kept) kept = std::make_shared<const boost::json::object>(std::move(group[i].event));
+                result.matches.push_back({match.rule_index, group[i].index, kept, std::move(match.annotation)});
+            }
+        }
+    };
+    // The records before a failure keep their alerts.
+    auto flush_after_failure = [&] {
+        try {
+            flush();
+        } catch (const DecodeLimitError&) {
+            // the batch has failed already; the alerts up to the limit are kept
+        }
+    };
     try {
         result.report = decode_batch(
             data, origin,
             [&](boost::json::object&& event, std::size_t index) {
                 ++result.events;
-                auto matches = filter.evaluate(event);
-                std::shared_ptr<const boost::json::object> kept;
-                for (auto& match : matches) {
-                    if (match.rule_index >= rules_to_run.size() || !rules_to_run[match.rule_index]) continue;
-                    if (result.matches.size() >= limits.max_alerts_per_batch) {
-                        throw DecodeLimitError(std::string(origin) + ": more than " +
-                                                   std::to_string(limits.max_alerts_per_batch) +
-                                                   " alerts from one batch (limits.max_alerts_per_batch); the batch "
-                                                   "is failed",
-                                               "max_alerts_per_batch");
-                    }
-                    if (!kept) kept = std::make_shared<const boost::json::object>(std::move(event));
-                    result.matches.push_back({match.rule_index, index, kept, std::move(match.annotation)});
-                }
+                PendingEvaluation evaluation = filter.evaluate_natively(event);
+                if (evaluation.matches.empty() && evaluation.libjq_rules.empty()) return;
+                waiting.push_back({index, std::move(event)});
+                pending.push_back(std::move(evaluation));
+                if (waiting.size() >= kGroup) flush();
             },
             limits);
+        flush();
         result.limits_hit = result.report.limits_hit;
     } catch (const DecodeLimitError& e) {
         result.decode_error = e.what();
         result.limits_hit.emplace_back(e.limit());
+        flush_after_failure();
     } catch (const DecodeError& e) {
         result.decode_error = e.what();
+        flush_after_failure();
     }
+    result.disabled = filter.take_disabled();
     for (std::size_t i = 0; i < rule_count; ++i) {
         const std::size_t errors = filter.runtime_errors(i) - errors_before[i];
         if (errors > 0) result.rule_errors.emplace_back(i, errors);

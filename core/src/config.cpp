@@ -1083,19 +1083,30 @@ private:
             {"max_record_bytes", &limits.max_record_bytes},
             {"max_depth", &limits.max_depth},
             {"max_records_per_batch", &limits.max_records_per_batch},
-            {"max_alerts_per_batch", &limits.max_alerts_per_batch}};
+            {"max_alerts_per_batch", &limits.max_alerts_per_batch},
+            {"max_rule_cpu_ms", &limits.max_rule_cpu_ms},
+            {"max_rule_memory_bytes", &limits.max_rule_memory_bytes}};
         for (auto&& [key, value] : *table) {
             const std::string name(key.str());
             const auto field = std::find_if(fields.begin(), fields.end(),
                                             [&](const auto& known) { return known.first == name; });
             if (field == fields.end()) {
-                report(key.source(), with_hint("limits: unknown key " + quote_name(name), name, input_limit_keys()));
+                report(key.source(), with_hint("limits: unknown key " + quote_name(name), name, limit_keys()));
                 continue;
             }
             // A record needs room for one real CloudTrail event; the parser's own
             // recursion must stay far from the stack's end.
-            const std::int64_t minimum = name == "max_record_bytes" ? 1024 : 1;
-            const std::int64_t maximum = name == "max_depth" ? 1'000 : max_bytes;
+            // A rule's budget has room for the slowest legitimate rule on a large record,
+            // and memory for the evaluator to hold one.
+            std::int64_t minimum = 1;
+            std::int64_t maximum = max_bytes;
+            if (name == "max_record_bytes") minimum = 1024;
+            if (name == "max_depth") maximum = 1'000;
+            if (name == "max_rule_cpu_ms") {
+                minimum = 10;
+                maximum = 600'000;
+            }
+            if (name == "max_rule_memory_bytes") minimum = std::int64_t{16} << 20;
             if (auto number = read_top_level_integer(value, "limits." + name, minimum, maximum)) {
                 *field->second = static_cast<std::size_t>(*number);
             }

@@ -21,6 +21,16 @@ const std::vector<std::string>& input_limit_keys() {
     return keys;
 }
 
+const std::vector<std::string>& limit_keys() {
+    static const std::vector<std::string> keys = [] {
+        std::vector<std::string> all = input_limit_keys();
+        all.emplace_back("max_rule_cpu_ms");
+        all.emplace_back("max_rule_memory_bytes");
+        return all;
+    }();
+    return keys;
+}
+
 namespace {
 
 constexpr std::uint8_t gzip_magic_first = 0x1f;

@@ -1,16 +1,20 @@
 #include "tattle/filter.hpp"
 
 #include "jq_predicate.hpp"
+#include "tattle/rule_sandbox.hpp"
+#include "tattle/text_safety.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <system_error>
 #include <unordered_map>
@@ -739,6 +743,39 @@ std::string sandboxed_jq_program(std::string_view jq_program) {
 // ---------------------------------------------------------------------------
 // FilterStage.
 
+// Rules turned off because of what they did to the rule evaluator, shared by the
+// FilterStages of every worker thread. Read for every event, so the check is an atomic.
+class RuleQuarantine {
+public:
+    explicit RuleQuarantine(std::size_t rules) : off_(rules), reasons_(rules) {}
+
+    bool any_disabled() const noexcept { return any_.load(std::memory_order_acquire); }
+    bool disabled(std::size_t rule) const noexcept {
+        return rule < off_.size() && off_[rule].load(std::memory_order_acquire);
+    }
+    // True for the caller that disabled it first.
+    bool disable(std::size_t rule, const std::string& reason) {
+        if (rule >= off_.size()) return false;
+        std::lock_guard lock(mutex_);
+        if (off_[rule].load(std::memory_order_relaxed)) return false;
+        reasons_[rule] = reason;
+        off_[rule].store(true, std::memory_order_release);
+        any_.store(true, std::memory_order_release);
+        return true;
+    }
+    std::optional<std::string> reason(std::size_t rule) const {
+        if (!disabled(rule)) return std::nullopt;
+        std::lock_guard lock(mutex_);
+        return reasons_[rule];
+    }
+
+private:
+    std::vector<std::atomic<bool>> off_;
+    std::atomic<bool> any_{false};
+    mutable std::mutex mutex_;
+    std::vector<std::string> reasons_;
+};
+
 struct FilterStage::Impl {
     struct CompiledRule {
         JqStatePtr own_program;   // a program of its own (per_rule, or a rule kept apart)
@@ -762,6 +799,12 @@ struct FilterStage::Impl {
     std::vector<CompiledRule> compiled;
     std::size_t compiled_count = 0;
     RuleCompilation compilation = RuleCompilation::indexed;
+    FilterOptions options;
+    std::shared_ptr<RuleQuarantine> quarantine;
+    std::vector<DisabledRule> newly_disabled;
+    // Started the first time libjq must run; null when isolation is off or it could not start.
+    std::unique_ptr<RuleSandbox> sandbox;
+    bool sandbox_unavailable = false;
     struct CombinedProgram {
         JqStatePtr state;
         std::size_t size = 0;
@@ -793,33 +836,40 @@ struct FilterStage::Impl {
                     batch_origin, truncated_for_log(message));
     }
 
+    static LibjqOutcome matched(std::size_t index, std::optional<boost::json::value> annotation) {
+        return LibjqOutcome{index, LibjqOutcome::Kind::match, std::move(annotation), {}};
+    }
+    static LibjqOutcome failed(std::size_t index, std::string message) {
+        return LibjqOutcome{index, LibjqOutcome::Kind::error, std::nullopt, std::move(message)};
+    }
+
     // Applies tattletail's rule to a program's first output.
     void decide(std::size_t index, OwnedJv first, const OwnedJv& event,
-                std::vector<RuleMatch>& matches) {
+                std::vector<LibjqOutcome>& outcomes) {
         switch (first.kind()) {
             case JV_KIND_INVALID:
             case JV_KIND_NULL:
             case JV_KIND_FALSE:
                 return;
             case JV_KIND_TRUE:
-                matches.push_back(RuleMatch{index, std::nullopt});
+                outcomes.push_back(matched(index, std::nullopt));
                 return;
             default:
                 break;
         }
         if (first.kind() == JV_KIND_OBJECT && jv_equal(first.copy(), event.copy()) != 0) {
-            matches.push_back(RuleMatch{index, std::nullopt});
+            outcomes.push_back(matched(index, std::nullopt));
             return;
         }
         try {
-            matches.push_back(RuleMatch{index, jv_to_json(first.borrow(), 0)});
+            outcomes.push_back(matched(index, jv_to_json(first.borrow(), 0)));
         } catch (const AnnotationTooDeep& error) {
-            record_runtime_error(index, error.what());
+            outcomes.push_back(failed(index, error.what()));
         }
     }
 
     void evaluate_own_program(std::size_t index, const OwnedJv& event,
-                              std::vector<RuleMatch>& matches) {
+                              std::vector<LibjqOutcome>& outcomes) {
         jq_state* state = compiled[index].own_program.get();
         jq_start(state, event.copy(), 0);
         OwnedJv first(jq_next(state));
@@ -830,13 +880,13 @@ struct FilterStage::Impl {
                 if (halt_message.kind() != JV_KIND_INVALID) {
                     message += ": " + error_text(std::move(halt_message));
                 }
-                record_runtime_error(index, message);
+                outcomes.push_back(failed(index, message));
             } else if (jv_invalid_has_msg(first.copy()) != 0) {
-                record_runtime_error(index, error_text(OwnedJv(jv_invalid_get_msg(first.release()))));
+                outcomes.push_back(failed(index, error_text(OwnedJv(jv_invalid_get_msg(first.release())))));
             }
             return;  // without a message: no output at all
         }
-        decide(index, std::move(first), event, matches);
+        decide(index, std::move(first), event, outcomes);
     }
 
     // The combined program's array for the slots selected, or why there is none.
@@ -845,7 +895,8 @@ struct FilterStage::Impl {
     // Programs that take [event, slots]; with every rule on every event they take the event.
     bool selecting() const noexcept { return compilation == RuleCompilation::indexed; }
 
-    OwnedJv run_combined(std::size_t program, const OwnedJv& event, const std::vector<int>& slots) {
+    OwnedJv run_combined(std::size_t program, const OwnedJv& event, const std::vector<int>& slots,
+                         std::vector<LibjqOutcome>& outcomes) {
         jq_state* state = combined[program].state.get();
         if (selecting()) {
             OwnedJv slot_list(jv_array_sized(jq_length(slots.size())));
@@ -868,23 +919,23 @@ struct FilterStage::Impl {
             message += ": " + error_text(OwnedJv(jv_invalid_get_msg(outputs.release())));
         }
         for (int slot : slots) {
-            record_runtime_error(combined[program].members[static_cast<std::size_t>(slot)], message);
+            outcomes.push_back(failed(combined[program].members[static_cast<std::size_t>(slot)], message));
         }
         return OwnedJv(jv_invalid());
     }
 
     void decide_from_combined(std::size_t index, const OwnedJv& outputs, std::size_t position,
-                              const OwnedJv& event, std::vector<RuleMatch>& matches) {
+                              const OwnedJv& event, std::vector<LibjqOutcome>& outcomes) {
         if (outputs.kind() != JV_KIND_ARRAY) return;
         OwnedJv element(jv_array_get(outputs.copy(), jq_length(position)));
         if (element.kind() == JV_KIND_OBJECT) {
             OwnedJv message(jv_object_get(element.release(), jv_string("error")));
             // error(null) is no error to libjq's caller either: just no output.
-            if (message.kind() != JV_KIND_NULL) record_runtime_error(index, error_text(std::move(message)));
+            if (message.kind() != JV_KIND_NULL) outcomes.push_back(failed(index, error_text(std::move(message))));
             return;
         }
         if (jv_array_length(element.copy()) == 0) return;
-        decide(index, OwnedJv(jv_array_get(element.release(), 0)), event, matches);
+        decide(index, OwnedJv(jv_array_get(element.release(), 0)), event, outcomes);
     }
 
     // Compiles the rules at candidates into one program. A rule that breaks the
@@ -980,18 +1031,23 @@ struct FilterStage::Impl {
         }
     }
 
-    std::vector<RuleMatch> evaluate_event(const boost::json::object& event);
+    PendingEvaluation evaluate_natively(const boost::json::object& event);
+    void libjq_in_process(const boost::json::object& event, const std::vector<std::size_t>& rule_indices,
+                          std::vector<LibjqOutcome>& outcomes);
+    void finish(std::span<const boost::json::object* const> events, std::span<PendingEvaluation> pending);
+    RuleSandbox* running_sandbox();
+    void apply(std::vector<LibjqOutcome>& outcomes, PendingEvaluation& pending);
 };
 
-std::vector<RuleMatch> FilterStage::Impl::evaluate_event(const boost::json::object& event) {
-    std::vector<RuleMatch> matches;
-    needs_libjq.clear();
+PendingEvaluation FilterStage::Impl::evaluate_natively(const boost::json::object& event) {
+    PendingEvaluation pending;
     const std::size_t words = (compiled.size() + 63) / 64;
     if (router) {
         router->candidates(event, candidate_bits);
     } else {
         candidate_bits.assign(words, ~std::uint64_t{0});
     }
+    const bool some_disabled = quarantine->any_disabled();
     for (std::size_t word = 0; word < words; ++word) {
         std::uint64_t bits = candidate_bits[word];
         while (bits != 0) {
@@ -1001,23 +1057,33 @@ std::vector<RuleMatch> FilterStage::Impl::evaluate_event(const boost::json::obje
             if (rule_index >= compiled.size()) break;
             CompiledRule& rule = compiled[rule_index];
             if (!rule.compiled()) continue;
+            if (some_disabled && quarantine->disabled(rule_index)) continue;
             if (rule.native) {
                 std::optional<boost::json::value> annotation;
                 switch (jq_native::decide(rule.read, event, annotation)) {
                     case jq_native::Verdict::no_match:
                         continue;
                     case jq_native::Verdict::match:
-                        matches.push_back(RuleMatch{rule_index, std::move(annotation)});
+                        pending.matches.push_back(RuleMatch{rule_index, std::move(annotation)});
                         continue;
                     case jq_native::Verdict::ask_libjq:
                         break;
                 }
             }
-            needs_libjq.push_back(rule_index);
+            pending.libjq_rules.push_back(rule_index);
         }
     }
-    if (needs_libjq.empty()) return matches;
+    return pending;
+}
 
+void FilterStage::Impl::libjq_in_process(const boost::json::object& event,
+                                         const std::vector<std::size_t>& rule_indices,
+                                         std::vector<LibjqOutcome>& outcomes) {
+    needs_libjq.clear();
+    for (std::size_t rule_index : rule_indices) {
+        if (rule_index < compiled.size() && compiled[rule_index].compiled()) needs_libjq.push_back(rule_index);
+    }
+    if (needs_libjq.empty()) return;
     // Built once and shared: every program gets a reference, not a conversion.
     const OwnedJv event_jv(JvBuilder(event_keys).object_to_jv(event));
     for (std::size_t rule_index : needs_libjq) {
@@ -1039,23 +1105,108 @@ std::vector<RuleMatch> FilterStage::Impl::evaluate_event(const boost::json::obje
     for (std::size_t program = 0; program < combined.size(); ++program) {
         outputs.emplace_back(selected_slots[program].empty()
                                  ? jv_invalid()
-                                 : run_combined(program, event_jv, selected_slots[program]).release());
+                                 : run_combined(program, event_jv, selected_slots[program], outcomes).release());
     }
     for (std::size_t k = 0; k < needs_libjq.size(); ++k) {
         const std::size_t rule_index = needs_libjq[k];
         CompiledRule& rule = compiled[rule_index];
         if (rule.deferred_failure) {
-            record_runtime_error(rule_index, *rule.deferred_failure);
+            outcomes.push_back(failed(rule_index, *rule.deferred_failure));
         } else if (rule.own_program) {
-            evaluate_own_program(rule_index, event_jv, matches);
+            evaluate_own_program(rule_index, event_jv, outcomes);
         } else if (rule.in_combined) {
             decide_from_combined(rule_index, outputs[rule.combined_program], output_position[k], event_jv,
-                                 matches);
+                                 outcomes);
         }
     }
-    std::sort(matches.begin(), matches.end(),
-              [](const RuleMatch& a, const RuleMatch& b) { return a.rule_index < b.rule_index; });
-    return matches;
+}
+
+RuleSandbox* FilterStage::Impl::running_sandbox() {
+    if (!options.isolation || sandbox_unavailable) return nullptr;
+    if (sandbox) return sandbox.get();
+    const std::string& program = rule_evaluator_program();
+    if (program.empty()) {
+        sandbox_unavailable = true;  // a library user that never named the evaluator: in process
+        return nullptr;
+    }
+    std::vector<FilterRule> sent = rules;
+    // Rules that did not compile here are not compiled there either.
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+        if (!compiled[i].compiled()) sent[i].jq_program.clear();
+    }
+    try {
+        sandbox = std::make_unique<RuleSandbox>(std::move(sent), compilation, *options.isolation, program);
+    } catch (const std::exception& e) {
+        sandbox_unavailable = true;
+        spdlog::error("the rule evaluator process could not start ({}); libjq runs in this process, so a rule "
+                      "that never ends would stall alerting",
+                      e.what());
+        return nullptr;
+    }
+    return sandbox.get();
+}
+
+void FilterStage::Impl::apply(std::vector<LibjqOutcome>& outcomes, PendingEvaluation& pending) {
+    for (auto& outcome : outcomes) {
+        switch (outcome.kind) {
+            case LibjqOutcome::Kind::no_match:
+                break;
+            case LibjqOutcome::Kind::match:
+                pending.matches.push_back(RuleMatch{outcome.rule_index, std::move(outcome.annotation)});
+                break;
+            case LibjqOutcome::Kind::error:
+                record_runtime_error(outcome.rule_index, outcome.message);
+                break;
+            case LibjqOutcome::Kind::stopped:
+                ++compiled[outcome.rule_index].runtime_errors;
+                if (quarantine->disable(outcome.rule_index, outcome.message)) {
+                    spdlog::error("rule \"{}\" disabled: it {} (an event from {}); the other rules keep running. "
+                                  "Fix the rule and reload",
+                                  rules[outcome.rule_index].name, outcome.message, batch_origin);
+                    newly_disabled.push_back(DisabledRule{outcome.rule_index, outcome.message, batch_origin});
+                }
+                break;
+        }
+    }
+}
+
+void FilterStage::Impl::finish(std::span<const boost::json::object* const> events,
+                               std::span<PendingEvaluation> pending) {
+    std::vector<std::size_t> asking;
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+        auto& rules_left = pending[i].libjq_rules;
+        if (quarantine->any_disabled()) {
+            std::erase_if(rules_left, [&](std::size_t rule) { return quarantine->disabled(rule); });
+        }
+        if (!rules_left.empty()) asking.push_back(i);
+    }
+    if (!asking.empty()) {
+        if (RuleSandbox* evaluator = running_sandbox()) {
+            std::vector<std::string> texts;
+            texts.reserve(asking.size());
+            std::vector<RuleSandbox::Job> jobs;
+            jobs.reserve(asking.size());
+            // The evaluator parses what it is given: text that is JSON whatever the event held.
+            for (std::size_t i : asking) texts.push_back(valid_json_text(boost::json::serialize(*events[i])));
+            for (std::size_t k = 0; k < asking.size(); ++k) {
+                jobs.push_back(RuleSandbox::Job{&texts[k], &pending[asking[k]].libjq_rules});
+            }
+            auto results = evaluator->run(jobs);
+            for (std::size_t k = 0; k < asking.size(); ++k) apply(results[k], pending[asking[k]]);
+        } else {
+            std::vector<LibjqOutcome> outcomes;
+            for (std::size_t i : asking) {
+                outcomes.clear();
+                libjq_in_process(*events[i], pending[i].libjq_rules, outcomes);
+                apply(outcomes, pending[i]);
+            }
+        }
+    }
+    for (auto& evaluation : pending) {
+        evaluation.libjq_rules.clear();
+        std::sort(evaluation.matches.begin(), evaluation.matches.end(),
+                  [](const RuleMatch& a, const RuleMatch& b) { return a.rule_index < b.rule_index; });
+    }
 }
 
 namespace {
@@ -1075,15 +1226,33 @@ RuleCompilation compilation_from_environment() {
 
 }  // namespace
 
+FilterOptions filter_options(const InputLimits& limits) {
+    FilterOptions options;
+    options.compilation = compilation_from_environment();
+    const char* isolation = std::getenv("TATTLE_RULE_ISOLATION");
+    if (isolation != nullptr && std::string_view(isolation) == "none") return options;
+    if (isolation != nullptr && *isolation != '\0' && std::string_view(isolation) != "process") {
+        spdlog::warn("TATTLE_RULE_ISOLATION={} is not process or none; using process", isolation);
+    }
+    options.isolation = RuleBudget{std::chrono::milliseconds(limits.max_rule_cpu_ms), limits.max_rule_memory_bytes};
+    return options;
+}
+
 FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems)
     : FilterStage(std::move(rules), problems, compilation_from_environment()) {}
 
 FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems,
                          RuleCompilation compilation)
+    : FilterStage(std::move(rules), problems, FilterOptions{compilation, std::nullopt}) {}
+
+FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems, FilterOptions options)
     : impl_(std::make_unique<Impl>()) {
+    const RuleCompilation compilation = options.compilation;
     impl_->rules = std::move(rules);
     impl_->compiled.resize(impl_->rules.size());
     impl_->compilation = compilation;
+    impl_->options = options;
+    impl_->quarantine = std::make_shared<RuleQuarantine>(impl_->rules.size());
     if (!impl_->rules.empty()) warn_about_home_jq_file();
 
     // Problems are reported in rule order, whichever way a rule was compiled.
@@ -1158,7 +1327,46 @@ void FilterStage::begin_batch(std::string_view origin) {
 
 std::vector<RuleMatch> FilterStage::evaluate(const boost::json::object& event) {
     if (impl_->compiled_count == 0) return {};
-    return impl_->evaluate_event(event);
+    PendingEvaluation pending = impl_->evaluate_natively(event);
+    if (!pending.libjq_rules.empty()) {
+        const boost::json::object* events[] = {&event};
+        impl_->finish(events, std::span(&pending, 1));
+    }
+    return std::move(pending.matches);
+}
+
+PendingEvaluation FilterStage::evaluate_natively(const boost::json::object& event) {
+    if (impl_->compiled_count == 0) return {};
+    return impl_->evaluate_natively(event);
+}
+
+void FilterStage::finish(std::span<const boost::json::object* const> events, std::span<PendingEvaluation> pending) {
+    if (events.size() != pending.size()) throw std::invalid_argument("FilterStage::finish: one event per evaluation");
+    impl_->finish(events, pending);
+}
+
+std::vector<LibjqOutcome> FilterStage::run_libjq(const boost::json::object& event,
+                                                 const std::vector<std::size_t>& rule_indices) {
+    std::vector<LibjqOutcome> outcomes;
+    impl_->libjq_in_process(event, rule_indices, outcomes);
+    return outcomes;
+}
+
+std::unique_ptr<FilterStage> FilterStage::sibling() const {
+    std::vector<Diagnostic> same_problems_as_this_one;
+    auto copy = std::make_unique<FilterStage>(impl_->rules, same_problems_as_this_one, impl_->options);
+    copy->impl_->quarantine = impl_->quarantine;
+    return copy;
+}
+
+std::vector<DisabledRule> FilterStage::take_disabled() {
+    std::vector<DisabledRule> taken;
+    taken.swap(impl_->newly_disabled);
+    return taken;
+}
+
+std::optional<std::string> FilterStage::disabled_reason(std::size_t rule_index) const {
+    return impl_->quarantine->reason(rule_index);
 }
 
 const std::vector<FilterRule>& FilterStage::rules() const noexcept { return impl_->rules; }

@@ -155,6 +155,11 @@ void PipelineMetrics::input_limit_hit(const std::string& limit) {
     ++limit_hits_[limit];
 }
 
+void PipelineMetrics::rule_disabled(const std::string& rule, const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    ++rules_disabled_[{rule, reason}];
+}
+
 void PipelineMetrics::set_run_delivery_retries(std::size_t retries) {
     std::lock_guard lock(mutex_);
     retries_run_ = retries;
@@ -225,6 +230,13 @@ std::string PipelineMetrics::render(SteadyTime now) const {
         const auto found = limit_hits_.find(key);
         sample(out, "tattle_input_limit_hits_total", label("limit", key),
                std::to_string(found == limit_hits_.end() ? 0 : found->second));
+    }
+    header(out, "tattle_rules_disabled_total", "counter",
+           "Rules stopped and disabled for exceeding the rule budget or crashing the rule evaluator, by rule "
+           "and reason (cpu, memory, crash).");
+    for (const auto& [key, count] : rules_disabled_) {
+        sample(out, "tattle_rules_disabled_total", label("rule", key.first) + "," + label("reason", key.second),
+               std::to_string(count));
     }
     header(out, "tattle_config_reloads_total", "counter", "Config reloads (SIGHUP, POST /-/reload) by result.");
     sample(out, "tattle_config_reloads_total", label("result", "ok"), std::to_string(reloads_ok_));

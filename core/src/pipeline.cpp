@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <ctime>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -147,7 +149,8 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
     resolve_delivery(prepared);
 
     const std::size_t first_filter_problem = prepared.problems.size();
-    prepared.filter = std::make_unique<FilterStage>(filter_rules_for(config.rules), prepared.problems);
+    prepared.filter =
+        std::make_unique<FilterStage>(filter_rules_for(config.rules), prepared.problems, filter_options(config.limits));
     correct_filter_line_numbers(prepared.problems, first_filter_problem, config.rules);
     prepared.shaper = std::make_unique<AlertShaper>(config, prepared.problems);
     return prepared;
@@ -166,6 +169,33 @@ int ReplaySummary::exit_code() const noexcept {
 }
 
 namespace {
+
+// The metric label of why a rule was stopped (rule_sandbox.cpp words the reasons).
+std::string disabled_reason_label(const std::string& reason) {
+    if (reason.find("CPU time") != std::string::npos) return "cpu";
+    if (reason.find("of memory") != std::string::npos) return "memory";
+    return "crash";
+}
+
+// The event behind a rule-disabled alert. Its id is a hash of the rule, the problem and
+// the day: with a state directory the same rule alerts once a day, not at every restart.
+boost::json::object disabled_rule_event(const std::string& rule_key, const std::string& problem,
+                                        const std::string& origin, WallTime now) {
+    const std::time_t now_seconds = std::chrono::system_clock::to_time_t(now);
+    std::tm utc{};
+    gmtime_r(&now_seconds, &utc);
+    char event_time[32];
+    std::strftime(event_time, sizeof event_time, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    char event_id[17];
+    std::snprintf(event_id, sizeof event_id, "%016zx",
+                  std::hash<std::string>{}(rule_key + '\n' + problem + '\n' + std::string(event_time, 10)));
+    return boost::json::object{{"eventVersion", "tattle"},
+                               {"eventSource", "tattle.internal"},
+                               {"eventName", "RuleDisabled"},
+                               {"eventTime", event_time},
+                               {"eventID", std::string("rule-disabled-") + event_id},
+                               {"tattle", boost::json::object{{"rule", rule_key}, {"problem", problem}, {"origin", origin}}}};
+}
 
 // A run keeps at most this many batches waiting for their alerts before it reads
 // the next: a source holds each unacknowledged batch's bytes (and an SQS message's
@@ -507,10 +537,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     const std::size_t worker_count = resolve_worker_count(options.workers != 0 ? options.workers : config.workers);
     BatchWorkers workers(
         filter,
-        [&rules_for_copies = filter.rules()] {
-            std::vector<Diagnostic> same_problems_as_the_first;
-            return std::make_unique<FilterStage>(rules_for_copies, same_problems_as_the_first);
-        },
+        [&filter] { return filter.sibling(); },
         worker_count);
     // Batches being decoded and filtered, oldest first. Their alerts are routed in the
     // order the batches were read, whichever worker finishes first.
@@ -522,6 +549,50 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     };
     std::deque<InFlight> in_flight;
     const std::size_t max_in_flight = 2 * workers.size();
+    // Hands one alert to each of the rule's destinations (unless delivered before).
+    auto send = [&](boost::json::object& alert, const RuleSpec& rule, std::uint64_t ticket) {
+        const std::string alert_id(alert.at("alert_id").as_string());
+        for (const auto& destination_id : rule.destinations) {
+            Outbox* outbox = deliveries.find(destination_id);
+            if (outbox == nullptr) continue;
+            if (dedup != nullptr && dedup->contains(delivery_key(destination_id, alert_id), clock.wall_now())) {
+                ++summary.alerts_suppressed;
+                if (metrics != nullptr) metrics->alert_settled(destination_id, AlertOutcome::Suppressed);
+                spdlog::debug("alert {} for \"{}\" suppressed: delivered before", alert_id, destination_id);
+                continue;
+            }
+            alert["destination"] = destination_id;
+            ledger.add_alert(ticket);
+            DeliveryItem item;
+            // Events may hold invalid UTF-8 and numbers beyond double range,
+            // which JSON text must not.
+            item.alert_json = valid_json_text(boost::json::serialize(alert));
+            item.alert_id = alert_id;
+            item.rule = rule.key();
+            item.ticket = ticket;
+            // Waits while the destination is behind; wakes its workers at the
+            // end of the batch rather than for every alert.
+            outbox->enqueue(std::move(item), true);
+            // A batch with many alerts must not pile up completions (and
+            // keep earlier batches unacknowledged) until it ends.
+            if (++enqueued % 256 == 0) settle_arrived(false);
+        }
+    };
+    // A rule the rule budget stopped: its own destinations hear it from tattle, as an
+    // alert of that rule (high severity, not deduplicated or thresholded: those belong
+    // to its matches).
+    auto announce_disabled = [&](const DisabledRule& disabled, const EventOrigin& batch, std::uint64_t ticket) {
+        const RuleSpec& rule = rules[disabled.rule_index];
+        if (metrics != nullptr) metrics->rule_disabled(rule.key(), disabled_reason_label(disabled.reason));
+        const std::string problem = "the rule was disabled: it " + disabled.reason + " (an event from " +
+                                    disabled.origin + "). The other rules keep running; fix this one and reload.";
+        boost::json::object event = disabled_rule_event(rule.key(), problem, disabled.origin, clock.wall_now());
+        boost::json::object alert =
+            make_alert({rule.name, rule.description, rule.key(), rule.team, "high", rule.tags, rule.runbook}, event,
+                       boost::json::value(boost::json::object{{"problem", problem}}), batch);
+        alert["title"] = "tattle disabled the rule \"" + rule.name + "\"";
+        send(alert, rule, ticket);
+    };
     auto route_oldest = [&] {
         InFlight job = std::move(in_flight.front());
         in_flight.pop_front();
@@ -532,6 +603,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         }
         for (const auto& [rule_index, errors] : evaluation.rule_errors) rule_errors[rule_index] += errors;
         EventOrigin origin{job.source_id, job.origin, 0};
+        for (const auto& disabled : evaluation.disabled) announce_disabled(disabled, origin, job.ticket);
         shaper.begin_batch(job.origin);
         for (auto& match : evaluation.matches) {
             const RuleSpec& rule = rules[match.rule_index];
@@ -552,32 +624,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                 {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags, rule.runbook},
                 *match.event, match.annotation, origin);
             shaper.annotate_alert(alert, match.rule_index, shaping, shaper.title(match.rule_index, *match.event));
-            const std::string alert_id(alert.at("alert_id").as_string());
-            for (const auto& destination_id : rule.destinations) {
-                Outbox* outbox = deliveries.find(destination_id);
-                if (outbox == nullptr) continue;
-                if (dedup != nullptr && dedup->contains(delivery_key(destination_id, alert_id), clock.wall_now())) {
-                    ++summary.alerts_suppressed;
-                    if (metrics != nullptr) metrics->alert_settled(destination_id, AlertOutcome::Suppressed);
-                    spdlog::debug("alert {} for \"{}\" suppressed: delivered before", alert_id, destination_id);
-                    continue;
-                }
-                alert["destination"] = destination_id;
-                ledger.add_alert(job.ticket);
-                DeliveryItem item;
-                // Events may hold invalid UTF-8 and numbers beyond double range,
-                // which JSON text must not.
-                item.alert_json = valid_json_text(boost::json::serialize(alert));
-                item.alert_id = alert_id;
-                item.rule = rule.key();
-                item.ticket = job.ticket;
-                // Waits while the destination is behind; wakes its workers at the
-                // end of the batch rather than for every alert.
-                outbox->enqueue(std::move(item), true);
-                // A batch with many alerts must not pile up completions (and
-                // keep earlier batches unacknowledged) until it ends.
-                if (++enqueued % 256 == 0) settle_arrived(false);
-            }
+            send(alert, rule, job.ticket);
         }
         summary.record_errors += evaluation.report.record_errors.size();
         summary.limit_hits += evaluation.limits_hit.size();

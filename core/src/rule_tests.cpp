@@ -80,6 +80,10 @@ void run_sequence_test(const RuleTestCase& test, std::size_t index, FilterStage&
         }
         const std::size_t errors_before = filter.runtime_errors(index);
         const auto found = filter.evaluate(*event);
+        if (auto stopped = filter.disabled_reason(index)) {
+            result.got = "event #" + std::to_string(position + 1) + ": the rule was stopped: it " + *stopped;
+            return;
+        }
         if (filter.runtime_errors(index) != errors_before) {
             result.got = "event #" + std::to_string(position + 1) + ": a jq runtime error (see the log)";
             return;
@@ -136,7 +140,9 @@ std::size_t RuleTestReport::failed() const noexcept {
 
 RuleTestReport run_rule_tests(const Config& config) {
     RuleTestReport report;
-    FilterStage filter(filter_rules_for(config.rules), report.problems);
+    // Under the budget `run` and `serve` give rules: a rule that never ends fails here
+    // first, on its own test events.
+    FilterStage filter(filter_rules_for(config.rules), report.problems, filter_options(config.limits));
     correct_filter_line_numbers(report.problems, 0, config.rules);
     AlertShaper shaper(config, report.problems);
 
@@ -168,7 +174,9 @@ RuleTestReport run_rule_tests(const Config& config) {
                 const auto matches = filter.evaluate(*event);
                 const auto match = std::find_if(matches.begin(), matches.end(),
                                                 [&](const RuleMatch& m) { return m.rule_index == index; });
-                if (filter.runtime_errors(index) != errors_before) {
+                if (auto stopped = filter.disabled_reason(index)) {
+                    result.got = "the rule was stopped: it " + *stopped;
+                } else if (filter.runtime_errors(index) != errors_before) {
                     result.got = "a jq runtime error (see the log)";
                 } else if (match == matches.end()) {
                     result.got = "no match";
@@ -196,6 +204,11 @@ RuleTestReport run_rule_tests(const Config& config) {
             }
             report.results.push_back(std::move(result));
         }
+    }
+    for (const auto& disabled : filter.take_disabled()) {
+        const RuleSpec& rule = config.rules[disabled.rule_index];
+        report.stopped.push_back({rule.jq_match_where, "rule \"" + rule.key() + "\" was stopped on its test event (" +
+                                                           disabled.origin + "): it " + disabled.reason});
     }
     return report;
 }

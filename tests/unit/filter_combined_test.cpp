@@ -5,6 +5,7 @@
 #include "tattle/config.hpp"
 #include "tattle/decoder.hpp"
 #include "tattle/filter.hpp"
+#include "tattle/rule_sandbox.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -114,6 +115,19 @@ struct DifferentialOutcome {
     std::size_t compiled_rules = 0;
 };
 
+// The variants compared with the per-rule reference: how rules are compiled, and
+// whether libjq runs in the rule evaluator process (rule_sandbox.hpp) or in this one.
+struct Variant {
+    RuleCompilation compilation = RuleCompilation::indexed;
+    bool isolated = false;
+
+    FilterOptions options() const {
+        FilterOptions chosen{compilation, std::nullopt};
+        if (isolated) chosen.isolation = RuleBudget{};
+        return chosen;
+    }
+};
+
 const char* compilation_text(RuleCompilation compilation) {
     switch (compilation) {
         case RuleCompilation::indexed:
@@ -126,20 +140,25 @@ const char* compilation_text(RuleCompilation compilation) {
     return "per rule";
 }
 
+std::string compilation_text(const Variant& variant) {
+    return std::string(compilation_text(variant.compilation)) + (variant.isolated ? ", in the rule evaluator" : "");
+}
+
 // Runs each compilation under test and the per-rule reference (once) over all
 // events and fails on the first difference: matches, annotations, compile
 // problems and each rule's runtime error count.
 DifferentialOutcome expect_same_results(const std::vector<FilterRule>& rules, const std::string& what,
-                                        const std::vector<RuleCompilation>& under_test) {
+                                        const std::vector<Variant>& under_test) {
+    tattle::set_rule_evaluator_program(TATTLE_BINARY);
     QuietLogs quiet;
     std::vector<Diagnostic> reference_problems;
     FilterStage reference(rules, reference_problems, RuleCompilation::per_rule);
     std::vector<std::unique_ptr<FilterStage>> stages;
-    for (RuleCompilation compilation : under_test) {
+    for (const Variant& variant : under_test) {
         std::vector<Diagnostic> problems;
-        stages.push_back(std::make_unique<FilterStage>(rules, problems, compilation));
+        stages.push_back(std::make_unique<FilterStage>(rules, problems, variant.options()));
         EXPECT_EQ(problem_texts(problems), problem_texts(reference_problems))
-            << what << " (" << compilation_text(compilation) << ")";
+            << what << " (" << compilation_text(variant) << ")";
     }
 
     DifferentialOutcome outcome;
@@ -213,7 +232,9 @@ TEST(CombinedRulesDifferential, DataIsThere) {
     EXPECT_GE(repository_rule_sets().size(), 3U);
 }
 
-const std::vector<RuleCompilation> kUnderTest{RuleCompilation::combined, RuleCompilation::indexed};
+const std::vector<Variant> kUnderTest{{RuleCompilation::combined, false},
+                                      {RuleCompilation::indexed, false},
+                                      {RuleCompilation::indexed, true}};
 
 TEST(RulesDifferential, EveryRepositoryRuleSetOverAllCloudTrailData) {
     for (const auto& path : repository_rule_sets()) {
@@ -482,7 +503,7 @@ TEST(RulesDifferential, GeneratedRulesIndexedNativeAgainstPerRule) {
     RuleGrammar grammar(20261127);
     std::vector<FilterRule> rules;
     for (int i = 0; i < 500; ++i) rules.push_back(rule("generated-" + std::to_string(i), grammar.rule()));
-    const auto outcome = expect_same_results(rules, "generated rules", {RuleCompilation::indexed});
+    const auto outcome = expect_same_results(rules, "generated rules", {{RuleCompilation::indexed, false}});
     EXPECT_EQ(outcome.compiled_rules, rules.size());
     EXPECT_GT(outcome.matches, 10000U);
     EXPECT_GT(outcome.runtime_errors, 1000U);

@@ -42,6 +42,8 @@ struct BatchEvaluation {
     std::vector<std::string> limits_hit;
     // jq runtime errors of this batch, per rule index (only rules that had some).
     std::vector<std::pair<std::size_t, std::size_t>> rule_errors;
+    // Rules this batch's events got stopped and disabled (rule_sandbox.hpp).
+    std::vector<DisabledRule> disabled;
 };
 
 // Decodes one batch and runs the rules on each event. Rules whose rules_to_run entry

@@ -1,14 +1,18 @@
 #pragma once
 
 #include <boost/json.hpp>
+#include <chrono>
 #include <cstddef>
 #include <memory>
+#include <span>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "tattle/diagnostics.hpp"
+#include "tattle/limits.hpp"
 
 namespace tattle {
 
@@ -48,6 +52,54 @@ std::string sandboxed_jq_program(std::string_view jq_program);
 // (indexed | combined | per_rule) so benchmarks can switch.
 enum class RuleCompilation { indexed, combined, per_rule };
 
+// What libjq gave for one rule on one event, wherever it ran (this process or the
+// rule evaluator process).
+struct LibjqOutcome {
+    // stopped: the rule exceeded its budget or crashed the evaluator, and is disabled.
+    enum class Kind : std::uint8_t { no_match, match, error, stopped };
+    std::size_t rule_index = 0;
+    Kind kind = Kind::no_match;
+    std::optional<boost::json::value> annotation;  // of a match
+    std::string message;                           // of an error; why it was stopped
+};
+
+// A rule that ran too long, used too much memory or crashed the rule evaluator: it is
+// turned off for the rest of the process (or until a reload) and reported once.
+struct DisabledRule {
+    std::size_t rule_index = 0;
+    std::string reason;  // "ran for more than 1000 ms of CPU time on one event"
+    std::string origin;  // the batch of the event it was given
+};
+
+// How much one libjq evaluation (one rule on one event) may take. The budget holds
+// only where libjq runs in the rule evaluator process (rule_sandbox.hpp): libjq 1.6
+// cannot be interrupted, so a rule that never ends can only be stopped by stopping the
+// process it runs in.
+struct RuleBudget {
+    std::chrono::milliseconds cpu{1000};
+    std::size_t memory_bytes = std::size_t{256} << 20;
+};
+
+struct FilterOptions {
+    RuleCompilation compilation = RuleCompilation::indexed;
+    // Run libjq in a child process under this budget (the default for the tattle
+    // binary, see rule_sandbox.hpp); unset: in this process, without a budget.
+    std::optional<RuleBudget> isolation;
+};
+
+// What the tattle binary runs rules with: the compilation TATTLE_RULE_COMPILATION names,
+// and libjq in the rule evaluator process under the [limits] rule budget, unless
+// TATTLE_RULE_ISOLATION=none (for measuring what isolation costs).
+FilterOptions filter_options(const InputLimits& limits);
+
+// An event's evaluation between the native rules and libjq: the native matches, and
+// the rules libjq must decide. FilterStage::finish completes many at once, so the rule
+// evaluator process is asked once per group of events, not once per event.
+struct PendingEvaluation {
+    std::vector<RuleMatch> matches;
+    std::vector<std::size_t> libjq_rules;
+};
+
 // What `tattle check --explain` shows for a rule.
 struct RuleExplanation {
     bool native = false;     // decided without libjq (libjq may still compute an annotation)
@@ -68,6 +120,7 @@ public:
     FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems);
     FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems,
                 RuleCompilation compilation);
+    FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems, FilterOptions options);
     ~FilterStage();
     FilterStage(FilterStage&&) noexcept;
     FilterStage& operator=(FilterStage&&) noexcept;
@@ -81,6 +134,24 @@ public:
     // runtime error counts against its rule (runtime_errors) and is logged; other
     // rules still run.
     std::vector<RuleMatch> evaluate(const boost::json::object& event);
+
+    // evaluate in two steps: the native rules now, libjq for a group of events later.
+    // events[i] must be the event pending[i] was made from; finish adds libjq's matches
+    // to each and sorts them in rule order.
+    PendingEvaluation evaluate_natively(const boost::json::object& event);
+    void finish(std::span<const boost::json::object* const> events, std::span<PendingEvaluation> pending);
+
+    // libjq alone on the given rules, in this process: what the rule evaluator runs.
+    std::vector<LibjqOutcome> run_libjq(const boost::json::object& event, const std::vector<std::size_t>& rule_indices);
+
+    // Another FilterStage for another thread: same rules and options, and the same
+    // set of disabled rules (a rule found hostile on one thread is off on all).
+    std::unique_ptr<FilterStage> sibling() const;
+
+    // Rules this stage turned off since the last call (each rule is reported by the
+    // one stage that found it).
+    std::vector<DisabledRule> take_disabled();
+    std::optional<std::string> disabled_reason(std::size_t rule_index) const;
 
     const std::vector<FilterRule>& rules() const noexcept;
     bool compiled(std::size_t rule_index) const noexcept;

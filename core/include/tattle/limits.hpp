@@ -21,9 +21,15 @@ struct InputLimits {
     std::size_t max_depth = 128;
     std::size_t max_records_per_batch = 1'000'000;
     std::size_t max_alerts_per_batch = 10'000;
+    // What libjq may spend on one rule for one event before the rule is stopped and
+    // disabled (rule_sandbox.hpp): CPU time, and memory above the evaluator's own.
+    std::size_t max_rule_cpu_ms = 1'000;
+    std::size_t max_rule_memory_bytes = std::size_t{256} << 20;
 };
 
-// The keys of [limits], as messages and metrics name them ("max_record_bytes").
+// The keys of [limits] on input, as messages and metrics name them ("max_record_bytes").
 const std::vector<std::string>& input_limit_keys();
+// Every key of [limits]: the input limits and the rule budget.
+const std::vector<std::string>& limit_keys();
 
 }  // namespace tattle

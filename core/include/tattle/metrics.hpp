@@ -44,6 +44,8 @@ public:
     void batch_unreadable();
     // A record skipped or a batch failed for going over a [limits] value (its key).
     void input_limit_hit(const std::string& limit);
+    // A rule stopped by the rule budget and disabled; reason: cpu, memory or crash.
+    void rule_disabled(const std::string& rule, const std::string& reason);
     // Totals of the current run so far (they only grow within a run).
     void set_run_delivery_retries(std::size_t retries);
     void set_run_rule_errors(const std::string& rule, std::size_t errors);
@@ -71,6 +73,7 @@ private:
     std::uint64_t duration_count_ = 0;
     std::map<std::uint64_t, SteadyTime> open_batches_;
     std::map<std::string, std::uint64_t> limit_hits_;
+    std::map<std::pair<std::string, std::string>, std::uint64_t> rules_disabled_;  // by rule, reason
     std::uint64_t reloads_ok_ = 0;
     std::uint64_t reloads_failed_ = 0;
 };

@@ -23,6 +23,9 @@ struct RuleTestReport {
     std::vector<RuleTestResult> results;
     // Rules refused by the filter stage (sandbox, jq syntax): their tests fail too.
     std::vector<Diagnostic> problems;
+    // Rules that exceeded the rule budget ([limits] max_rule_cpu_ms, max_rule_memory_bytes)
+    // or crashed the rule evaluator on one of their test events.
+    std::vector<Diagnostic> stopped;
 
     std::size_t failed() const noexcept;
 };

@@ -1,0 +1,198 @@
+"""Hostile rules through the real binary (TATTLE_BIN): libjq runs in the rule evaluator
+process under [limits] max_rule_cpu_ms / max_rule_memory_bytes.
+
+A team's rule that never ends or eats memory is stopped on the first event that makes
+it, disabled, logged, and reported to that team's own destination; every other rule's
+alerts are exactly what they are without it. `tattle check` and `tattle test` stop such a
+rule on its own test events before it ships.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+TATTLE = os.environ.get("TATTLE_BIN", "")
+SOURCE = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+SAMPLES = os.path.join(SOURCE, "configs", "samples")
+
+ROOT = """
+bundles = ["red.toml"]
+
+[limits]
+max_rule_cpu_ms = {cpu_ms}
+max_rule_memory_bytes = {memory}
+
+[[destination]]
+id = "security"
+type = "file"
+path = "security.jsonl"
+
+[[rule]]
+name = "Create User"
+jq_match = 'select(.eventName == "CreateUser") | "username: \\(.responseElements.user.userName)"'
+destinations = ["security"]
+
+[[rule]]
+name = "Errors"
+jq_match = 'select(.errorCode != null) | {{code: .errorCode, user: .userIdentity.arn}}'
+destinations = ["security"]
+
+[[rule]]
+name = "Any root"
+jq_match = 'select(any(.userIdentity.type; . == "Root"))'
+destinations = ["security"]
+"""
+
+RED_HEAD = """
+team = "red"
+
+[[destination]]
+id = "alerts"
+type = "file"
+path = "red.jsonl"
+
+[[rule]]
+id = "secret-created"
+name = "Secret created"
+jq_match = 'select(.eventName == "CreateSecret") | "secret \\(.requestParameters.name)"'
+destinations = ["alerts"]
+
+[[rule.test]]
+event = '{"eventName": "CreateSecret", "requestParameters": {"name": "vault"}}'
+match = true
+annotation = "secret vault"
+"""
+
+HOSTILE = {
+    "loops": "select(.eventName != null) | def f: f; f",
+    "hoards": "select(.eventName != null) | [range(1e9)] | length > 0",
+}
+
+
+def hostile_rules(names: list[str], with_tests: bool = False) -> str:
+    text = ""
+    for name in names:
+        text += f"""
+[[rule]]
+id = "{name}"
+name = "Rule that {name}"
+jq_match = '{HOSTILE[name]}'
+destinations = ["alerts"]
+"""
+        if with_tests:
+            text += """
+[[rule.test]]
+event = '{"eventName": "CreateUser"}'
+match = true
+"""
+    return text
+
+
+def read_alerts(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+class HostileRules(unittest.TestCase):
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="tattle_hostile_")
+
+    def tearDown(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write_config(self, hostile: list[str], cpu_ms: int = 300, memory: int = 64 << 20,
+                     with_tests: bool = False) -> str:
+        with open(os.path.join(self.dir, "red.toml"), "w") as out:
+            out.write(RED_HEAD + hostile_rules(hostile, with_tests))
+        root = os.path.join(self.dir, "root.toml")
+        with open(root, "w") as out:
+            out.write(ROOT.format(cpu_ms=cpu_ms, memory=memory))
+        return root
+
+    def run_samples(self, hostile: list[str], **settings) -> tuple[subprocess.CompletedProcess, float]:
+        for name in ("security.jsonl", "red.jsonl"):
+            if os.path.exists(os.path.join(self.dir, name)):
+                os.remove(os.path.join(self.dir, name))
+        config = self.write_config(hostile, **settings)
+        started = time.monotonic()
+        result = subprocess.run([TATTLE, "run", "--workers", "2", "-c", config, SAMPLES],
+                                capture_output=True, text=True, timeout=300)
+        return result, time.monotonic() - started
+
+    def keyed(self, alerts: list[dict]) -> list[tuple]:
+        return sorted((a["rule"]["name"], a["event"].get("eventID"), json.dumps(a.get("annotation"), sort_keys=True))
+                      for a in alerts)
+
+    def test_hostile_rules_are_stopped_and_every_other_alert_arrives(self) -> None:
+        clean, clean_seconds = self.run_samples([])
+        self.assertEqual(clean.returncode, 0, clean.stderr)
+        expected_security = self.keyed(read_alerts(os.path.join(self.dir, "security.jsonl")))
+        expected_red = self.keyed(read_alerts(os.path.join(self.dir, "red.jsonl")))
+        self.assertGreater(len(expected_security), 50)
+        self.assertGreater(len(expected_red), 0)
+
+        hostile, hostile_seconds = self.run_samples(["loops", "hoards"])
+        self.assertEqual(hostile.returncode, 0, hostile.stderr)
+        # The root's destination: not one alert more or less.
+        self.assertEqual(self.keyed(read_alerts(os.path.join(self.dir, "security.jsonl"))), expected_security)
+        # The team's own destination: its good rule's alerts, and one notice per stopped rule.
+        red = read_alerts(os.path.join(self.dir, "red.jsonl"))
+        notices = [a for a in red if a["event"].get("eventName") == "RuleDisabled"]
+        self.assertEqual(self.keyed([a for a in red if a not in notices]), expected_red)
+        self.assertEqual(sorted(a["rule"]["id"] for a in notices), ["red/hoards", "red/loops"])
+        for notice in notices:
+            self.assertEqual(notice["rule"]["severity"], "high")
+            self.assertIn("disabled the rule", notice["title"])
+            self.assertIn("the other rules keep running", notice["annotation"]["problem"].lower())
+        reasons = {a["rule"]["id"]: a["annotation"]["problem"] for a in notices}
+        self.assertIn("more than 300 ms of CPU time", reasons["red/loops"])
+        self.assertRegex(reasons["red/hoards"], r"more than (300 ms of CPU time|64 MiB of memory)")
+        # Logged once per rule, with where the event came from.
+        for rule in ("red/loops", "red/hoards"):
+            lines = [line for line in hostile.stderr.splitlines() if f'rule "{rule}" disabled' in line]
+            self.assertEqual(len(lines), 1, hostile.stderr)
+            self.assertIn("configs/samples/", lines[0])
+        # Each rule costs one budget (both workers may meet them at once) plus a restart.
+        extra = hostile_seconds - clean_seconds
+        print(f"[ measured ] two hostile rules stopped; run took {hostile_seconds:.2f} s against "
+              f"{clean_seconds:.2f} s without them (+{extra:.2f} s, budget 0.3 s CPU each)")
+        self.assertLess(extra, 30)
+
+    def test_check_and_test_stop_the_rule_on_its_test_events(self) -> None:
+        config = self.write_config(["loops"], cpu_ms=200, with_tests=True)
+        check = subprocess.run([TATTLE, "check", "-c", config], capture_output=True, text=True, timeout=120)
+        self.assertEqual(check.returncode, 2, check.stdout + check.stderr)
+        output = check.stdout + check.stderr
+        self.assertRegex(output, r'red\.toml:\d+.*rule "red/loops" was stopped on its test event')
+        self.assertIn("ran for more than 200 ms of CPU time", output)
+
+        tested = subprocess.run([TATTLE, "test", config], capture_output=True, text=True, timeout=120)
+        self.assertEqual(tested.returncode, 1, tested.stdout + tested.stderr)
+        fail_lines = [line for line in tested.stdout.splitlines() if line.startswith("FAIL")]
+        self.assertEqual(len(fail_lines), 1, tested.stdout)
+        self.assertIn("red/loops", fail_lines[0])
+        self.assertIn("the rule was stopped: it ran for more than 200 ms of CPU time", tested.stdout)
+
+        good = self.write_config([], with_tests=True)
+        check = subprocess.run([TATTLE, "check", "-c", good], capture_output=True, text=True, timeout=120)
+        self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
+        self.assertIn("rule budget (300 ms CPU, 64 MiB per rule and event)", check.stdout)
+
+    def test_the_budget_keys_are_checked(self) -> None:
+        config = self.write_config([], cpu_ms=5)
+        check = subprocess.run([TATTLE, "check", "-c", config], capture_output=True, text=True, timeout=60)
+        self.assertEqual(check.returncode, 2)
+        self.assertRegex(check.stdout + check.stderr,
+                         r"root\.toml:\d+:\d+: limits\.max_rule_cpu_ms must be an integer from 10 to 600000")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
