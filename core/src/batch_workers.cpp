@@ -24,7 +24,12 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
     std::vector<PendingEvaluation> pending;
     std::vector<const boost::json::object*> waiting_events;
     constexpr std::size_t kGroup = 256;
+    // The most matches the waiting events can still give: once that could pass
+    // max_alerts_per_batch they are decided at once, so the limit fails the batch at the
+    // same record as when every event was decided on arrival.
+    std::size_t possible_matches = 0;
     auto flush = [&] {
+        possible_matches = 0;
         if (waiting.empty()) return;
         waiting_events.clear();
         for (const auto& w : waiting) waiting_events.push_back(&w.event);
@@ -65,9 +70,12 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                 ++result.events;
                 PendingEvaluation evaluation = filter.evaluate_natively(event);
                 if (evaluation.matches.empty() && evaluation.libjq_rules.empty()) return;
+                possible_matches += evaluation.matches.size() + evaluation.libjq_rules.size();
                 waiting.push_back({index, std::move(event)});
                 pending.push_back(std::move(evaluation));
-                if (waiting.size() >= kGroup) flush();
+                if (waiting.size() >= kGroup || result.matches.size() + possible_matches > limits.max_alerts_per_batch) {
+                    flush();
+                }
             },
             limits);
         flush();

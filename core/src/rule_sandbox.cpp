@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 extern char** environ;
@@ -157,10 +157,15 @@ const std::string& rule_evaluator_program() { return evaluator_program(); }
 // The evaluator.
 
 int run_rule_evaluator(int channel_fd) {
-    // Never outlive the parent (its death closes the channel too, but a rule may be
-    // looping and never read it again).
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() == 1) return 0;
+    // Never outlive the sandbox that started it: when the parent closes its end (or
+    // dies), leave, even while a rule is looping on the main thread. (PR_SET_PDEATHSIG
+    // would fire when the parent's starting thread ends, and workers come and go.)
+    std::thread([channel_fd] {
+        pollfd hangup{channel_fd, POLLRDHUP, 0};
+        while (::poll(&hangup, 1, -1) < 0 && errno == EINTR) {
+        }
+        ::_exit(0);
+    }).detach();
     spdlog::set_level(spdlog::level::off);  // everything it has to say goes to the parent
 
     std::string buffer;
@@ -439,8 +444,7 @@ std::vector<std::vector<LibjqOutcome>> RuleSandbox::run(std::span<const Job> job
             results.push_back(std::move(outcomes));
         }
     };
-    // The evaluator dies with the thread that started it (PR_SET_PDEATHSIG): a stage
-    // kept across runs (Lambda invocations) finds it gone and starts another.
+    // Killed from outside while idle (the OOM killer): start another.
     if (pid_ > 0) {
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {

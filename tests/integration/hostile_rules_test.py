@@ -186,6 +186,44 @@ class HostileRules(unittest.TestCase):
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertIn("rule budget (300 ms CPU, 64 MiB per rule and event)", check.stdout)
 
+    def test_the_evaluator_does_not_outlive_tattle(self) -> None:
+        # A rule looping in the evaluator, a budget far away, and tattle killed outright:
+        # the evaluator must not stay behind spinning a core.
+        config = self.write_config(["loops"], cpu_ms=600000)
+        tattle = subprocess.Popen([TATTLE, "run", "--workers", "1", "-c", config, SAMPLES],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        evaluator = None
+        deadline = time.monotonic() + 60
+        while evaluator is None and time.monotonic() < deadline:
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{pid}/stat") as stat:
+                        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                        arguments = cmdline.read().split(b"\0")
+                except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                    continue
+                if parent == tattle.pid and b"__rule-evaluator" in arguments:
+                    evaluator = int(pid)
+            time.sleep(0.05)
+        self.assertIsNotNone(evaluator, "no rule evaluator started")
+        tattle.kill()
+        tattle.wait(timeout=30)
+        gone_by = time.monotonic() + 10
+        while os.path.exists(f"/proc/{evaluator}") and time.monotonic() < gone_by:
+            try:
+                os.waitpid(evaluator, os.WNOHANG)  # reaped by init, not us; tolerate either way
+            except ChildProcessError:
+                pass
+            time.sleep(0.05)
+        alive = os.path.exists(f"/proc/{evaluator}")
+        if alive:
+            with open(f"/proc/{evaluator}/stat") as stat:
+                alive = stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        self.assertFalse(alive, "the rule evaluator outlived tattle")
+
     def test_the_budget_keys_are_checked(self) -> None:
         config = self.write_config([], cpu_ms=5)
         check = subprocess.run([TATTLE, "check", "-c", config], capture_output=True, text=True, timeout=60)
