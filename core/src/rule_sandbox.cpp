@@ -199,7 +199,8 @@ int run_rule_evaluator(int channel_fd) {
     std::vector<std::size_t> job_rules;
     for (;;) {
         auto request = read_frame_blocking(channel_fd, buffer);
-        if (!request) return 0;
+        // Closed: leave as the hang-up watcher does, without running destructors under it.
+        if (!request) ::_exit(0);
         try {
             Reader reader(*request);
             const std::size_t jobs = reader.u32();

@@ -88,6 +88,18 @@ TEST(MetricsTest, InputLimitHitsAreCountedPerLimitFromZero) {
     EXPECT_THAT(text, HasSubstr("\ntattle_input_limit_hits_total{limit=\"max_depth\"} 0\n"));
 }
 
+TEST(MetricsTest, DisabledRulesAreCountedByRuleAndReason) {
+    PipelineMetrics metrics;
+    EXPECT_THAT(metrics.render(kStart), HasSubstr("\n# TYPE tattle_rules_disabled_total counter\n"));
+    EXPECT_THAT(metrics.render(kStart), Not(HasSubstr("\ntattle_rules_disabled_total{")));
+    metrics.rule_disabled("red/loops", "cpu");
+    metrics.rule_disabled("red/hoards", "memory");
+    metrics.rule_disabled("red/loops", "cpu");  // again after a reload
+    const std::string text = metrics.render(kStart);
+    EXPECT_THAT(text, HasSubstr("\ntattle_rules_disabled_total{rule=\"red/loops\",reason=\"cpu\"} 2\n"));
+    EXPECT_THAT(text, HasSubstr("\ntattle_rules_disabled_total{rule=\"red/hoards\",reason=\"memory\"} 1\n"));
+}
+
 TEST(MetricsTest, PerRunTotalsAddUpAcrossRuns) {
     PipelineMetrics metrics;
     metrics.run_started({"r"}, {});
