@@ -1,5 +1,8 @@
 #include "tattle/alert_shaping.hpp"
 
+#include "tattle/rule_sandbox.hpp"
+#include "tattle/text_safety.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -362,6 +365,87 @@ struct AlertShaper::Impl {
     std::vector<RuleShaping> rules;
     std::string batch_origin = "<no batch>";
 
+    // With isolation, expressions run in a rule evaluator (started at the first need),
+    // one evaluator "rule" per expression, so a title that never ends is stopped alone.
+    std::optional<RuleBudget> isolation;
+    std::unique_ptr<RuleSandbox> sandbox;
+    bool sandbox_unavailable = false;
+    std::vector<std::optional<std::string>> stopped;  // per expression: why it was stopped
+
+    // An expression as the evaluator runs it: input {"e": event}; output [] (no output),
+    // [first output] or {"error": message}. (__tattle* names are refused in expressions.)
+    static std::string isolated_text(const Expression& expression) {
+        return "def __tattleshaping: (\n" + expression.program.text +
+               "\n);\n.e | (try [first(__tattleshaping)] catch {\"error\": .})";
+    }
+
+    RuleSandbox* running_sandbox() {
+        if (!isolation || sandbox_unavailable) return nullptr;
+        if (sandbox) return sandbox.get();
+        const std::string& program = rule_evaluator_program();
+        if (program.empty()) {
+            sandbox_unavailable = true;
+            return nullptr;
+        }
+        std::vector<FilterRule> sent;
+        for (const auto& expression : expressions) {
+            const bool runs = expression.compiled && expression.kind != ExpressionKind::definitions;
+            sent.push_back(FilterRule{expression.label, runs ? isolated_text(expression) : std::string(), expression.where});
+        }
+        try {
+            sandbox = std::make_unique<RuleSandbox>(std::move(sent), RuleCompilation::indexed, *isolation, program);
+        } catch (const std::exception& e) {
+            sandbox_unavailable = true;
+            spdlog::error("the rule evaluator process could not start for titles and keys ({}); they run in this "
+                          "process, so one that never ends would stall alerting",
+                          e.what());
+            return nullptr;
+        }
+        return sandbox.get();
+    }
+
+    // The wrapper's output from the evaluator, or why there is none.
+    std::optional<OwnedJv> evaluate_isolated(RuleSandbox& evaluator, std::size_t expression_index,
+                                             const boost::json::object& event, std::string& error) {
+        if (stopped.size() != expressions.size()) stopped.resize(expressions.size());
+        if (stopped[expression_index]) {
+            error = "its jq expression was stopped earlier: it " + *stopped[expression_index];
+            return std::nullopt;
+        }
+        boost::json::object input;
+        input["e"] = event;
+        const std::string text = valid_json_text(boost::json::serialize(input));
+        const std::vector<std::size_t> which{expression_index};
+        const RuleSandbox::Job job{&text, &which};
+        auto results = evaluator.run(std::span(&job, 1));
+        if (results.empty() || results.front().empty()) {
+            error = "jq gave no result";
+            return std::nullopt;
+        }
+        LibjqOutcome& outcome = results.front().front();
+        switch (outcome.kind) {
+            case LibjqOutcome::Kind::match: {
+                if (!outcome.annotation) break;
+                const std::string output = boost::json::serialize(*outcome.annotation);
+                return OwnedJv(jv_parse_sized(output.data(), static_cast<int>(output.size())));
+            }
+            case LibjqOutcome::Kind::error:
+                error = "jq error: " + outcome.message;
+                return std::nullopt;
+            case LibjqOutcome::Kind::stopped:
+                stopped[expression_index] = outcome.message;
+                spdlog::error("{} disabled: it {} (an event from {}); alerts of the rule go out without it. Fix it "
+                              "and reload",
+                              expressions[expression_index].label, outcome.message, batch_origin);
+                error = "its jq expression was stopped: it " + outcome.message;
+                return std::nullopt;
+            case LibjqOutcome::Kind::no_match:
+                break;
+        }
+        error = "jq gave no result";
+        return std::nullopt;
+    }
+
     static std::string program_text(const std::vector<const Expression*>& members) {
         std::string text = "\n";
         for (std::size_t slot = 0; slot < members.size(); ++slot) {
@@ -443,17 +527,24 @@ struct AlertShaper::Impl {
             error = "its jq expression did not compile";
             return std::nullopt;
         }
-        const std::string event_text = boost::json::serialize(event);
-        OwnedJv parsed(jv_parse_sized(event_text.data(), static_cast<int>(event_text.size())));
-        if (parsed.kind() != JV_KIND_OBJECT) {
-            error = "the event could not be handed to jq";
-            return std::nullopt;
+        OwnedJv result(jv_invalid());
+        if (RuleSandbox* evaluator = running_sandbox()) {
+            auto output = evaluate_isolated(*evaluator, expression_index, event, error);
+            if (!output) return std::nullopt;
+            result = std::move(*output);
+        } else {
+            const std::string event_text = boost::json::serialize(event);
+            OwnedJv parsed(jv_parse_sized(event_text.data(), static_cast<int>(event_text.size())));
+            if (parsed.kind() != JV_KIND_OBJECT) {
+                error = "the event could not be handed to jq";
+                return std::nullopt;
+            }
+            OwnedJv input(jv_array_append(jv_array_append(jv_array(), jv_number(static_cast<double>(expression.slot))),
+                                          parsed.release()));
+            jq_state* state = programs[expression.program_index].get();
+            jq_start(state, input.release(), 0);
+            result = OwnedJv(jq_next(state));
         }
-        OwnedJv input(jv_array_append(jv_array_append(jv_array(), jv_number(static_cast<double>(expression.slot))),
-                                      parsed.release()));
-        jq_state* state = programs[expression.program_index].get();
-        jq_start(state, input.release(), 0);
-        OwnedJv result(jq_next(state));
         if (result.kind() == JV_KIND_OBJECT) {
             OwnedJv message(jv_object_get(result.release(), jv_string("error")));
             error = "jq error: " + (message.kind() == JV_KIND_NULL ? std::string("null (no message)")
@@ -540,6 +631,7 @@ struct AlertShaper::Impl {
 AlertShaper::AlertShaper(const Config& config, std::vector<Diagnostic>& problems, ShapingOptions options)
     : impl_(std::make_unique<Impl>()) {
     Impl& impl = *impl_;
+    impl.isolation = options.isolation;
     auto add = [&](std::size_t owner, ExpressionKind kind, const std::string& text, const JqDefinitions& definitions,
                    const SourceLocation& where, const std::string& label) -> std::optional<std::size_t> {
         if (text.find('\0') != std::string::npos) {
@@ -655,6 +747,17 @@ AlertShaper::AlertShaper(const Config& config, std::vector<Diagnostic>& problems
 
 AlertShaper::~AlertShaper() = default;
 AlertShaper::AlertShaper(AlertShaper&&) noexcept = default;
+
+std::vector<Diagnostic> AlertShaper::stopped_expressions() const {
+    std::vector<Diagnostic> found;
+    for (std::size_t i = 0; i < impl_->stopped.size(); ++i) {
+        if (impl_->stopped[i]) {
+            found.push_back({impl_->expressions[i].where,
+                             impl_->expressions[i].label + " was stopped on a test event: it " + *impl_->stopped[i]});
+        }
+    }
+    return found;
+}
 AlertShaper& AlertShaper::operator=(AlertShaper&&) noexcept = default;
 
 void AlertShaper::begin_batch(std::string_view origin) {

@@ -152,7 +152,9 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
     prepared.filter =
         std::make_unique<FilterStage>(filter_rules_for(config.rules), prepared.problems, filter_options(config.limits));
     correct_filter_line_numbers(prepared.problems, first_filter_problem, config.rules);
-    prepared.shaper = std::make_unique<AlertShaper>(config, prepared.problems);
+    ShapingOptions shaping;
+    shaping.isolation = filter_options(config.limits).isolation;
+    prepared.shaper = std::make_unique<AlertShaper>(config, prepared.problems, shaping);
     return prepared;
 }
 

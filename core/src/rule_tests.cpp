@@ -144,7 +144,9 @@ RuleTestReport run_rule_tests(const Config& config) {
     // first, on its own test events.
     FilterStage filter(filter_rules_for(config.rules), report.problems, filter_options(config.limits));
     correct_filter_line_numbers(report.problems, 0, config.rules);
-    AlertShaper shaper(config, report.problems);
+    ShapingOptions shaping;
+    shaping.isolation = filter_options(config.limits).isolation;
+    AlertShaper shaper(config, report.problems, shaping);
 
     for (std::size_t index = 0; index < config.rules.size(); ++index) {
         const RuleSpec& rule = config.rules[index];
@@ -170,6 +172,7 @@ RuleTestReport run_rule_tests(const Config& config) {
                 result.got = error;
             } else {
                 filter.begin_batch(test.where.to_string());
+                shaper.begin_batch(test.where.to_string());
                 const std::size_t errors_before = filter.runtime_errors(index);
                 const auto matches = filter.evaluate(*event);
                 const auto match = std::find_if(matches.begin(), matches.end(),
@@ -200,11 +203,28 @@ RuleTestReport run_rule_tests(const Config& config) {
                         result.got += key ? ", dedup key " + quoted(*key) : ", no dedup key (" + why + ")";
                         result.passed = result.passed && key == test.dedup_key;
                     }
+                    // Titles and keys the test does not expect still run, under the rule
+                    // budget: one that never ends fails here, not in production.
+                    if (!test.title && !test.dedup_key) {
+                        std::string why;
+                        const bool titled = shaper.title_or_error(index, *event, why).has_value();
+                        if (!titled && why.find("was stopped") != std::string::npos) {
+                            result.got += ", title stopped (" + why + ")";
+                            result.passed = false;
+                        }
+                        why.clear();
+                        const bool keyed = shaper.dedup_key(index, *event, why).has_value();
+                        if (!keyed && why.find("was stopped") != std::string::npos) {
+                            result.got += ", dedup key stopped (" + why + ")";
+                            result.passed = false;
+                        }
+                    }
                 }
             }
             report.results.push_back(std::move(result));
         }
     }
+    for (auto& stopped : shaper.stopped_expressions()) report.stopped.push_back(std::move(stopped));
     for (const auto& disabled : filter.take_disabled()) {
         const RuleSpec& rule = config.rules[disabled.rule_index];
         report.stopped.push_back({rule.jq_match_where, "rule \"" + rule.key() + "\" was stopped on its test event (" +

@@ -186,6 +186,42 @@ class HostileRules(unittest.TestCase):
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertIn("rule budget (300 ms CPU, 64 MiB per rule and event)", check.stdout)
 
+    def test_a_title_that_never_ends_is_stopped_and_its_alerts_go_out_untitled(self) -> None:
+        config = self.write_config([], cpu_ms=200)
+        with open(os.path.join(self.dir, "red.toml"), "a") as out:
+            out.write("""
+[[rule]]
+id = "titled"
+name = "Titled"
+jq_match = 'select(.eventName == "CreateSecret")'
+title = 'def f: f; f'
+destinations = ["alerts"]
+""")
+        result = subprocess.run([TATTLE, "run", "--workers", "2", "-c", config, SAMPLES],
+                                capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        red = read_alerts(os.path.join(self.dir, "red.jsonl"))
+        titled = [a for a in red if a["rule"]["id"] == "red/titled"]
+        created = [a for a in red if a["rule"]["id"] == "red/secret-created"]
+        self.assertGreater(len(created), 0)
+        self.assertEqual(len(titled), len(created))  # same events, every alert delivered
+        self.assertTrue(all("title" not in a for a in titled))
+        disabled = [line for line in result.stderr.splitlines() if 'rule "red/titled": title disabled' in line]
+        self.assertEqual(len(disabled), 1, result.stderr)
+        self.assertIn("ran for more than 200 ms of CPU time", disabled[0])
+        self.assertGreater(len(read_alerts(os.path.join(self.dir, "security.jsonl"))), 50)
+
+        with open(os.path.join(self.dir, "red.toml"), "a") as out:
+            out.write("""
+[[rule.test]]
+event = '{"eventName": "CreateSecret"}'
+match = true
+""")
+        check = subprocess.run([TATTLE, "check", "-c", config], capture_output=True, text=True, timeout=120)
+        self.assertEqual(check.returncode, 2, check.stdout + check.stderr)
+        self.assertRegex(check.stdout + check.stderr,
+                         r'red\.toml:\d+:\d+: rule "red/titled": title was stopped on a test event: it ran for more')
+
     def test_the_evaluator_does_not_outlive_tattle(self) -> None:
         # A rule looping in the evaluator, a budget far away, and tattle killed outright:
         # the evaluator must not stay behind spinning a core.

@@ -76,6 +76,9 @@ struct ShapingOptions {
     // Keys remembered per rule and per kind; beyond it the least recently seen key
     // is forgotten (its next match starts afresh).
     std::size_t max_keys_per_rule = 10'000;
+    // Evaluate titles and keys in a rule evaluator process under this budget, as
+    // FilterOptions::isolation does for rules (rule_sandbox.hpp); unset: in-process.
+    std::optional<RuleBudget> isolation;
 };
 
 class AlertShaper {
@@ -125,6 +128,9 @@ public:
     std::size_t errors(std::size_t rule_index) const noexcept;
     // Keys forgotten because the rule had max_keys_per_rule of them.
     std::size_t evicted_keys(std::size_t rule_index) const noexcept;
+
+    // Titles and keys stopped by the rule budget (with isolation): where each is, and why.
+    std::vector<Diagnostic> stopped_expressions() const;
 
 private:
     struct Impl;
