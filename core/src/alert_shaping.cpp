@@ -382,25 +382,13 @@ struct AlertShaper::Impl {
     RuleSandbox* running_sandbox() {
         if (!isolation || sandbox_unavailable) return nullptr;
         if (sandbox) return sandbox.get();
-        const std::string& program = rule_evaluator_program();
-        if (program.empty()) {
-            sandbox_unavailable = true;
-            return nullptr;
-        }
         std::vector<FilterRule> sent;
         for (const auto& expression : expressions) {
             const bool runs = expression.compiled && expression.kind != ExpressionKind::definitions;
             sent.push_back(FilterRule{expression.label, runs ? isolated_text(expression) : std::string(), expression.where});
         }
-        try {
-            sandbox = std::make_unique<RuleSandbox>(std::move(sent), RuleCompilation::indexed, *isolation, program);
-        } catch (const std::exception& e) {
-            sandbox_unavailable = true;
-            spdlog::error("the rule evaluator process could not start for titles and keys ({}); they run in this "
-                          "process, so one that never ends would stall alerting",
-                          e.what());
-            return nullptr;
-        }
+        sandbox = start_rule_sandbox(std::move(sent), RuleCompilation::indexed, *isolation, "titles and keys");
+        sandbox_unavailable = sandbox == nullptr;
         return sandbox.get();
     }
 

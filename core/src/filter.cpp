@@ -1124,25 +1124,13 @@ void FilterStage::Impl::libjq_in_process(const boost::json::object& event,
 RuleSandbox* FilterStage::Impl::running_sandbox() {
     if (!options.isolation || sandbox_unavailable) return nullptr;
     if (sandbox) return sandbox.get();
-    const std::string& program = rule_evaluator_program();
-    if (program.empty()) {
-        sandbox_unavailable = true;  // a library user that never named the evaluator: in process
-        return nullptr;
-    }
     std::vector<FilterRule> sent = rules;
     // Rules that did not compile here are not compiled there either.
     for (std::size_t i = 0; i < sent.size(); ++i) {
         if (!compiled[i].compiled()) sent[i].jq_program.clear();
     }
-    try {
-        sandbox = std::make_unique<RuleSandbox>(std::move(sent), compilation, *options.isolation, program);
-    } catch (const std::exception& e) {
-        sandbox_unavailable = true;
-        spdlog::error("the rule evaluator process could not start ({}); libjq runs in this process, so a rule "
-                      "that never ends would stall alerting",
-                      e.what());
-        return nullptr;
-    }
+    sandbox = start_rule_sandbox(std::move(sent), compilation, *options.isolation, "rules");
+    sandbox_unavailable = sandbox == nullptr;
     return sandbox.get();
 }
 

@@ -151,6 +151,20 @@ std::string describe_size(std::size_t bytes) {
 }  // namespace
 
 void set_rule_evaluator_program(std::string program) { evaluator_program() = std::move(program); }
+
+std::unique_ptr<RuleSandbox> start_rule_sandbox(std::vector<FilterRule> rules, RuleCompilation compilation,
+                                                RuleBudget budget, std::string_view what) {
+    const std::string& program = rule_evaluator_program();
+    if (program.empty()) return nullptr;  // a library user that never named the evaluator
+    try {
+        return std::make_unique<RuleSandbox>(std::move(rules), compilation, budget, program);
+    } catch (const std::exception& e) {
+        spdlog::error("the rule evaluator process could not start ({}); {} run in this process, so one that "
+                      "never ends would stall alerting",
+                      e.what(), what);
+        return nullptr;
+    }
+}
 const std::string& rule_evaluator_program() { return evaluator_program(); }
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <ctime>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,13 @@ const std::string& rule_evaluator_program();
 // The evaluator's side: reads the rules, then answers jobs from channel_fd until the
 // parent closes it. Returns the process exit status.
 int run_rule_evaluator(int channel_fd);
+
+class RuleSandbox;
+
+// A sandbox for these rules, started; null when no evaluator program is set or it could
+// not start (logged, naming `what` is left to run in-process without a budget).
+std::unique_ptr<RuleSandbox> start_rule_sandbox(std::vector<FilterRule> rules, RuleCompilation compilation,
+                                                RuleBudget budget, std::string_view what);
 
 // The parent's side: one evaluator process, restarted after every kill.
 class RuleSandbox {
