@@ -7,12 +7,18 @@
 namespace tattle {
 
 BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t> data, std::string_view origin,
-                               const std::vector<bool>& rules_to_run, const InputLimits& limits) {
+                               const std::vector<bool>& rules_to_run, const InputLimits& limits,
+                               const AlertRendering* rendering) {
     BatchEvaluation result;
     const std::size_t rule_count = filter.rules().size();
     std::vector<std::size_t> errors_before(rule_count);
     for (std::size_t i = 0; i < rule_count; ++i) errors_before[i] = filter.runtime_errors(i);
 
+    EventOrigin event_origin;
+    if (rendering != nullptr) {
+        event_origin.source_id = rendering->source_id;
+        event_origin.batch = std::string(origin);
+    }
     filter.begin_batch(origin);
     try {
         result.report = decode_batch(
@@ -21,6 +27,7 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                 ++result.events;
                 auto matches = filter.evaluate(event);
                 std::shared_ptr<const boost::json::object> kept;
+                std::shared_ptr<const std::string> kept_json;
                 for (auto& match : matches) {
                     if (match.rule_index >= rules_to_run.size() || !rules_to_run[match.rule_index]) continue;
                     if (result.matches.size() >= limits.max_alerts_per_batch) {
@@ -30,8 +37,24 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                                                    "is failed",
                                                "max_alerts_per_batch");
                     }
-                    if (!kept) kept = std::make_shared<const boost::json::object>(std::move(event));
-                    result.matches.push_back({match.rule_index, index, kept, std::move(match.annotation)});
+                    EvaluatedMatch evaluated{match.rule_index, index, nullptr, std::nullopt, std::nullopt, nullptr};
+                    if (rendering == nullptr) {
+                        if (!kept) kept = std::make_shared<const boost::json::object>(std::move(event));
+                        evaluated.event = kept;
+                        evaluated.annotation = std::move(match.annotation);
+                    } else {
+                        event_origin.index = index;
+                        evaluated.alert = render_alert(rendering->rules.at(match.rule_index), event,
+                                                       match.annotation, event_origin);
+                        if (!kept_json) kept_json = std::make_shared<const std::string>(event_json(event));
+                        evaluated.event_json = kept_json;
+                        // The event itself is still needed for the next rule's alert: copied, not moved.
+                        if (rendering->router_needs_event.at(match.rule_index)) {
+                            if (!kept) kept = std::make_shared<const boost::json::object>(event);
+                            evaluated.event = kept;
+                        }
+                    }
+                    result.matches.push_back(std::move(evaluated));
                 }
             },
             limits);
@@ -73,9 +96,9 @@ BatchWorkers::~BatchWorkers() {
 
 std::future<BatchEvaluation> BatchWorkers::submit(std::span<const std::uint8_t> data, std::string origin,
                                                   const std::vector<bool>* rules_to_run,
-                                                  const InputLimits& limits) {
-    Job job([data, origin = std::move(origin), rules_to_run, limits](FilterStage& filter) {
-        return evaluate_batch(filter, data, origin, *rules_to_run, limits);
+                                                  const InputLimits& limits, const AlertRendering* rendering) {
+    Job job([data, origin = std::move(origin), rules_to_run, limits, rendering](FilterStage& filter) {
+        return evaluate_batch(filter, data, origin, *rules_to_run, limits, rendering);
     });
     auto result = job.get_future();
     {

@@ -758,6 +758,20 @@ TEST(TextSafety, ValidUtf8KeepsValidTextAndReplacesTheRest) {
     EXPECT_EQ(tattle::valid_utf8("\xe2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");          // cut short
 }
 
+TEST(TextSafety, ValidUtf8FindsABadByteAtAnyPositionInLongAsciiText) {
+    // ASCII is skipped eight bytes at a time: a bad byte in any lane, and in the tail, is still found.
+    for (std::size_t position = 0; position < 40; ++position) {
+        std::string text(37, 'a');
+        std::string expected = text;
+        if (position < text.size()) {
+            text[position] = '\xff';
+            expected.replace(position, 1, "\xEF\xBF\xBD");
+        }
+        EXPECT_EQ(tattle::valid_utf8(text), expected) << "bad byte at " << position;
+        EXPECT_EQ(tattle::valid_json_text("\"" + text + "\""), "\"" + expected + "\"") << "bad byte at " << position;
+    }
+}
+
 TEST(TextSafety, ValidJsonTextWritesNonFiniteNumbersAsJqDoes) {
     EXPECT_EQ(tattle::valid_json_text(R"({"a":Infinity,"b":-Infinity,"c":NaN,"s":"Infinity NaN \"Infinity"})"),
               R"({"a":1.7976931348623157e+308,"b":-1.7976931348623157e+308,"c":null,"s":"Infinity NaN \"Infinity"})");
