@@ -113,11 +113,11 @@ void alert_fields(const AlertRule& rule, const boost::json::object& event,
                                    {"index", static_cast<std::uint64_t>(origin.index)}};
 }
 
-// An object's members as serialize writes them, without the braces: the text
-// between '{' and '}'.
-std::string members_text(const boost::json::object& object) {
-    std::string text = boost::json::serialize(object);
-    return text.substr(1, text.size() - 2);
+// Appends an object's members as serialize writes them, without the braces: the
+// text between '{' and '}'.
+void append_members(std::string& out, const boost::json::object& object) {
+    const std::string text = boost::json::serialize(object);
+    out.append(text, 1, text.size() - 2);
 }
 
 }  // namespace
@@ -143,8 +143,14 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     text.alert_id = std::string(before_destination.at("alert_id").get_string());
     // Object members are joined by ',' with nothing else between them, so the parts
     // of the document can be serialized apart.
-    text.head = valid_json_text("{" + members_text(before_destination) + ",\"destination\":");
-    text.middle = valid_json_text("," + members_text(after_destination) + ",\"event\":");
+    std::string head = "{";
+    append_members(head, before_destination);
+    head += ",\"destination\":";
+    std::string middle = ",";
+    append_members(middle, after_destination);
+    middle += ",\"event\":";
+    text.head = valid_json_text(head);
+    text.middle = valid_json_text(middle);
     return text;
 }
 
@@ -153,7 +159,11 @@ std::string event_json(const boost::json::object& event) { return valid_json_tex
 std::string alert_json(const AlertText& text, std::string_view destination, std::string_view event_json,
                        const boost::json::object& shaping_fields) {
     const std::string destination_json = valid_json_text(boost::json::serialize(boost::json::string(destination)));
-    const std::string shaping_json = shaping_fields.empty() ? std::string() : valid_json_text(members_text(shaping_fields));
+    std::string shaping_json;
+    if (!shaping_fields.empty()) {
+        append_members(shaping_json, shaping_fields);
+        shaping_json = valid_json_text(shaping_json);
+    }
     std::string out;
     out.reserve(text.head.size() + destination_json.size() + text.middle.size() + event_json.size() +
                 shaping_json.size() + 2);

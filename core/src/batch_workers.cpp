@@ -48,16 +48,18 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                                                        match.annotation, event_origin);
                         if (!kept_json) kept_json = std::make_shared<const std::string>(event_json(event));
                         evaluated.event_json = kept_json;
-                        // The event itself is still needed for the next rule's alert: copied, not moved.
+                        // The decoder reuses the event's memory: kept as a copy of our own.
                         if (rendering->router_needs_event.at(match.rule_index)) {
-                            if (!kept) kept = std::make_shared<const boost::json::object>(event);
+                            if (!kept) {
+                                kept = std::make_shared<const boost::json::object>(event, boost::json::storage_ptr());
+                            }
                             evaluated.event = kept;
                         }
                     }
                     result.matches.push_back(std::move(evaluated));
                 }
             },
-            limits);
+            limits, rendering != nullptr ? EventLifetime::callback : EventLifetime::owned);
         result.limits_hit = result.report.limits_hit;
     } catch (const DecodeLimitError& e) {
         result.decode_error = e.what();
