@@ -1,5 +1,7 @@
 #include "tattle/alert.hpp"
 
+#include "tattle/text_safety.hpp"
+
 #include <openssl/evp.h>
 
 #include <array>
@@ -65,11 +67,14 @@ std::string actor_of(const boost::json::object& event) {
     return std::string(string_at(*identity, "type"));
 }
 
-boost::json::object make_alert(const AlertRule& rule, const boost::json::object& event,
-                               const std::optional<boost::json::value>& annotation,
-                               const EventOrigin& origin) {
-    boost::json::object alert;
-    alert["alert_id"] = alert_id(rule.id.empty() ? rule.name : rule.id, event);
+namespace {
+
+// make_alert's fields before "destination" (alert_id, rule) and after it up to the
+// event (annotation, summary, origin), in the document's order.
+void alert_fields(const AlertRule& rule, const boost::json::object& event,
+                  const std::optional<boost::json::value>& annotation, const EventOrigin& origin,
+                  boost::json::object& before_destination, boost::json::object& after_destination) {
+    before_destination["alert_id"] = alert_id(rule.id.empty() ? rule.name : rule.id, event);
     boost::json::object rule_object{{"name", rule.name}, {"description", rule.description}};
     put_if_present(rule_object, "id", rule.id);
     put_if_present(rule_object, "team", rule.team);
@@ -80,9 +85,8 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
         rule_object["tags"] = std::move(tags);
     }
     put_if_present(rule_object, "runbook", rule.runbook);
-    alert["rule"] = std::move(rule_object);
-    alert["destination"] = nullptr;
-    if (annotation) alert["annotation"] = *annotation;
+    before_destination["rule"] = std::move(rule_object);
+    if (annotation) after_destination["annotation"] = *annotation;
 
     boost::json::object summary;
     put_if_present(summary, "event_id", string_at(event, "eventID"));
@@ -102,13 +106,77 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
     put_if_present(summary, "user_agent", string_at(event, "userAgent"));
     put_if_present(summary, "error_code", string_at(event, "errorCode"));
     put_if_present(summary, "error_message", string_at(event, "errorMessage"));
-    alert["summary"] = std::move(summary);
+    after_destination["summary"] = std::move(summary);
 
-    alert["origin"] = {{"source", origin.source_id},
-                       {"batch", origin.batch},
-                       {"index", static_cast<std::uint64_t>(origin.index)}};
+    after_destination["origin"] = {{"source", origin.source_id},
+                                   {"batch", origin.batch},
+                                   {"index", static_cast<std::uint64_t>(origin.index)}};
+}
+
+// Appends an object's members as serialize writes them, without the braces: the
+// text between '{' and '}'.
+void append_members(std::string& out, const boost::json::object& object) {
+    const std::string text = boost::json::serialize(object);
+    out.append(text, 1, text.size() - 2);
+}
+
+}  // namespace
+
+boost::json::object make_alert(const AlertRule& rule, const boost::json::object& event,
+                               const std::optional<boost::json::value>& annotation,
+                               const EventOrigin& origin) {
+    boost::json::object alert;
+    boost::json::object after_destination;
+    alert_fields(rule, event, annotation, origin, alert, after_destination);
+    alert["destination"] = nullptr;
+    for (auto& [key, value] : after_destination) alert[key] = std::move(value);
     alert["event"] = event;
     return alert;
+}
+
+AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
+                       const std::optional<boost::json::value>& annotation, const EventOrigin& origin) {
+    boost::json::object before_destination;
+    boost::json::object after_destination;
+    alert_fields(rule, event, annotation, origin, before_destination, after_destination);
+    AlertText text;
+    text.alert_id = std::string(before_destination.at("alert_id").get_string());
+    // Object members are joined by ',' with nothing else between them, so the parts
+    // of the document can be serialized apart.
+    std::string head = "{";
+    append_members(head, before_destination);
+    head += ",\"destination\":";
+    std::string middle = ",";
+    append_members(middle, after_destination);
+    middle += ",\"event\":";
+    text.head = valid_json_text(head);
+    text.middle = valid_json_text(middle);
+    return text;
+}
+
+std::string event_json(const boost::json::object& event) { return valid_json_text(boost::json::serialize(event)); }
+
+std::string alert_json(const AlertText& text, std::string_view destination, std::string_view event_json,
+                       const boost::json::object& shaping_fields) {
+    const std::string destination_json = valid_json_text(boost::json::serialize(boost::json::string(destination)));
+    std::string shaping_json;
+    if (!shaping_fields.empty()) {
+        append_members(shaping_json, shaping_fields);
+        shaping_json = valid_json_text(shaping_json);
+    }
+    std::string out;
+    out.reserve(text.head.size() + destination_json.size() + text.middle.size() + event_json.size() +
+                shaping_json.size() + 2);
+    out += text.head;
+    out += destination_json;
+    out += text.middle;
+    out += event_json;
+    if (!shaping_json.empty()) {
+        out += ',';
+        out += shaping_json;
+    }
+    out += '}';
+    return out;
 }
 
 }  // namespace tattle

@@ -7,18 +7,64 @@
 namespace tattle {
 
 BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t> data, std::string_view origin,
-                               const std::vector<bool>& rules_to_run, const InputLimits& limits) {
+                               const std::vector<bool>& rules_to_run, const InputLimits& limits,
+                               const AlertRendering* rendering) {
     BatchEvaluation result;
     const std::size_t rule_count = filter.rules().size();
     std::vector<std::size_t> errors_before(rule_count);
     for (std::size_t i = 0; i < rule_count; ++i) errors_before[i] = filter.runtime_errors(i);
 
-    filter.begin_batch(origin);
-    // Events with a native match or rules left for libjq wait here, in order, until
-    // libjq has decided a group of them (one request to the rule evaluator per group).
+    EventOrigin event_origin;
+    if (rendering != nullptr) {
+        event_origin.source_id = rendering->source_id;
+        event_origin.batch = std::string(origin);
+    }
+    // With rendering the decoder reuses each event's memory once its callback returns.
+    const EventLifetime lifetime = rendering != nullptr ? EventLifetime::callback : EventLifetime::owned;
+
+    // One event's matches into the result, in rule order. event_is_ours: it may be moved from.
+    auto add_matches = [&](boost::json::object& event, bool event_is_ours, std::size_t index,
+                           PendingEvaluation& evaluation) {
+        std::shared_ptr<const boost::json::object> kept;
+        std::shared_ptr<const std::string> kept_json;
+        for (auto& match : evaluation.matches) {
+            if (match.rule_index >= rules_to_run.size() || !rules_to_run[match.rule_index]) continue;
+            if (result.matches.size() >= limits.max_alerts_per_batch) {
+                throw DecodeLimitError(std::string(origin) + ": more than " +
+                                           std::to_string(limits.max_alerts_per_batch) +
+                                           " alerts from one batch (limits.max_alerts_per_batch); the batch "
+                                           "is failed",
+                                       "max_alerts_per_batch");
+            }
+            EvaluatedMatch evaluated{match.rule_index, index, nullptr, std::nullopt, std::nullopt, nullptr};
+            if (rendering == nullptr) {
+                if (!kept) kept = std::make_shared<const boost::json::object>(std::move(event));
+                evaluated.event = kept;
+                evaluated.annotation = std::move(match.annotation);
+            } else {
+                event_origin.index = index;
+                evaluated.alert =
+                    render_alert(rendering->rules.at(match.rule_index), event, match.annotation, event_origin);
+                if (!kept_json) kept_json = std::make_shared<const std::string>(event_json(event));
+                evaluated.event_json = kept_json;
+                if (rendering->router_needs_event.at(match.rule_index)) {
+                    if (!kept) {
+                        kept = event_is_ours ? std::make_shared<const boost::json::object>(std::move(event))
+                                             : std::make_shared<const boost::json::object>(event, boost::json::storage_ptr());
+                    }
+                    evaluated.event = kept;
+                }
+            }
+            result.matches.push_back(std::move(evaluated));
+        }
+    };
+
+    // Events with rules left for libjq wait here, in order (with the events after them
+    // that matched natively), until libjq has decided a group of them: one request to the
+    // rule evaluator per group.
     struct Waiting {
         std::size_t index = 0;
-        boost::json::object event;
+        boost::json::object event;  // our own copy or the moved event
     };
     std::vector<Waiting> waiting;
     std::vector<PendingEvaluation> pending;
@@ -39,21 +85,7 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
         std::vector<PendingEvaluation> evaluations;
         group.swap(waiting);
         evaluations.swap(pending);
-        for (std::size_t i = 0; i < group.size(); ++i) {
-            std::shared_ptr<const boost::json::object> kept;
-            for (auto& match : evaluations[i].matches) {
-                if (match.rule_index >= rules_to_run.size() || !rules_to_run[match.rule_index]) continue;
-                if (result.matches.size() >= limits.max_alerts_per_batch) {
-                    throw DecodeLimitError(std::string(origin) + ": more than " +
-                                               std::to_string(limits.max_alerts_per_batch) +
-                                               " alerts from one batch (limits.max_alerts_per_batch); the batch "
-                                               "is failed",
-                                           "max_alerts_per_batch");
-                }
-                if (!kept) kept = std::make_shared<const boost::json::object>(std::move(group[i].event));
-                result.matches.push_back({match.rule_index, group[i].index, kept, std::move(match.annotation)});
-            }
-        }
+        for (std::size_t i = 0; i < group.size(); ++i) add_matches(group[i].event, true, group[i].index, evaluations[i]);
     };
     // The records before a failure keep their alerts.
     auto flush_after_failure = [&] {
@@ -63,6 +95,8 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
             // the batch has failed already; the alerts up to the limit are kept
         }
     };
+
+    filter.begin_batch(origin);
     try {
         result.report = decode_batch(
             data, origin,
@@ -70,14 +104,20 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                 ++result.events;
                 PendingEvaluation evaluation = filter.evaluate_natively(event);
                 if (evaluation.matches.empty() && evaluation.libjq_rules.empty()) return;
+                if (waiting.empty() && evaluation.libjq_rules.empty()) {
+                    add_matches(event, lifetime == EventLifetime::owned, index, evaluation);
+                    return;
+                }
                 possible_matches += evaluation.matches.size() + evaluation.libjq_rules.size();
-                waiting.push_back({index, std::move(event)});
+                waiting.push_back({index, lifetime == EventLifetime::owned
+                                              ? std::move(event)
+                                              : boost::json::object(event, boost::json::storage_ptr())});
                 pending.push_back(std::move(evaluation));
                 if (waiting.size() >= kGroup || result.matches.size() + possible_matches > limits.max_alerts_per_batch) {
                     flush();
                 }
             },
-            limits);
+            limits, lifetime);
         flush();
         result.limits_hit = result.report.limits_hit;
     } catch (const DecodeLimitError& e) {
@@ -120,9 +160,9 @@ BatchWorkers::~BatchWorkers() {
 
 std::future<BatchEvaluation> BatchWorkers::submit(std::span<const std::uint8_t> data, std::string origin,
                                                   const std::vector<bool>* rules_to_run,
-                                                  const InputLimits& limits) {
-    Job job([data, origin = std::move(origin), rules_to_run, limits](FilterStage& filter) {
-        return evaluate_batch(filter, data, origin, *rules_to_run, limits);
+                                                  const InputLimits& limits, const AlertRendering* rendering) {
+    Job job([data, origin = std::move(origin), rules_to_run, limits, rendering](FilterStage& filter) {
+        return evaluate_batch(filter, data, origin, *rules_to_run, limits, rendering);
     });
     auto result = job.get_future();
     {

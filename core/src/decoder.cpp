@@ -315,12 +315,13 @@ struct SyntaxProblem {
 class BatchDecoder {
 public:
     BatchDecoder(TextWindow& window, std::string_view origin, const EventCallback& on_event,
-                 DecodeReport& report, const InputLimits& limits)
+                 DecodeReport& report, const InputLimits& limits, EventLifetime lifetime)
         : window_(window),
           origin_(origin),
           on_event_(on_event),
           report_(report),
           limits_(limits),
+          lifetime_(lifetime),
           // One level for the document object and one for its Records array are
           // not the record's own: a record's depth is counted from itself.
           parser_(boost::json::storage_ptr(), json_options(limits.max_depth)) {}
@@ -417,18 +418,24 @@ private:
         }
         for (;;) {
             window_.release_before(pos);
-            ParsedValue parsed = parse_value(pos, true, label, index);
-            if (!parsed.skipped_for_limit) {
-                if (parsed.value.is_object()) {
-                    emit(std::move(parsed.value.get_object()));
-                } else {
-                    report_.record_errors.push_back(value_prefix_ + ": " + std::string(label) + '[' +
-                                                    std::to_string(index) + "]: not an object (got " +
-                                                    kind_name(parsed.value.kind()) + ')');
+            std::size_t end = 0;
+            {
+                ParsedValue parsed = parse_value(pos, true, label, index, element_storage());
+                if (!parsed.skipped_for_limit) {
+                    if (parsed.value.is_object()) {
+                        emit(std::move(parsed.value.get_object()));
+                    } else {
+                        report_.record_errors.push_back(value_prefix_ + ": " + std::string(label) + '[' +
+                                                        std::to_string(index) + "]: not an object (got " +
+                                                        kind_name(parsed.value.kind()) + ')');
+                    }
                 }
+                end = parsed.end;
             }
+            // The element is gone: its memory serves the next one.
+            if (lifetime_ == EventLifetime::callback) renew_element_memory();
             ++index;
-            pos = skip_whitespace(parsed.end);
+            pos = skip_whitespace(end);
             const int next = window_.peek(pos);
             if (next == ',') {
                 pos = skip_whitespace(pos + 1);
@@ -469,8 +476,9 @@ private:
     // Parses the JSON value starting at start, reading more text as needed. A value
     // over max_record_bytes is skipped (record error) and so is, within an array
     // (in_array), one over max_depth; both are counted. Syntax errors throw.
-    ParsedValue parse_value(std::size_t start, bool in_array, std::string_view label = {}, std::size_t index = 0) {
-        parser_.reset();
+    ParsedValue parse_value(std::size_t start, bool in_array, std::string_view label = {}, std::size_t index = 0,
+                            boost::json::storage_ptr storage = {}) {
+        parser_.reset(std::move(storage));
         std::size_t pos = start;
         boost::json::error_code ec;
         for (;;) {
@@ -674,11 +682,32 @@ private:
         }
     }
 
+    // Where an array element is parsed: with EventLifetime::callback, memory reused
+    // from one element to the next (most records fit in its first block), instead of
+    // hundreds of allocations and frees per record.
+    boost::json::storage_ptr element_storage() {
+        if (lifetime_ == EventLifetime::owned) return {};
+        if (!element_memory_) renew_element_memory();
+        return boost::json::storage_ptr(&*element_memory_);
+    }
+    // A new resource rather than monotonic_resource::release(): in Boost 1.81 that
+    // keeps the size of the next block, which doubles with every block, until an
+    // allocation fails.
+    void renew_element_memory() {
+        parser_.reset();  // what it still holds (a record it skipped) goes first
+        element_memory_.reset();
+        element_memory_.emplace(element_first_block_.data(), element_first_block_.size());
+    }
+
     TextWindow& window_;
     std::string origin_;
     const EventCallback& on_event_;
     DecodeReport& report_;
     const InputLimits& limits_;
+    EventLifetime lifetime_;
+    // Before the parser, which may point at it until it is destroyed.
+    std::array<unsigned char, 32 * 1024> element_first_block_{};
+    std::optional<boost::json::monotonic_resource> element_memory_;
     boost::json::stream_parser parser_;
     std::size_t first_value_offset_ = 0;
     std::size_t values_parsed_ = 0;
@@ -704,7 +733,7 @@ std::vector<std::uint8_t> gunzip(std::span<const std::uint8_t> data, std::string
 }
 
 DecodeReport decode_batch(std::span<const std::uint8_t> data, std::string_view origin,
-                          const EventCallback& on_event, const InputLimits& limits) {
+                          const EventCallback& on_event, const InputLimits& limits, EventLifetime lifetime) {
     if (data.size() > limits.max_batch_bytes) {
         throw DecodeLimitError(with_origin(origin, "batch of " + std::to_string(data.size()) +
                                                        " bytes is larger than " +
@@ -714,7 +743,7 @@ DecodeReport decode_batch(std::span<const std::uint8_t> data, std::string_view o
     DecodeReport report;
     TextWindow window(data, origin, limits);
     report.was_gzip = window.is_gzip_input();
-    BatchDecoder(window, origin, on_event, report, limits).run();
+    BatchDecoder(window, origin, on_event, report, limits, lifetime).run();
     return report;
 }
 

@@ -519,6 +519,21 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         for (std::size_t i = 0; i < rules.size(); ++i) runs[i] = rule_runs_on(rules[i], source);
         return rules_by_source_id.emplace(source_id, std::move(runs)).first->second;
     };
+    // Per source id: what the workers need to write its alerts (std::map, as above).
+    std::map<std::string, AlertRendering> rendering_by_source_id;
+    auto rendering_for = [&](const std::string& source_id) -> const AlertRendering& {
+        auto found = rendering_by_source_id.find(source_id);
+        if (found != rendering_by_source_id.end()) return found->second;
+        AlertRendering rendering;
+        rendering.source_id = source_id;
+        for (std::size_t i = 0; i < rules.size(); ++i) {
+            const RuleSpec& rule = rules[i];
+            rendering.rules.push_back(
+                {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags, rule.runbook});
+            rendering.router_needs_event.push_back(shaper.shapes(i) || shaper.has_title(i));
+        }
+        return rendering_by_source_id.emplace(source_id, std::move(rendering)).first->second;
+    };
     std::vector<std::size_t> rule_errors(rules.size(), 0);
     auto publish_run_totals = [&] {
         if (metrics == nullptr) return;
@@ -552,24 +567,22 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     std::deque<InFlight> in_flight;
     const std::size_t max_in_flight = 2 * workers.size();
     // Hands one alert to each of the rule's destinations (unless delivered before).
-    auto send = [&](boost::json::object& alert, const RuleSpec& rule, std::uint64_t ticket) {
-        const std::string alert_id(alert.at("alert_id").as_string());
+    // Hands one alert to each of the rule's destinations (unless delivered before).
+    auto send = [&](const AlertText& alert, const std::string& event_text, const boost::json::object& shaping_fields,
+                    const RuleSpec& rule, std::uint64_t ticket) {
         for (const auto& destination_id : rule.destinations) {
             Outbox* outbox = deliveries.find(destination_id);
             if (outbox == nullptr) continue;
-            if (dedup != nullptr && dedup->contains(delivery_key(destination_id, alert_id), clock.wall_now())) {
+            if (dedup != nullptr && dedup->contains(delivery_key(destination_id, alert.alert_id), clock.wall_now())) {
                 ++summary.alerts_suppressed;
                 if (metrics != nullptr) metrics->alert_settled(destination_id, AlertOutcome::Suppressed);
-                spdlog::debug("alert {} for \"{}\" suppressed: delivered before", alert_id, destination_id);
+                spdlog::debug("alert {} for \"{}\" suppressed: delivered before", alert.alert_id, destination_id);
                 continue;
             }
-            alert["destination"] = destination_id;
             ledger.add_alert(ticket);
             DeliveryItem item;
-            // Events may hold invalid UTF-8 and numbers beyond double range,
-            // which JSON text must not.
-            item.alert_json = valid_json_text(boost::json::serialize(alert));
-            item.alert_id = alert_id;
+            item.alert_json = alert_json(alert, destination_id, event_text, shaping_fields);
+            item.alert_id = alert.alert_id;
             item.rule = rule.key();
             item.ticket = ticket;
             // Waits while the destination is behind; wakes its workers at the
@@ -588,45 +601,47 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         if (metrics != nullptr) metrics->rule_disabled(rule.key(), disabled_reason_label(disabled.reason));
         const std::string problem = "the rule was disabled: it " + disabled.reason + " (an event from " +
                                     disabled.origin + "). The other rules keep running; fix this one and reload.";
-        boost::json::object event = disabled_rule_event(rule.key(), problem, disabled.origin, clock.wall_now());
-        boost::json::object alert =
-            make_alert({rule.name, rule.description, rule.key(), rule.team, "high", rule.tags, rule.runbook}, event,
-                       boost::json::value(boost::json::object{{"problem", problem}}), batch);
-        alert["title"] = "tattle disabled the rule \"" + rule.name + "\"";
-        send(alert, rule, ticket);
+        const boost::json::object event = disabled_rule_event(rule.key(), problem, disabled.origin, clock.wall_now());
+        const AlertText alert =
+            render_alert({rule.name, rule.description, rule.key(), rule.team, "high", rule.tags, rule.runbook}, event,
+                         boost::json::value(boost::json::object{{"problem", problem}}), batch);
+        const boost::json::object title{{"title", "tattle disabled the rule \"" + rule.name + "\""}};
+        send(alert, event_json(event), title, rule, ticket);
     };
     auto route_oldest = [&] {
         InFlight job = std::move(in_flight.front());
         in_flight.pop_front();
         BatchEvaluation evaluation = job.result.get();
         summary.events += evaluation.events;
-        if (metrics != nullptr) {
-            for (std::size_t i = 0; i < evaluation.events; ++i) metrics->event_read();
-        }
+        if (metrics != nullptr) metrics->events_read(evaluation.events);
         for (const auto& [rule_index, errors] : evaluation.rule_errors) rule_errors[rule_index] += errors;
         EventOrigin origin{job.source_id, job.origin, 0};
         for (const auto& disabled : evaluation.disabled) announce_disabled(disabled, origin, job.ticket);
         shaper.begin_batch(job.origin);
+        boost::json::object shaping_fields;
         for (auto& match : evaluation.matches) {
             const RuleSpec& rule = rules[match.rule_index];
             ++summary.matches;
             if (metrics != nullptr) metrics->rule_matched(rule.key());
-            origin.index = match.event_index;
             // Dedup and threshold state follows the order batches were read, as with one worker.
-            const ShapingDecision shaping = shaper.decide(match.rule_index, *match.event);
-            if (shaping.outcome == ShapingOutcome::deduplicated) {
-                ++summary.matches_deduplicated;
-                continue;
+            // Only the rules with shaping or a title have their event here (AlertRendering).
+            ShapingDecision shaping;
+            std::optional<std::string> title;
+            if (match.event) {
+                shaping = shaper.decide(match.rule_index, *match.event);
+                if (shaping.outcome == ShapingOutcome::deduplicated) {
+                    ++summary.matches_deduplicated;
+                    continue;
+                }
+                if (shaping.outcome == ShapingOutcome::below_threshold) {
+                    ++summary.matches_below_threshold;
+                    continue;
+                }
+                title = shaper.title(match.rule_index, *match.event);
             }
-            if (shaping.outcome == ShapingOutcome::below_threshold) {
-                ++summary.matches_below_threshold;
-                continue;
-            }
-            boost::json::object alert = make_alert(
-                {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags, rule.runbook},
-                *match.event, match.annotation, origin);
-            shaper.annotate_alert(alert, match.rule_index, shaping, shaper.title(match.rule_index, *match.event));
-            send(alert, rule, job.ticket);
+            shaping_fields.clear();
+            shaper.annotate_alert(shaping_fields, match.rule_index, shaping, title);
+            send(*match.alert, *match.event_json, shaping_fields, rule, job.ticket);
         }
         summary.record_errors += evaluation.report.record_errors.size();
         summary.limit_hits += evaluation.limits_hit.size();
@@ -722,7 +737,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             const std::uint64_t ticket = ledger.open(*source, batch);
             in_flight.push_back({ticket, source->id(), batch.origin,
                                  workers.submit(batch.data, batch.origin, &rules_by_source(source->id()),
-                                                config.limits)});
+                                                config.limits, &rendering_for(source->id()))});
         }
     }
     route_all();

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace tattle {
 
@@ -30,6 +31,20 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept
     return 0;
 }
 
+// Where the first byte of text that is not ASCII is (text.size() when none): eight
+// bytes at a time, since nearly all of what passes through here is ASCII.
+std::size_t first_non_ascii(std::string_view text) noexcept {
+    constexpr std::uint64_t high_bits = 0x8080808080808080ULL;
+    std::size_t at = 0;
+    for (; at + 8 <= text.size(); at += 8) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, text.data() + at, 8);
+        if ((word & high_bits) != 0) break;
+    }
+    while (at < text.size() && static_cast<std::uint8_t>(text[at]) < 0x80) ++at;
+    return at;
+}
+
 void append_hex_escape(std::string& out, std::uint8_t byte) {
     static constexpr char digits[] = "0123456789abcdef";
     out += "\\x";
@@ -40,13 +55,14 @@ void append_hex_escape(std::string& out, std::uint8_t byte) {
 }  // namespace
 
 std::string valid_utf8(std::string_view text) {
+    std::size_t at = first_non_ascii(text);
+    if (at == text.size()) return std::string(text);
     std::string out;
     out.reserve(text.size());
-    std::size_t at = 0;
+    out.append(text.substr(0, at));
     while (at < text.size()) {
         // Runs of ASCII, the common case, are copied at once.
-        std::size_t ascii_end = at;
-        while (ascii_end < text.size() && static_cast<std::uint8_t>(text[ascii_end]) < 0x80) ++ascii_end;
+        const std::size_t ascii_end = at + first_non_ascii(text.substr(at));
         out.append(text.substr(at, ascii_end - at));
         at = ascii_end;
         if (at == text.size()) break;
@@ -63,6 +79,10 @@ std::string valid_utf8(std::string_view text) {
 }
 
 std::string valid_json_text(std::string_view serialized) {
+    // What Boost.JSON writes for non-finite numbers; without either (nearly always) only UTF-8 can be wrong.
+    if (serialized.find("Infinity") == std::string_view::npos && serialized.find("NaN") == std::string_view::npos) {
+        return valid_utf8(serialized);
+    }
     std::string out;
     out.reserve(serialized.size());
     bool in_string = false;

@@ -64,6 +64,36 @@ TEST(EvaluateBatch, KeepsOnlyRulesToRunAndCountsRuntimeErrorsOfTheBatch) {
     EXPECT_FALSE(evaluation.decode_error);
 }
 
+TEST(EvaluateBatch, WithRenderingMakesEachAlertAndKeepsTheEventOnlyWhereTheRouterNeedsIt) {
+    std::vector<Diagnostic> problems;
+    FilterStage filter(rules_for_test(), problems);
+    const auto data = bytes_of(batch_text(0));
+    const std::vector<bool> every_rule(3, true);
+    AlertRendering rendering;
+    rendering.source_id = "src";
+    rendering.rules = {{"write", "d", "team/write", "team", "", {}, ""}, {"fails on strings", "", "", "", "", {}, ""},
+                       {"kept out", "", "", "", "", {}, ""}};
+    rendering.router_needs_event = {false, false, true};  // as for a rule with a title or dedup
+    const BatchEvaluation plain = evaluate_batch(filter, data, "batch0", every_rule);
+    const BatchEvaluation rendered = evaluate_batch(filter, data, "batch0", every_rule, {}, &rendering);
+    ASSERT_EQ(rows_of(rendered).size(), plain.matches.size());
+    for (std::size_t i = 0; i < plain.matches.size(); ++i) {
+        const EvaluatedMatch& expected = plain.matches[i];
+        const EvaluatedMatch& match = rendered.matches[i];
+        ASSERT_EQ(match.rule_index, expected.rule_index);
+        ASSERT_TRUE(match.alert && match.event_json);
+        EXPECT_EQ(match.event != nullptr, match.rule_index == 2) << "match " << i;
+        EXPECT_FALSE(match.annotation) << "the annotation is in the alert text";
+        boost::json::object alert = make_alert(rendering.rules[expected.rule_index], *expected.event,
+                                               expected.annotation, {"src", "batch0", expected.event_index});
+        alert["destination"] = "out";
+        EXPECT_EQ(alert_json(*match.alert, "out", *match.event_json, {}), boost::json::serialize(alert));
+    }
+    // Alerts for one event share its text.
+    EXPECT_EQ(rendered.matches[0].event_index, rendered.matches[1].event_index);
+    EXPECT_EQ(rendered.matches[0].event_json, rendered.matches[1].event_json);
+}
+
 TEST(EvaluateBatch, ReportsABatchThatCannotBeDecoded) {
     std::vector<Diagnostic> problems;
     FilterStage filter(rules_for_test(), problems);

@@ -749,6 +749,29 @@ TEST(DecoderHostile, RawControlCharacterInAStringIsThatRecordsError) {
     EXPECT_THAT(decoded.report.record_errors, ElementsAre(HasSubstr("nul.jsonl:2:9: JSON syntax error")));
 }
 
+TEST(DecoderLifetime, EventsReadDuringTheCallbackAreTheSameWhateverTheirMemory) {
+    // Records large enough to need more than the first block of reused memory, and every layout.
+    std::string records;
+    for (int i = 0; i < 30; ++i) {
+        if (i > 0) records += ",";
+        records += R"({"eventName":"E)" + std::to_string(i) + R"(","pad":")" + std::string(static_cast<std::size_t>(i) * 4000, 'x') +
+                   R"(","nested":{"list":[1,2,{"k":"v"}],"n":)" + std::to_string(i) + "}}";
+    }
+    const std::vector<std::string> layouts = {R"({"Records":[)" + records + "]}", "[" + records + "]",
+                                              "{\"a\":1}\n{\"b\":[2]}", R"({"eventName":"single"})"};
+    for (const std::string& text : layouts) {
+        const auto gz = gzip_member(text);
+        const Decoded owned = decode(gz);
+        std::vector<std::string> seen;
+        tattle::decode_batch(
+            gz, "test-origin",
+            [&](boost::json::object&& event, std::size_t) { seen.push_back(boost::json::serialize(event)); }, {},
+            tattle::EventLifetime::callback);
+        ASSERT_EQ(seen.size(), owned.events.size());
+        for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], boost::json::serialize(owned.events[i]));
+    }
+}
+
 TEST(TextSafety, ValidUtf8KeepsValidTextAndReplacesTheRest) {
     EXPECT_EQ(tattle::valid_utf8("plain ascii"), "plain ascii");
     EXPECT_EQ(tattle::valid_utf8("caf\xc3\xa9 \xf0\x9f\x98\x80"), "caf\xc3\xa9 \xf0\x9f\x98\x80");
@@ -756,6 +779,20 @@ TEST(TextSafety, ValidUtf8KeepsValidTextAndReplacesTheRest) {
     EXPECT_EQ(tattle::valid_utf8("\xc0\xaf"), "\xEF\xBF\xBD\xEF\xBF\xBD");          // overlong '/'
     EXPECT_EQ(tattle::valid_utf8("\xed\xa0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
     EXPECT_EQ(tattle::valid_utf8("\xe2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");          // cut short
+}
+
+TEST(TextSafety, ValidUtf8FindsABadByteAtAnyPositionInLongAsciiText) {
+    // ASCII is skipped eight bytes at a time: a bad byte in any lane, and in the tail, is still found.
+    for (std::size_t position = 0; position < 40; ++position) {
+        std::string text(37, 'a');
+        std::string expected = text;
+        if (position < text.size()) {
+            text[position] = '\xff';
+            expected.replace(position, 1, "\xEF\xBF\xBD");
+        }
+        EXPECT_EQ(tattle::valid_utf8(text), expected) << "bad byte at " << position;
+        EXPECT_EQ(tattle::valid_json_text("\"" + text + "\""), "\"" + expected + "\"") << "bad byte at " << position;
+    }
 }
 
 TEST(TextSafety, ValidJsonTextWritesNonFiniteNumbersAsJqDoes) {

@@ -43,6 +43,28 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
                                const std::optional<boost::json::value>& annotation,
                                const EventOrigin& origin);
 
+// The alert document of make_alert as JSON text (valid_json_text), in parts so that
+// the expensive ones are made once on a batch worker and the router only joins them:
+//   head + json(destination) + middle + event_json + shaping fields + "}"
+// is byte for byte valid_json_text(serialize(alert)) with "destination" set and
+// annotate_alert's fields ("title", "dedup", "threshold") added, see alert_json.
+struct AlertText {
+    std::string alert_id;
+    std::string head;    // from '{' up to the destination's value
+    std::string middle;  // after the destination up to and including "event":
+};
+AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
+                       const std::optional<boost::json::value>& annotation, const EventOrigin& origin);
+
+// The event as alert_json wants it: valid_json_text(serialize(event)), made once per
+// event and shared by every alert for it.
+std::string event_json(const boost::json::object& event);
+
+// The alert for one destination. shaping_fields: an object of the fields that follow
+// the event (AlertShaper::annotate_alert's), usually empty.
+std::string alert_json(const AlertText& text, std::string_view destination, std::string_view event_json,
+                       const boost::json::object& shaping_fields);
+
 // Who did it, read from userIdentity: an ARN when there is one, else the best
 // name available (user name, principal id, invoking service).
 std::string actor_of(const boost::json::object& event);

@@ -17,19 +17,35 @@
 #include <utility>
 #include <vector>
 
+#include "tattle/alert.hpp"
 #include "tattle/decoder.hpp"
 #include "tattle/filter.hpp"
 #include "tattle/limits.hpp"
 
 namespace tattle {
 
+// What a batch worker needs to write the alerts of a run (pipeline): with it, each
+// match's alert document is made on the worker, and the thread that routes alerts
+// in read order only joins ready text.
+struct AlertRendering {
+    std::string source_id;         // EventOrigin::source_id of the batches
+    std::vector<AlertRule> rules;  // by rule index
+    // Rules whose matches the router needs the event of (dedup, threshold, title).
+    std::vector<bool> router_needs_event;
+};
+
 // One rule's match on one event of a batch.
 struct EvaluatedMatch {
     std::size_t rule_index = 0;
     std::size_t event_index = 0;  // position of the event in its batch
     // Shared by every rule that matched the same event: only matched events are kept.
+    // With AlertRendering, only for rules the router needs it for.
     std::shared_ptr<const boost::json::object> event;
-    std::optional<boost::json::value> annotation;
+    std::optional<boost::json::value> annotation;  // without AlertRendering
+    // With AlertRendering: the alert document but for its destination and shaping
+    // fields, and the event's JSON text (shared by the alerts for one event).
+    std::optional<AlertText> alert;
+    std::shared_ptr<const std::string> event_json;
 };
 
 // What decoding and filtering one batch gave.
@@ -50,9 +66,11 @@ struct BatchEvaluation {
 // is false (disabled, or their team is not granted the source) are evaluated by the
 // combined program like the others but their matches are left out. More matches than
 // limits.max_alerts_per_batch fail the batch (an alert storm: a rule gone wrong, a flood
-// of hostile records); the matches before it are kept.
+// of hostile records); the matches before it are kept. With rendering, every match's
+// alert is made here (EvaluatedMatch::alert).
 BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t> data, std::string_view origin,
-                               const std::vector<bool>& rules_to_run, const InputLimits& limits = {});
+                               const std::vector<bool>& rules_to_run, const InputLimits& limits = {},
+                               const AlertRendering* rendering = nullptr);
 
 // The worker count `workers = 0` (or unset) stands for: one per hardware thread.
 std::size_t resolve_worker_count(std::size_t configured) noexcept;
@@ -72,9 +90,10 @@ public:
 
     std::size_t size() const noexcept { return threads_.size(); }
 
-    // data and *rules_to_run must stay valid until the result is ready.
+    // data, *rules_to_run and *rendering must stay valid until the result is ready.
     std::future<BatchEvaluation> submit(std::span<const std::uint8_t> data, std::string origin,
-                                        const std::vector<bool>* rules_to_run, const InputLimits& limits = {});
+                                        const std::vector<bool>* rules_to_run, const InputLimits& limits = {},
+                                        const AlertRendering* rendering = nullptr);
 
 private:
     void work(std::size_t index);

@@ -50,6 +50,14 @@ struct DecodeReport {
 // Called once per event, in batch order. index is the event's position in the batch.
 using EventCallback = std::function<void(boost::json::object&& event, std::size_t index)>;
 
+// What the callback may do with an event.
+enum class EventLifetime {
+    owned,     // keep it, move it: it is the callback's
+    // Read it during the call only: its memory is reused for the next record. To
+    // keep it, copy it into memory of one's own (object(event, storage_ptr())).
+    callback,
+};
+
 // Decodes one batch as a stream: gzip is detected by its magic bytes (multi-member
 // gzip supported) and inflated a chunk at a time; CloudTrail's {"Records":[...]} and
 // top-level arrays are split into records as they are inflated, so memory holds one
@@ -61,7 +69,8 @@ using EventCallback = std::function<void(boost::json::object&& event, std::size_
 // when it is over max_batch_bytes, max_decompressed_bytes or max_records_per_batch.
 // Events handed out before such an error stay handed out.
 DecodeReport decode_batch(std::span<const std::uint8_t> data, std::string_view origin,
-                          const EventCallback& on_event, const InputLimits& limits = {});
+                          const EventCallback& on_event, const InputLimits& limits = {},
+                          EventLifetime lifetime = EventLifetime::owned);
 
 // What gunzip() accepts by default: it holds its whole output in memory (decode_batch
 // does not; it uses InputLimits::max_decompressed_bytes).

@@ -36,6 +36,7 @@ public:
     void run_finished();
 
     void event_read() noexcept { events_read_.fetch_add(1, std::memory_order_relaxed); }
+    void events_read(std::uint64_t count) noexcept { events_read_.fetch_add(count, std::memory_order_relaxed); }
     void rule_matched(const std::string& rule);
     void alert_settled(const std::string& destination, AlertOutcome outcome);
     void batch_opened(std::uint64_t ticket, SteadyTime at);

@@ -1,0 +1,94 @@
+// The alert text the batch workers make in parts (render_alert, event_json,
+// alert_json) is byte for byte the document make_alert gives, serialized.
+#include "tattle/alert.hpp"
+
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <string>
+
+#include "tattle/text_safety.hpp"
+
+namespace tattle {
+namespace {
+
+// What the router wrote before the parts existed: the whole document, made valid at once.
+std::string whole_document(const AlertRule& rule, const boost::json::object& event,
+                           const std::optional<boost::json::value>& annotation, const EventOrigin& origin,
+                           const std::string& destination, const boost::json::object& shaping_fields) {
+    boost::json::object alert = make_alert(rule, event, annotation, origin);
+    alert["destination"] = destination;
+    for (const auto& field : shaping_fields) alert[field.key()] = field.value();
+    return valid_json_text(boost::json::serialize(alert));
+}
+
+std::string in_parts(const AlertRule& rule, const boost::json::object& event,
+                     const std::optional<boost::json::value>& annotation, const EventOrigin& origin,
+                     const std::string& destination, const boost::json::object& shaping_fields) {
+    return alert_json(render_alert(rule, event, annotation, origin), destination, event_json(event),
+                      shaping_fields);
+}
+
+boost::json::object cloudtrail_event() {
+    return boost::json::parse(R"({"eventID":"e-1","eventTime":"2026-01-02T03:04:05Z","eventName":"CreateUser",
+        "eventSource":"iam.amazonaws.com","awsRegion":"eu-west-1","sourceIPAddress":"203.0.113.9",
+        "userAgent":"aws-cli","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a","accountId":"1"},
+        "requestParameters":{"userName":"b","list":[1,2.5,true,null]}})")
+        .as_object();
+}
+
+TEST(AlertText, PartsJoinToTheWholeDocument) {
+    const AlertRule rule{"Create user", "A user was created", "iam/create-user", "iam", "high", {"cis", "iam"},
+                         "https://runbooks.example/create-user"};
+    const boost::json::object event = cloudtrail_event();
+    const EventOrigin origin{"trail", "s3://bucket/key.json.gz", 17};
+    const boost::json::object no_fields;
+    const boost::json::object shaping{{"title", "b created"},
+                                      {"dedup", {{"key", "b"}, {"window_seconds", 60}, {"suppressed", 2}}}};
+    for (const auto& annotation :
+         {std::optional<boost::json::value>(), std::optional<boost::json::value>("user b"),
+          std::optional<boost::json::value>(boost::json::parse(R"({"user":"b","n":[1,{"x":null}]})"))}) {
+        for (const auto* fields : {&no_fields, &shaping}) {
+            EXPECT_EQ(in_parts(rule, event, annotation, origin, "slack \"ops\"", *fields),
+                      whole_document(rule, event, annotation, origin, "slack \"ops\"", *fields));
+        }
+    }
+    // A rule with only the required fields leaves the others out in both.
+    const AlertRule bare{"Bare", "", "", "", "", {}, ""};
+    EXPECT_EQ(in_parts(bare, event, std::nullopt, origin, "out", no_fields),
+              whole_document(bare, event, std::nullopt, origin, "out", no_fields));
+}
+
+TEST(AlertText, HostileEventFieldsGiveTheSameValidJson) {
+    // Invalid UTF-8 in fields the summary copies, in the event and in a key; non-finite numbers.
+    boost::json::object event = cloudtrail_event();
+    event["eventName"] = "Create\xff\xfeUser";
+    event["userAgent"] = "curl \xc0\xaf NaN Infinity";
+    event["n"] = std::numeric_limits<double>::infinity();
+    event["m"] = -std::numeric_limits<double>::infinity();
+    event["q"] = std::numeric_limits<double>::quiet_NaN();
+    event["bad \xed\xa0\x80 key"] = "\xe2\x82";
+    const AlertRule rule{"R\xff", "d", "", "", "", {}, ""};
+    const EventOrigin origin{"s", "batch \xff", 0};
+    const boost::json::object shaping{{"title", "t \xff"}};
+    const std::optional<boost::json::value> annotation(std::numeric_limits<double>::infinity());
+    const std::string parts = in_parts(rule, event, annotation, origin, "d\xff", shaping);
+    EXPECT_EQ(parts, whole_document(rule, event, annotation, origin, "d\xff", shaping));
+    boost::json::error_code ec;
+    const auto reparsed = boost::json::parse(parts, ec);
+    ASSERT_FALSE(ec) << ec.message() << ": " << parts;
+    EXPECT_EQ(reparsed.at("event").at("n").as_double(), std::numeric_limits<double>::max());
+    EXPECT_TRUE(reparsed.at("event").at("q").is_null());
+    EXPECT_EQ(reparsed.at("summary").at("event_name").as_string(), "Create\xEF\xBF\xBD\xEF\xBF\xBDUser");
+}
+
+TEST(AlertText, AlertIdIsTheDocumentsOwn) {
+    const boost::json::object event = cloudtrail_event();
+    const AlertRule rule{"Create user", "d", "iam/create-user", "", "", {}, ""};
+    const AlertText text = render_alert(rule, event, std::nullopt, {"s", "b", 0});
+    EXPECT_EQ(text.alert_id, make_alert(rule, event, std::nullopt, {"s", "b", 0}).at("alert_id").as_string());
+    EXPECT_EQ(text.alert_id, alert_id("iam/create-user", event));
+}
+
+}  // namespace
+}  // namespace tattle
