@@ -109,6 +109,16 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                     return;
                 }
                 possible_matches += evaluation.matches.size() + evaluation.libjq_rules.size();
+                if (lifetime == EventLifetime::callback) {
+                    // Native annotations may share the event's reused memory too.
+                    // (Assigning would keep the old storage: Boost.JSON values keep theirs.)
+                    for (auto& match : evaluation.matches) {
+                        if (!match.annotation) continue;
+                        boost::json::value own(*match.annotation, boost::json::storage_ptr());
+                        match.annotation.reset();
+                        match.annotation.emplace(std::move(own));
+                    }
+                }
                 waiting.push_back({index, lifetime == EventLifetime::owned
                                               ? std::move(event)
                                               : boost::json::object(event, boost::json::storage_ptr())});
