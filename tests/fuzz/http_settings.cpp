@@ -4,6 +4,7 @@
 // nor past the cap; parse errors are TransportError(InvalidRequest); what is meant for
 // messages (origins, redacted URLs) never carries a URL's path, query or password.
 
+#include <cctype>
 #include <chrono>
 #include <string>
 
@@ -27,7 +28,8 @@ void check_retry_after(std::string_view value) {
 }
 
 // The URL's path, query and fragment when they are long enough, and absent from the
-// authority, that finding them in a message means they leaked.
+// scheme and authority, that finding them in a message means they leaked. (The origin
+// spells "scheme://host": a path like "//host..." is found in it without leaking.)
 std::string secret_part_of(std::string_view url) {
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos) return {};
@@ -35,7 +37,14 @@ std::string secret_part_of(std::string_view url) {
     const auto path_start = rest.find_first_of("/?#");
     if (path_start == std::string_view::npos) return {};
     const std::string_view secret = rest.substr(path_start + 1);
-    if (secret.size() < 12 || rest.substr(0, path_start).find(secret) != std::string_view::npos) return {};
+    if (secret.size() < 12) return {};
+    // Compared lower-cased: the origin spells scheme and host in lower case.
+    std::string before_path(url.substr(0, scheme_end + 3 + path_start));
+    std::string lower_secret(secret);
+    for (std::string* text : {&before_path, &lower_secret}) {
+        for (char& c : *text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (before_path.find(lower_secret) != std::string::npos) return {};
     return std::string(secret);
 }
 
@@ -70,8 +79,16 @@ void check_proxy(std::string_view value) {
             const std::string_view userinfo = value.substr(0, value.rfind('@'));
             const auto colon = userinfo.rfind(':');
             const std::string_view password = colon == std::string_view::npos ? std::string_view() : userinfo.substr(colon + 1);
-            if (password.size() >= 12 && proxy.host.find(password) == std::string::npos) {
-                require(proxy.origin.find(password) == std::string::npos, "the proxy origin carries the password", value);
+            // After "http://", and ignoring case: the origin spells the host in lower case, and a
+            // "password" cut across the scheme's "//" is found in any origin without leaking.
+            std::string origin_host = proxy.origin.substr(std::string_view("http://").size());
+            std::string host(proxy.host);
+            std::string secret(password);
+            for (std::string* text : {&origin_host, &host, &secret}) {
+                for (char& c : *text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            }
+            if (secret.size() >= 12 && host.find(secret) == std::string::npos) {
+                require(origin_host.find(secret) == std::string::npos, "the proxy origin carries the password", value);
             }
         }
     } catch (const http::TransportError& error) {
