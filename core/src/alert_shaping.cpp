@@ -1,5 +1,7 @@
 #include "tattle/alert_shaping.hpp"
 
+#include "jq_compile.hpp"
+
 #include "tattle/rule_sandbox.hpp"
 #include "tattle/text_safety.hpp"
 
@@ -89,69 +91,13 @@ std::string kind_name(jv_kind kind) {
     return "nothing";
 }
 
-struct JqStateDeleter {
-    void operator()(jq_state* state) const noexcept { jq_teardown(&state); }
-};
-using JqStatePtr = std::unique_ptr<jq_state, JqStateDeleter>;
-
-void collect_message(void* data, jv message) {
-    OwnedJv owned(message);
-    auto* messages = static_cast<std::vector<std::string>*>(data);
-    if (owned.kind() == JV_KIND_STRING) {
-        messages->push_back(string_of(owned));
-        return;
-    }
-    OwnedJv formatted(jq_format_error(owned.release()));
-    if (formatted.kind() == JV_KIND_STRING) messages->push_back(string_of(formatted));
-}
-
-void log_late_message(void* /*data*/, jv message) {
-    OwnedJv formatted(jq_format_error(message));
-    if (formatted.kind() == JV_KIND_STRING) spdlog::warn("jq: {}", string_of(formatted));
-}
-
-// jq's first message without its "jq: error: " prefix, source line and shell hint.
-std::string compile_error_text(const std::vector<std::string>& messages) {
-    for (const auto& message : messages) {
-        std::string line = message.substr(0, message.find('\n'));
-        if (line.rfind("jq: error: ", 0) == 0) line.erase(0, 11);
-        else if (line.rfind("jq: ", 0) == 0) continue;  // "jq: 1 compile error"
-        if (const auto hint = line.find(" (Unix shell quoting issues?)"); hint != std::string::npos) {
-            line.erase(hint, 29);
-        }
-        while (!line.empty() && (line.back() == ':' || line.back() == ' ')) line.pop_back();
-        if (!line.empty()) return line;
-    }
-    return "compile error";
-}
-
-struct Compiled {
-    JqStatePtr state;
-    std::string error;
-};
-
-Compiled compile_jq(const std::string& program) {
-    JqStatePtr state(jq_init());
-    if (!state) return {nullptr, "out of memory"};
-    // jq_init in 1.6 leaves these uninitialised (see filter.cpp).
-    jq_set_nomem_handler(state.get(), nullptr, nullptr);
-    jq_set_input_cb(state.get(), nullptr, nullptr);
-    jq_set_debug_cb(state.get(), nullptr, nullptr);
-    std::vector<std::string> messages;
-    jq_set_error_cb(state.get(), collect_message, &messages);
-    const bool compiled = jq_compile(state.get(), program.c_str()) != 0;
-    jq_set_error_cb(state.get(), log_late_message, nullptr);
-    if (!compiled) return {nullptr, compile_error_text(messages)};
-    return {std::move(state), {}};
-}
-
 // The names of jq's builtins that take no argument ("name/0" in `builtins`).
 std::set<std::string, std::less<>> builtin_names_without_arguments() {
     std::set<std::string, std::less<>> names;
-    Compiled program = compile_jq("builtins");  // jq 1.6: one array of "name/arity"
-    if (!program.state) return names;
-    jq_start(program.state.get(), jv_null(), 0);
-    OwnedJv list(jq_next(program.state.get()));
+    CompileResult listing = compile_jq_program("builtins");  // jq 1.6: one array of "name/arity"
+    if (!listing.program) return names;
+    jq_start(listing.program.get(), jv_null(), 0);
+    OwnedJv list(jq_next(listing.program.get()));
     if (list.kind() != JV_KIND_ARRAY) return names;
     const int length = jv_array_length(list.copy());
     for (int index = 0; index < length; ++index) {
@@ -462,14 +408,14 @@ struct AlertShaper::Impl {
     // broken ones, then the others together again (or one by one).
     void compile_group(const std::vector<Expression*>& members, std::vector<Diagnostic>& problems) {
         std::vector<const Expression*> as_const(members.begin(), members.end());
-        if (Compiled whole = compile_jq(program_text(as_const)); whole.state) {
-            adopt(std::move(whole.state), members);
+        if (CompileResult whole = compile_jq_program(program_text(as_const)); whole.program) {
+            adopt(std::move(whole.program), members);
             return;
         }
         std::vector<Expression*> good;
         for (Expression* expression : members) {
-            Compiled alone = compile_jq(sandboxed_jq_program(expression->program.text));
-            if (alone.state) {
+            CompileResult alone = compile_jq_program(sandboxed_jq_program(expression->program.text));
+            if (alone.program) {
                 good.push_back(expression);
             } else {
                 report_compile_error(*expression, alone.error, problems);
@@ -477,13 +423,13 @@ struct AlertShaper::Impl {
         }
         if (good.empty()) return;
         std::vector<const Expression*> good_const(good.begin(), good.end());
-        if (Compiled together = compile_jq(program_text(good_const)); together.state) {
-            adopt(std::move(together.state), good);
+        if (CompileResult together = compile_jq_program(program_text(good_const)); together.program) {
+            adopt(std::move(together.program), good);
             return;
         }
         for (Expression* expression : good) {
-            if (Compiled own = compile_jq(program_text({expression})); own.state) {
-                adopt(std::move(own.state), {expression});
+            if (CompileResult own = compile_jq_program(program_text({expression})); own.program) {
+                adopt(std::move(own.program), {expression});
             } else {
                 report_compile_error(*expression, own.error, problems);
             }
@@ -723,8 +669,8 @@ AlertShaper::AlertShaper(const Config& config, std::vector<Diagnostic>& problems
         std::string prefix;
         for (const auto& definition : definitions) {
             prefix += definition_text(definition);
-            Compiled upto = compile_jq(sandboxed_jq_program(prefix + " empty"));
-            if (!upto.state) {
+            CompileResult upto = compile_jq_program(sandboxed_jq_program(prefix + " empty"));
+            if (!upto.program) {
                 problems.push_back({definition.where, std::string(definition.is_list ? "lists." : "macros.") +
                                                           definition.name + ": jq: " + upto.error});
                 break;

@@ -446,6 +446,18 @@ RuleSandbox::Progress RuleSandbox::run_jobs(std::span<const Job> jobs,
     return progress;
 }
 
+bool RuleSandbox::running(std::string& why_not) {
+    if (pid_ > 0) return true;
+    try {
+        start();
+        ++restarts_;
+        return true;
+    } catch (const std::exception& e) {
+        why_not = std::string("the rule evaluator could not be restarted: ") + e.what();
+        return false;
+    }
+}
+
 std::vector<std::vector<LibjqOutcome>> RuleSandbox::run(std::span<const Job> jobs) {
     std::vector<std::vector<LibjqOutcome>> results;
     results.reserve(jobs.size());
@@ -468,15 +480,11 @@ std::vector<std::vector<LibjqOutcome>> RuleSandbox::run(std::span<const Job> job
             channel_ = -1;
         }
     }
+    std::string why_not;
     while (results.size() < jobs.size()) {
-        if (pid_ < 0) {
-            try {
-                start();
-                ++restarts_;
-            } catch (const std::exception& e) {
-                fail_the_rest(std::string("the rule evaluator could not be restarted: ") + e.what());
-                break;
-            }
+        if (!running(why_not)) {
+            fail_the_rest(why_not);
+            break;
         }
         const std::size_t first = results.size();
         const Progress progress = run_jobs(jobs.subspan(first), results);
@@ -510,16 +518,9 @@ std::vector<std::vector<LibjqOutcome>> RuleSandbox::run(std::span<const Job> job
             const std::vector<std::size_t> alone{rule};
             const Job single{jobs[failed].event_json, &alone};
             std::vector<std::vector<LibjqOutcome>> single_result;
-            if (pid_ < 0) {
-                try {
-                    start();
-                    ++restarts_;
-                } catch (const std::exception& e) {
-                    outcomes.push_back(LibjqOutcome{rule, LibjqOutcome::Kind::error, std::nullopt,
-                                                    std::string("the rule evaluator could not be restarted: ") +
-                                                        e.what()});
-                    continue;
-                }
+            if (!running(why_not)) {
+                outcomes.push_back(LibjqOutcome{rule, LibjqOutcome::Kind::error, std::nullopt, why_not});
+                continue;
             }
             const Progress alone_progress = run_jobs(std::span(&single, 1), single_result);
             if (alone_progress.died) {

@@ -74,6 +74,8 @@ private:
     };
 
     void start();
+    // Starts the evaluator again if it is gone; false (and why) if it cannot.
+    bool running(std::string& why_not);
     void stop() noexcept;
     Progress run_jobs(std::span<const Job> jobs, std::vector<std::vector<LibjqOutcome>>& results);
     std::string death_reason(int status) const;
