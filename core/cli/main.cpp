@@ -147,6 +147,21 @@ bool load_prepared(const std::string& config_path, const GlobalOptions& global, 
     return true;
 }
 
+// A command's arguments into vm; with --help, prints usage and the options instead and
+// returns false.
+bool parse_arguments(const std::vector<std::string>& args, const po::options_description& options,
+                     const po::positional_options_description* positional, std::string_view usage,
+                     po::variables_map& vm) {
+    po::command_line_parser parser(args);
+    parser.options(options);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    po::notify(vm);
+    if (vm.count("help") == 0U) return true;
+    std::cout << usage << options;
+    return false;
+}
+
 int command_run(const std::vector<std::string>& args, GlobalOptions& global) {
     std::string config_path = default_config_path();
     RunOptions run;
@@ -162,19 +177,22 @@ int command_run(const std::vector<std::string>& args, GlobalOptions& global) {
     po::positional_options_description positional;
     positional.add("input", -1);
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
-    po::notify(vm);
-    if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle run [--config FILE] [--since DAY] [--until DAY] [--workers N] [INPUT...]\n\n" << options;
+    if (!parse_arguments(
+            args, options, &positional,
+            "usage: tattle run [--config FILE] [--since DAY] [--until DAY] [--workers N] [INPUT...]\n\n",
+            vm)) {
         return kExitOk;
     }
-    const bool any_s3_input = std::any_of(run.input_paths.begin(), run.input_paths.end(),
-                                          [](const std::string& input) { return input.starts_with("s3://"); });
+    const bool any_s3_input =
+        std::any_of(run.input_paths.begin(), run.input_paths.end(),
+                    [](const std::string& input) { return input.starts_with("s3://"); });
     if ((vm.count("since") != 0U || vm.count("until") != 0U) && !any_s3_input) {
-        std::cerr << "tattle run: --since and --until select days of s3://bucket/prefix inputs; none is given\n";
+        std::cerr << "tattle run: --since and --until select days of s3://bucket/prefix inputs; "
+                     "none is given\n";
         return kExitUsage;
     }
-    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text,
+                  global.log_level);
     PreparedConfig prepared;
     if (!load_prepared(config_path, global, prepared)) return kExitUsage;
     const RunSummary summary = run_pipeline(prepared, run);
@@ -192,20 +210,19 @@ int command_test(const std::vector<std::string>& args, GlobalOptions& global) {
     po::positional_options_description positional;
     positional.add("config", -1);
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
-    po::notify(vm);
-    if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle test [--junit FILE] [CONFIG | BUNDLE | DIRECTORY]...\n\n"
-                     "Runs the [[rule.test]] cases through the rules (disabled rules included) and prints\n"
-                     "a table. Each argument is a config file (all its rules and bundles), a bundle file\n"
-                     "(its own rules, loaded through the root config beside it or one directory up that\n"
-                     "names it, else on its own), or a directory (its root config if exactly one file in\n"
-                     "it sets `bundles`, else every *.toml in it as bundles). Exit 0 when all pass, 1 when\n"
-                     "a test fails, 2 when a config or a rule's jq is invalid.\n\n"
-                  << options;
+    if (!parse_arguments(
+            args, options, &positional,
+            "usage: tattle test [--junit FILE] [CONFIG | BUNDLE | DIRECTORY]...\n\n"
+            "Runs the [[rule.test]] cases through the rules (disabled rules included) and prints\n"
+            "a table. Each argument is a config file (all its rules and bundles), a bundle file\n"
+            "(its own rules, loaded through the root config beside it or one directory up that\n"
+            "names it, else on its own), or a directory (its root config if exactly one file in\n"
+            "it sets `bundles`, else every *.toml in it as bundles). Exit 0 when all pass, 1 when\n"
+            "a test fails, 2 when a config or a rule's jq is invalid.\n\n",
+            vm))
         return kExitOk;
-    }
-    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text,
+                  global.log_level);
     if (targets.empty() && !default_config_path().empty()) targets.push_back(default_config_path());
     if (targets.empty()) {
         std::cerr << "tattle test: nothing to test (give configs, bundles or directories, or set TATTLE_CONFIG)\n";
@@ -270,18 +287,18 @@ int command_backtest(const std::vector<std::string>& args, GlobalOptions& global
     po::positional_options_description positional;
     positional.add("input", -1);
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
-    po::notify(vm);
-    if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle backtest [--config FILE] [--since DAY] [--until DAY] [--json] INPUT...\n\n"
-                     "Runs every rule of the config and its bundles (disabled ones included) over\n"
-                     "historical logs and prints, per rule, how often it would have matched and who\n"
-                     "caused it. Nothing is sent. Exit 0, 1 when a batch could not be read.\n\n"
-                  << options;
+    if (!parse_arguments(
+            args, options, &positional,
+            "usage: tattle backtest [--config FILE] [--since DAY] [--until DAY] [--json] "
+            "INPUT...\n\n"
+            "Runs every rule of the config and its bundles (disabled ones included) over\n"
+            "historical logs and prints, per rule, how often it would have matched and who\n"
+            "caused it. Nothing is sent. Exit 0, 1 when a batch could not be read.\n\n",
+            vm))
         return kExitOk;
-    }
     if (backtest.inputs.empty()) {
-        std::cerr << "tattle backtest: give the logs to read (files, directories or s3://bucket/prefix)\n";
+        std::cerr << "tattle backtest: give the logs to read (files, directories or "
+                     "s3://bucket/prefix)\n";
         return kExitUsage;
     }
     if (progress_choice != "auto" && progress_choice != "always" && progress_choice != "never") {
@@ -320,15 +337,14 @@ int command_check(const std::vector<std::string>& args, GlobalOptions& global) {
     po::positional_options_description positional;
     positional.add("config", 1);
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
-    po::notify(vm);
-    if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle check [--explain] [--config] FILE\n\n"
-                     "Checks a config and prints what it found. Exit 0 when it is valid, 2 otherwise.\n\n"
-                  << options;
+    if (!parse_arguments(
+            args, options, &positional,
+            "usage: tattle check [--explain] [--config] FILE\n\n"
+            "Checks a config and prints what it found. Exit 0 when it is valid, 2 otherwise.\n\n",
+            vm))
         return kExitOk;
-    }
-    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text,
+                  global.log_level);
     if (config_path.empty()) {
         std::cerr << "tattle check: no config given (use --config FILE or set TATTLE_CONFIG)\n";
         return kExitUsage;
@@ -579,13 +595,10 @@ int command_spool(std::vector<std::string> args, GlobalOptions& global) {
     }
     if (action == "drop") options.add_options()("all", po::bool_switch(&all), "drop every parked alert");
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
-    po::notify(vm);
-    if (vm.count("help") != 0U) {
-        std::cout << kSpoolUsage << '\n' << options;
+    if (!parse_arguments(args, options, &positional, std::string(kSpoolUsage) + "\n", vm))
         return kExitOk;
-    }
-    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text,
+                  global.log_level);
     // Same precedence as the environment variable, for this process and what it runs.
     if (!spool_dir.empty()) ::setenv("TATTLE_SPOOL_DIR", spool_dir.c_str(), 1);
 
@@ -650,13 +663,10 @@ int command_plugins(const std::vector<std::string>& args, GlobalOptions& global)
     auto options = global_options(global);
     options.add_options()("json", po::bool_switch(&as_json), "print one JSON document");
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-    if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle plugins [--json]\n\n" << options;
+    if (!parse_arguments(args, options, nullptr, "usage: tattle plugins [--json]\n\n", vm))
         return kExitOk;
-    }
-    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text, global.log_level);
+    setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text,
+                  global.log_level);
     Config none;
     PreparedConfig prepared = prepare(none, prepare_options(global));
     boost::json::array listing;
@@ -696,17 +706,16 @@ int command_lambda(const std::vector<std::string>& args, GlobalOptions& global) 
         ("runtime-api", po::value(&runtime.runtime_api), "host:port of the Runtime API (default: $AWS_LAMBDA_RUNTIME_API)")
         ("max-invocations", po::value(&runtime.max_invocations), "exit after this many invocations (tests)");
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-    if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle lambda [--config FILE]\n\n"
-                     "Runs as an AWS Lambda custom runtime (the function's bootstrap). A binary named\n"
-                     "`bootstrap` started with AWS_LAMBDA_RUNTIME_API set does this without arguments.\n\n"
-                  << options;
+    if (!parse_arguments(
+            args, options, nullptr,
+            "usage: tattle lambda [--config FILE]\n\n"
+            "Runs as an AWS Lambda custom runtime (the function's bootstrap). A binary named\n"
+            "`bootstrap` started with AWS_LAMBDA_RUNTIME_API set does this without arguments.\n\n",
+            vm))
         return kExitOk;
-    }
     if (runtime.runtime_api.empty()) {
-        std::cerr << "tattle lambda: AWS_LAMBDA_RUNTIME_API is not set (and no --runtime-api given)\n";
+        std::cerr
+            << "tattle lambda: AWS_LAMBDA_RUNTIME_API is not set (and no --runtime-api given)\n";
         return kExitUsage;
     }
     runtime.plugin_dirs = global.plugin_dirs;
@@ -731,21 +740,22 @@ int command_serve(const std::vector<std::string>& args, GlobalOptions& global) {
         ("poll-interval", po::value(&poll_seconds)->default_value(poll_seconds),
          "seconds to wait before asking sources that had nothing again");
     po::variables_map vm;
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-    if (vm.count("help") != 0U) {
-        std::cout << "usage: tattle serve [--config FILE] [--listen 127.0.0.1:9464] [--grace-period 30]\n\n"
-                     "Runs the configured sources continuously. SIGHUP or POST /-/reload loads the config\n"
-                     "again (a bad one is rejected and the running one stays); SIGTERM/SIGINT stop gracefully.\n\n"
-                  << options;
+    if (!parse_arguments(
+            args, options, nullptr,
+            "usage: tattle serve [--config FILE] [--listen 127.0.0.1:9464] [--grace-period 30]\n\n"
+            "Runs the configured sources continuously. SIGHUP or POST /-/reload loads the config\n"
+            "again (a bad one is rejected and the running one stays); SIGTERM/SIGINT stop "
+            "gracefully.\n\n",
+            vm))
         return kExitOk;
-    }
     if (serve.config_path.empty()) {
         std::cerr << "tattle serve: no config given (use --config FILE or set TATTLE_CONFIG)\n";
         return kExitUsage;
     }
-    if (!(grace_seconds >= 1 && grace_seconds <= 3600) || !(poll_seconds >= 0.01 && poll_seconds <= 3600)) {
-        std::cerr << "tattle serve: --grace-period must be 1 to 3600 seconds, --poll-interval 0.01 to 3600\n";
+    if (!(grace_seconds >= 1 && grace_seconds <= 3600) ||
+        !(poll_seconds >= 0.01 && poll_seconds <= 3600)) {
+        std::cerr << "tattle serve: --grace-period must be 1 to 3600 seconds, --poll-interval 0.01 "
+                     "to 3600\n";
         return kExitUsage;
     }
     serve.grace_period = std::chrono::milliseconds(static_cast<long long>(grace_seconds * 1000));
