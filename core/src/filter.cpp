@@ -1069,7 +1069,7 @@ void FilterStage::Impl::apply(std::vector<LibjqOutcome>& outcomes, PendingEvalua
                     spdlog::error("rule \"{}\" disabled: it {} (an event from {}); the other rules keep running. "
                                   "Fix the rule and reload",
                                   rules[outcome.rule_index].name, outcome.message, batch_origin);
-                    newly_disabled.push_back(DisabledRule{outcome.rule_index, outcome.message, batch_origin});
+                    newly_disabled.push_back(DisabledRule{outcome.rule_index, outcome.message, batch_origin, outcome.cause});
                 }
                 break;
         }
@@ -1131,6 +1131,18 @@ RuleCompilation compilation_from_environment() {
 }
 
 }  // namespace
+
+const char* stop_cause_label(StopCause cause) noexcept {
+    switch (cause) {
+        case StopCause::cpu:
+            return "cpu";
+        case StopCause::memory:
+            return "memory";
+        case StopCause::crash:
+            break;
+    }
+    return "crash";
+}
 
 FilterOptions filter_options(const InputLimits& limits) {
     FilterOptions options;

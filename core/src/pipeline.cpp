@@ -172,13 +172,6 @@ int ReplaySummary::exit_code() const noexcept {
 
 namespace {
 
-// The metric label of why a rule was stopped (rule_sandbox.cpp words the reasons).
-std::string disabled_reason_label(const std::string& reason) {
-    if (reason.find("CPU time") != std::string::npos) return "cpu";
-    if (reason.find("of memory") != std::string::npos) return "memory";
-    return "crash";
-}
-
 // The event behind a rule-disabled alert. Its id is a hash of the rule, the problem and
 // the day: with a state directory the same rule alerts once a day, not at every restart.
 boost::json::object disabled_rule_event(const std::string& rule_key, const std::string& problem,
@@ -598,7 +591,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     // to its matches).
     auto announce_disabled = [&](const DisabledRule& disabled, const EventOrigin& batch, std::uint64_t ticket) {
         const RuleSpec& rule = rules[disabled.rule_index];
-        if (metrics != nullptr) metrics->rule_disabled(rule.key(), disabled_reason_label(disabled.reason));
+        if (metrics != nullptr) metrics->rule_disabled(rule.key(), stop_cause_label(disabled.cause));
         const std::string problem = "the rule was disabled: it " + disabled.reason + " (an event from " +
                                     disabled.origin + "). The other rules keep running; fix this one and reload.";
         const boost::json::object event = disabled_rule_event(rule.key(), problem, disabled.origin, clock.wall_now());

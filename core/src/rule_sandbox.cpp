@@ -406,10 +406,12 @@ RuleSandbox::Progress RuleSandbox::run_jobs(std::span<const Job> jobs,
         if (Clock::now() - last_check < kCheckEvery) continue;
         last_check = Clock::now();
         if (child_cpu_ns() - job_started_cpu > cpu_budget_ns) {
+            progress.cause = StopCause::cpu;
             progress.reason = "ran for more than " + std::to_string(budget_.cpu.count()) +
                               " ms of CPU time on one event";
             killed = true;
         } else if (const std::size_t rss = child_rss(); rss > baseline_rss_ + budget_.memory_bytes) {
+            progress.cause = StopCause::memory;
             progress.reason = "used more than " + describe_size(budget_.memory_bytes) + " of memory on one event";
             killed = true;
         }
@@ -509,7 +511,8 @@ std::vector<std::vector<LibjqOutcome>> RuleSandbox::run(std::span<const Job> job
         }
         if (live.size() == 1) {
             stopped_[live.front()] = true;
-            results.push_back({LibjqOutcome{live.front(), LibjqOutcome::Kind::stopped, std::nullopt, progress.reason}});
+            results.push_back({LibjqOutcome{live.front(), LibjqOutcome::Kind::stopped, std::nullopt, progress.reason,
+                                             progress.cause}});
             continue;
         }
         // Several rules shared the job: run each alone on the event to find which.
@@ -525,7 +528,8 @@ std::vector<std::vector<LibjqOutcome>> RuleSandbox::run(std::span<const Job> job
             const Progress alone_progress = run_jobs(std::span(&single, 1), single_result);
             if (alone_progress.died) {
                 stopped_[rule] = true;
-                outcomes.push_back(LibjqOutcome{rule, LibjqOutcome::Kind::stopped, std::nullopt, alone_progress.reason});
+                outcomes.push_back(LibjqOutcome{rule, LibjqOutcome::Kind::stopped, std::nullopt, alone_progress.reason,
+                                                alone_progress.cause});
             } else {
                 for (auto& outcome : single_result.front()) outcomes.push_back(std::move(outcome));
             }

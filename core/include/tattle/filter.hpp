@@ -52,6 +52,10 @@ std::string sandboxed_jq_program(std::string_view jq_program);
 // (indexed | combined | per_rule) so benchmarks can switch.
 enum class RuleCompilation { indexed, combined, per_rule };
 
+// Why the rule evaluator stopped a rule (the metric label of tattle_rules_disabled_total).
+enum class StopCause : std::uint8_t { cpu, memory, crash };
+const char* stop_cause_label(StopCause cause) noexcept;
+
 // What libjq gave for one rule on one event, wherever it ran (this process or the
 // rule evaluator process).
 struct LibjqOutcome {
@@ -61,6 +65,7 @@ struct LibjqOutcome {
     Kind kind = Kind::no_match;
     std::optional<boost::json::value> annotation;  // of a match
     std::string message;                           // of an error; why it was stopped
+    StopCause cause = StopCause::crash;            // of a stopped rule
 };
 
 // A rule that ran too long, used too much memory or crashed the rule evaluator: it is
@@ -69,6 +74,7 @@ struct DisabledRule {
     std::size_t rule_index = 0;
     std::string reason;  // "ran for more than 1000 ms of CPU time on one event"
     std::string origin;  // the batch of the event it was given
+    StopCause cause = StopCause::crash;
 };
 
 // How much one libjq evaluation (one rule on one event) may take. The budget holds

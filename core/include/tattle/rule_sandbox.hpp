@@ -71,6 +71,7 @@ private:
         bool died = false;
         bool before_any_job = false;  // it was gone before the request was sent
         std::string reason;  // why it died, worded to follow "the rule ..."
+        StopCause cause = StopCause::crash;
     };
 
     void start();
