@@ -24,7 +24,8 @@ from lambda_runtime_api import RuntimeApi  # noqa: E402
 
 TATTLE = os.environ.get("TATTLE_BIN", "")
 SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(HERE, "..", ".."))
-BUILD_DIR = os.path.dirname(os.path.dirname(TATTLE))
+# The real binary: TATTLE_BIN may be the wrapper that audits its output (tests/CMakeLists.txt).
+BUILD_DIR = os.path.dirname(os.path.dirname(os.environ.get("TATTLE_AUDITED_BIN", TATTLE)))
 
 
 class LambdaPackageTest(unittest.TestCase):

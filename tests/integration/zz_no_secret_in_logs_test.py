@@ -31,12 +31,14 @@ import sys
 import re
 import tempfile
 import textwrap
+import time
 import tomllib
 import unittest
-from urllib.parse import urlsplit
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from moto_server import MotoServer  # noqa: E402
+from secret_search import leaks  # noqa: E402
 
 TATTLE = os.environ.get("TATTLE_BIN", "")
 SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -63,31 +65,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def forms_of(secret: str) -> list[str]:
-    """The secret, and for a URL its path and every long segment of it: a message that
-    names only the path or echoes only the token leaks just as much."""
-    forms = [secret]
-    if "://" in secret:
-        parts = urlsplit(secret)
-        path = parts.path + ("?" + parts.query if parts.query else "")
-        if len(path) > 1:
-            forms.append(path)
-        forms += [segment for segment in path.replace("?", "/").replace("&", "/").split("/") if len(segment) >= 12]
-    elif len(secret) > 12:
-        forms.append(secret[:12])  # what is left of a secret when a message was cut short
-    return forms
-
-
-def leaks(text: str, secrets: dict[str, str]) -> list[str]:
-    """'name: form' for every form of every secret found in text."""
-    found = []
-    for name, secret in secrets.items():
-        for form in forms_of(secret):
-            if form in text:
-                found.append(f"{name}: {form}")
-    return found
 
 
 class Receiver:
@@ -299,6 +276,7 @@ class NoSecretInLogsTest(unittest.TestCase):
         self.tattle("spool replay (failing)", "spool", "replay", "--config", bad, env=bad_env, expect=3)
         spooled = self.collect_files("spool file", os.path.join(self.dir, "spool"))
         self.assertEqual(spooled, 5, "one alert for each of the 5 destinations")
+        self.serve_and_scrape(bad, bad_env)
 
         # The receivers are fine again: the replay empties the spool.
         self.tattle("spool replay (succeeding)", "spool", "replay", "--config", good, env=good_env)
@@ -325,6 +303,57 @@ class NoSecretInLogsTest(unittest.TestCase):
                 found += [f"{what}: {leak} in: {line[:400]}" for leak in leaks(line, secrets)]
         self.assertEqual(found, [], "secrets found in tattle's output or files:\n" + "\n".join(found[:40]))
 
+
+    def serve_and_scrape(self, config: str, env: dict) -> None:
+        """`tattle serve` over the failing config: its log, and /metrics (whose labels name
+        rules, destinations and outcomes) once every alert of the file has settled."""
+        daemon_config = os.path.join(self.dir, "serve.toml")
+        incoming = os.path.join(self.dir, "incoming")
+        os.makedirs(incoming)
+        with open(config, encoding="utf-8") as f:
+            text = f.read()
+        with open(daemon_config, "w", encoding="utf-8") as f:
+            text = text.replace('spool_dir = "spool"', 'spool_dir = "spool-serve"', 1)
+            f.write(text.replace('state_dir = "state-bad.toml"', 'state_dir = "state-serve"', 1) + textwrap.dedent("""
+                [[source]]
+                id = "incoming"
+                type = "file"
+                paths = ["incoming"]
+                follow = true
+                scan_interval_seconds = 0.1
+                checkpoint = "state-serve/incoming.checkpoint"
+                """))
+        shutil.copy(TATTLETAIL_TESTDATA, incoming)
+        log_path = os.path.join(self.dir, "serve.log")
+        with open(log_path, "wb") as log:
+            # The log goes to a file, so that the daemon never blocks on a full pipe.
+            process = subprocess.Popen([TATTLE, "--log-level", "trace", "serve", "--config", daemon_config,
+                                        "--listen", "127.0.0.1:0", "--poll-interval", "0.1"],
+                                       stdout=log, stderr=subprocess.STDOUT, env=env)
+
+        def printed() -> str:
+            with open(log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+
+        try:
+            deadline = time.monotonic() + 120
+            metrics = ""
+            while "tattle_batches_total{outcome=\"settled\"} 1" not in metrics:
+                time.sleep(0.1)
+                self.assertIsNone(process.poll(), "the daemon stopped:\n" + printed()[-3000:])
+                self.assertLess(time.monotonic(), deadline, "the daemon did not settle the file:\n" + metrics)
+                found = re.search(r"listening on (http://127\.0\.0\.1:\d+) ", printed())
+                if found:
+                    with urllib.request.urlopen(found.group(1) + "/metrics", timeout=30) as response:
+                        metrics = response.read().decode()
+            self.assertIn('tattle_alerts_total{destination="slack env",outcome="spooled"} 1', metrics)
+            self.outputs.append(("serve /metrics", metrics))
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+            self.outputs.append(("serve", printed()))
+        self.assertEqual(self.collect_files("spool file of serve", os.path.join(self.dir, "spool-serve")), 5)
+        self.collect_files("state file of serve", os.path.join(self.dir, "state-serve"))
 
     # ---- every example config of the repository --------------------------------------------
 
