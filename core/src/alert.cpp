@@ -140,47 +140,9 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
 
 namespace {
 
-// A string as Boost.JSON's serializer writes it, so that the parts match the
-// serialized document: '"' and '\\' escaped, \b \t \n \f \r by name, the other
-// control characters as \u00xx (lower-case hex), every other byte as it is.
+// A string as Boost.JSON writes it in the serialized objects (its own escapes).
 void append_string(std::string& out, std::string_view text) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    out += '"';
-    std::size_t plain_from = 0;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        const auto c = static_cast<unsigned char>(text[i]);
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        out.append(text, plain_from, i - plain_from);
-        plain_from = i + 1;
-        out += '\\';
-        switch (c) {
-            case '"':
-            case '\\':
-                out += static_cast<char>(c);
-                break;
-            case '\b':
-                out += 'b';
-                break;
-            case '\t':
-                out += 't';
-                break;
-            case '\n':
-                out += 'n';
-                break;
-            case '\f':
-                out += 'f';
-                break;
-            case '\r':
-                out += 'r';
-                break;
-            default:
-                out += "u00";
-                out += kHex[c >> 4U];
-                out += kHex[c & 0x0fU];
-        }
-    }
-    out.append(text, plain_from, text.size() - plain_from);
-    out += '"';
+    out += boost::json::serialize(boost::json::string_view(text.data(), text.size()));
 }
 
 // ,"key":"value" when value is not empty, as put_if_present and serialize give it.
