@@ -185,6 +185,9 @@ enum class Op {
     length,
     has,
     type,
+    split,          // split("literal separator")
+    interpolation,  // "a\\(x)b": keys are the literal pieces, kids the interpolated expressions
+    object,         // {key: value, ...}: keys and kids in the program's order
     opaque,  // something only libjq evaluates; reason says what
 };
 
@@ -197,6 +200,7 @@ struct Node {
     boost::json::value literal;
     std::shared_ptr<Regex> regex;
     std::string reason;
+    std::vector<std::string> keys;
 };
 
 namespace {
@@ -234,6 +238,10 @@ struct Token {
     std::string value;  // a string literal's decoded value
     bool interpolated = false;
     std::size_t offset = 0;
+    // An interpolated string: the literal text around each "\\(...)" (one more
+    // than there are interpolations), and where each one's expression lies.
+    std::vector<std::string> pieces;
+    std::vector<std::pair<std::size_t, std::size_t>> interpolations;  // [begin, end) in the program
 };
 
 struct ReadFailure {
@@ -253,7 +261,7 @@ int hex_value(char c) {
 
 class Lexer {
 public:
-    explicit Lexer(std::string_view text) : text_(text) {}
+    explicit Lexer(std::string_view text, std::size_t start = 0) : text_(text), pos_(start) {}
 
     std::vector<Token> run() {
         std::vector<Token> tokens;
@@ -304,7 +312,13 @@ private:
         for (;;) {
             if (pos_ >= text_.size()) throw ReadFailure{"an unterminated string", token.offset};
             const char c = text_[pos_++];
-            if (c == '"') return;
+            if (c == '"') {
+                if (token.interpolated) {
+                    token.pieces.push_back(std::move(token.value));
+                    token.value.clear();
+                }
+                return;
+            }
             if (c != '\\') {
                 token.value += c;
                 continue;
@@ -344,10 +358,15 @@ private:
                     append_utf8(token.value, codepoint);
                     break;
                 }
-                case '(':
+                case '(': {
                     token.interpolated = true;
+                    token.pieces.push_back(std::move(token.value));
+                    token.value.clear();
+                    const std::size_t begin = pos_;
                     skip_interpolation(token.offset);
+                    token.interpolations.emplace_back(begin, pos_ - 1);
                     break;
+                }
                 default:
                     throw ReadFailure{"an unknown string escape", token.offset};
             }
@@ -368,6 +387,9 @@ private:
                 Token inner;
                 inner.offset = pos_ - 1;
                 lex_string(inner);
+            } else if (c == '#') {
+                // A comment could hide a ')' from this count but not from jq's lexer.
+                throw ReadFailure{"a comment inside an interpolation", where};
             }
         }
     }
@@ -828,12 +850,28 @@ private:
             if (name == "ascii_upcase") return simple(Op::ascii_upcase);
             if (name == "length") return simple(Op::length);
             if (name == "type") return simple(Op::type);
+            if (name == "last") {  // jq 1.6: def last: .[-1];
+                auto node = std::make_shared<Node>();
+                node->op = Op::index;
+                node->kids = {make(Op::identity)};
+                node->index = -1;
+                return node;
+            }
         } else if (arity == 1) {
             if (name == "select") return simple(Op::select);
             if (name == "startswith") return simple(Op::startswith);
             if (name == "endswith") return simple(Op::endswith);
             if (name == "contains") return simple(Op::contains);
             if (name == "has") return simple(Op::has);
+            if (name == "split") {
+                // A literal separator that is not empty: jq 1.6 splits "" by codepoints.
+                if (args[0]->op == Op::literal && args[0]->literal.is_string() &&
+                    !args[0]->literal.get_string().empty()) {
+                    return simple(Op::split);
+                }
+                return make_opaque("split/1 with a separator that is not a non-empty string literal" + at,
+                                   std::move(args));
+            }
             if (name == "IN") {
                 std::vector<NodePtr> items;
                 flatten(args[0], items);
@@ -909,6 +947,79 @@ private:
         }
     }
 
+    // {key: ExpD, name, ...} with literal keys, each once: what jq 1.6 reads as an
+    // object construction whose values are terms or pipes of terms. null (position
+    // unchanged) for anything else, which is left to libjq.
+    NodePtr object_construction() {
+        const std::size_t start = pos_;
+        ++pos_;  // '{'
+        auto node = std::make_shared<Node>();
+        node->op = Op::object;
+        try {
+            while (!at_punct("}")) {
+                std::string key;
+                const bool named = peek().kind == Tok::ident && !is_keyword(peek().text);
+                if (peek().kind == Tok::string && !peek().interpolated) {
+                    key = peek().value;
+                } else if (named) {
+                    key = peek().text;
+                } else {
+                    throw ReadFailure{};
+                }
+                ++pos_;
+                if (!valid_utf8(key) || std::find(node->keys.begin(), node->keys.end(), key) != node->keys.end()) {
+                    throw ReadFailure{};
+                }
+                // jq 1.6 takes no 'if' here (and reads '-' ExpD its own way).
+                auto term = [this] {
+                    if (at_word("if") || at_punct("-")) throw ReadFailure{};
+                    return parse_postfix();
+                };
+                NodePtr value;
+                if (at_punct(":")) {
+                    ++pos_;
+                    value = term();
+                    while (at_punct("|")) {
+                        ++pos_;
+                        value = make(Op::pipe, {value, term()});
+                    }
+                } else if (named && (at_punct(",") || at_punct("}"))) {
+                    value = field_step(make(Op::identity), key);  // {name} is {name: .name}
+                } else {
+                    throw ReadFailure{};
+                }
+                node->keys.push_back(std::move(key));
+                node->kids.push_back(std::move(value));
+                if (at_punct(",")) {
+                    ++pos_;
+                    if (at_punct("}")) throw ReadFailure{};
+                } else if (!at_punct("}")) {
+                    throw ReadFailure{};
+                }
+            }
+            ++pos_;
+            return node;
+        } catch (const ReadFailure&) {
+            pos_ = start;
+            return nullptr;
+        }
+    }
+
+    // "text \\(expression) text": each expression read as a program of its own.
+    NodePtr interpolation(const Token& token) {
+        auto node = std::make_shared<Node>();
+        node->op = Op::interpolation;
+        node->keys = token.pieces;
+        for (const auto& [begin, end] : token.interpolations) {
+            Parser inner(text_, Lexer(text_.substr(0, end), begin).run());
+            inner.defs_ = defs_;
+            NodePtr expression = inner.parse_pipe();
+            if (!inner.at_end()) inner.fail("unexpected '" + inner.peek().text + "'");
+            node->kids.push_back(std::move(expression));
+        }
+        return node;
+    }
+
     // Skips a balanced {...}; returns its opening offset.
     std::size_t skip_braces() {
         const std::size_t offset = peek().offset;
@@ -967,9 +1078,14 @@ private:
             }
             case Tok::string: {
                 if (token.interpolated) {
-                    const std::size_t offset = token.offset;
+                    const Token string_token = token;
                     ++pos_;
-                    return make_opaque("string interpolation at " + where(offset));
+                    try {
+                        return interpolation(string_token);
+                    } catch (const ReadFailure& failure) {
+                        return make_opaque("string interpolation (" + failure.reason + ") at " +
+                                           where(string_token.offset));
+                    }
                 }
                 if (!valid_utf8(token.value)) fail("a string that is not valid UTF-8");
                 boost::json::value literal = boost::json::string(token.value);
@@ -1021,6 +1137,7 @@ private:
         }
         if (at_punct("{")) {
             if (auto constant = constant_object()) return constant;
+            if (auto constructed = object_construction()) return constructed;
             const std::size_t offset = skip_braces();
             return make_opaque("object construction at " + where(offset));
         }
@@ -1459,9 +1576,10 @@ Result index_field(const Val& base, const std::string& name) {
     const auto& value = base.value();
     if (value.is_null()) return Result::of(Val::of(kNullValue));
     if (!value.is_object()) return Result::error();
-    if (base.ref == nullptr) return Result::unknown();  // would point into a temporary
     const auto* found = value.get_object().if_contains(name);
-    return Result::of(Val::of(found != nullptr ? *found : kNullValue));
+    if (found == nullptr) return Result::of(Val::of(kNullValue));
+    // A value made during evaluation dies with base: its part is copied out.
+    return Result::of(base.ref == nullptr ? Val::make(*found) : Val::of(*found));
 }
 
 Result index_array(const Val& base, std::int64_t index) {
@@ -1469,14 +1587,14 @@ Result index_array(const Val& base, std::int64_t index) {
     const auto& value = base.value();
     if (value.is_null()) return Result::of(Val::of(kNullValue));
     if (!value.is_array()) return Result::error();
-    if (base.ref == nullptr) return Result::unknown();
     const auto& array = value.get_array();
     std::int64_t position = index;
     if (position < 0) position += static_cast<std::int64_t>(array.size());
     if (position < 0 || static_cast<std::size_t>(position) >= array.size()) {
         return Result::of(Val::of(kNullValue));
     }
-    return Result::of(Val::of(array[static_cast<std::size_t>(position)]));
+    const auto& element = array[static_cast<std::size_t>(position)];
+    return Result::of(base.ref == nullptr ? Val::make(element) : Val::of(element));
 }
 
 Result compare_op(const Node& node, const Val& input) {
@@ -1529,6 +1647,109 @@ bool string_input(const Val& input, std::string_view& text) {
 
 std::string integer_text(double number) {
     return std::to_string(static_cast<std::int64_t>(number));
+}
+
+// jq 1.6's tostring of a scalar, where its text is certain: strings as they are,
+// integers below 1e15 in digits (-0 is "-0" in jq), null and booleans by name.
+// false for the rest (other numbers, arrays, objects, invalid UTF-8).
+bool tostring_text(const Val& val, std::string& out) {
+    if (val.root != nullptr) return false;
+    const auto& value = val.value();
+    switch (value.kind()) {
+        case boost::json::kind::null:
+            out += "null";
+            return true;
+        case boost::json::kind::bool_:
+            out += value.get_bool() ? "true" : "false";
+            return true;
+        case boost::json::kind::string: {
+            const auto& text = value.get_string();
+            if (!valid_utf8(text)) return false;
+            out.append(text.data(), text.size());
+            return true;
+        }
+        case boost::json::kind::int64:
+        case boost::json::kind::uint64:
+        case boost::json::kind::double_: {
+            const double number = value.to_number<double>();
+            if (std::trunc(number) != number || std::fabs(number) >= 1e15 || (number == 0 && std::signbit(number))) {
+                return false;
+            }
+            out += integer_text(number);
+            return true;
+        }
+        default:
+            return false;
+    }
+}
+
+// Deeper than this, libjq's conversion of an annotation fails (kMaxAnnotationDepth
+// in filter.cpp): such values are left to libjq.
+constexpr int kMaxNativeDepth = 200;
+
+// A number as a jq 1.6 number comes back out of libjq: a double, written as an
+// integer when it is one that fits.
+std::optional<boost::json::value> jq_number(double number) {
+    if (!std::isfinite(number)) return std::nullopt;
+    constexpr double two_to_63 = 9223372036854775808.0;
+    if (std::trunc(number) == number && number >= -two_to_63 && number < two_to_63) {
+        return boost::json::value(static_cast<std::int64_t>(number));
+    }
+    return boost::json::value(number);
+}
+
+std::optional<boost::json::value> as_jq_returns(const boost::json::object& object, int depth);
+
+// value as libjq gives it back after a round trip (numbers as doubles, key order
+// kept), or nullopt where that is not certain (invalid UTF-8, very deep nesting).
+std::optional<boost::json::value> as_jq_returns(const boost::json::value& value, int depth) {
+    if (depth > kMaxNativeDepth) return std::nullopt;
+    switch (value.kind()) {
+        case boost::json::kind::null:
+            return boost::json::value(nullptr);
+        case boost::json::kind::bool_:
+            return boost::json::value(value.get_bool());
+        case boost::json::kind::int64:
+        case boost::json::kind::uint64:
+        case boost::json::kind::double_:
+            return jq_number(value.to_number<double>());
+        case boost::json::kind::string: {
+            const auto& text = value.get_string();
+            if (!valid_utf8(text)) return std::nullopt;
+            return boost::json::value(boost::json::string_view(text));
+        }
+        case boost::json::kind::array: {
+            boost::json::array result;
+            result.reserve(value.get_array().size());
+            for (const auto& element : value.get_array()) {
+                auto converted = as_jq_returns(element, depth + 1);
+                if (!converted) return std::nullopt;
+                result.push_back(std::move(*converted));
+            }
+            return boost::json::value(std::move(result));
+        }
+        case boost::json::kind::object:
+            return as_jq_returns(value.get_object(), depth);
+    }
+    return std::nullopt;
+}
+
+std::optional<boost::json::value> as_jq_returns(const boost::json::object& object, int depth) {
+    if (depth > kMaxNativeDepth) return std::nullopt;
+    boost::json::object result;
+    result.reserve(object.size());
+    for (const auto& member : object) {
+        if (!valid_utf8(member.key())) return std::nullopt;
+        auto converted = as_jq_returns(member.value(), depth + 1);
+        if (!converted) return std::nullopt;
+        result.emplace(member.key(), std::move(*converted));
+    }
+    return boost::json::value(std::move(result));
+}
+
+std::optional<boost::json::value> as_jq_returns(const Val& val) {
+    if (val.root != nullptr) return as_jq_returns(*val.root, 0);
+    return as_jq_returns(val.value(), 0);
 }
 
 Result evaluate(const Node& node, const Val& input) {
@@ -1651,11 +1872,9 @@ Result evaluate(const Node& node, const Val& input) {
                 case 3:
                     return Result::of(Val::make("true"));
                 case 4: {
-                    const double number = v.number();
-                    if (std::trunc(number) == number && std::fabs(number) < 1e15) {
-                        return Result::of(Val::make(boost::json::string(integer_text(number))));
-                    }
-                    return Result::unknown();
+                    std::string text;
+                    if (!tostring_text(input, text)) return Result::unknown();
+                    return Result::of(Val::make(boost::json::string(text)));
                 }
                 case 5:
                     return Result::of(copy_of(input));
@@ -1712,6 +1931,59 @@ Result evaluate(const Node& node, const Val& input) {
             static constexpr const char* kNames[] = {"", "null", "boolean", "boolean", "number",
                                                      "string", "array", "object"};
             return Result::of(Val::make(kNames[View(input).rank()]));
+        }
+        case Op::split: {
+            std::string_view text;
+            if (!string_input(input, text)) return Result::error();
+            if (!valid_utf8(text)) return Result::unknown();
+            const std::string_view separator = node.kids[0]->literal.get_string();
+            // jq 1.6's jv_string_split with a separator that is not empty.
+            boost::json::array parts;
+            std::size_t from = 0;
+            while (from < text.size()) {
+                std::size_t at = text.find(separator, from);
+                if (at == std::string_view::npos) at = text.size();
+                parts.emplace_back(boost::json::string_view(text.substr(from, at - from)));
+                if (at + separator.size() == text.size()) parts.emplace_back(boost::json::string_view());
+                from = at + separator.size();
+            }
+            return Result::of(Val::make(std::move(parts)));
+        }
+        case Op::interpolation: {
+            // Any part that fails or is not modelled leaves the whole to libjq, whose
+            // order of evaluation decides between an error and no output.
+            std::string text = node.keys[0];
+            bool no_output = false;
+            for (std::size_t i = 0; i < node.kids.size(); ++i) {
+                Result part = evaluate(*node.kids[i], input);
+                if (part.status == Status::error || part.status == Status::unknown) return Result::unknown();
+                if (part.status == Status::empty) {
+                    no_output = true;
+                    continue;
+                }
+                if (!tostring_text(part.val, text)) return Result::unknown();
+                text += node.keys[i + 1];
+            }
+            if (no_output) return Result::none();
+            return Result::of(Val::make(boost::json::string(text)));
+        }
+        case Op::object: {
+            boost::json::object object;
+            object.reserve(node.kids.size());
+            bool no_output = false;
+            for (std::size_t i = 0; i < node.kids.size(); ++i) {
+                Result value = evaluate(*node.kids[i], input);
+                if (value.status == Status::error || value.status == Status::unknown) return Result::unknown();
+                if (value.status == Status::empty) {
+                    no_output = true;
+                    continue;
+                }
+                auto converted = as_jq_returns(value.val);
+                if (!converted) return Result::unknown();
+                object.emplace(node.keys[i], std::move(*converted));
+            }
+            if (no_output) return Result::none();
+            return Result::of(Val::make(std::move(object)));
         }
         case Op::comma:
         case Op::opaque:
@@ -1953,8 +2225,8 @@ ReadRule read_rule(std::string_view program) {
 
 namespace {
 
-// tattletail's rule applied to a first output the evaluator computed. Only
-// scalars become annotations here; libjq builds the others (key order, numbers).
+// tattletail's rule applied to a first output the evaluator computed, with the
+// annotation as libjq's path gives it (as_jq_returns).
 Verdict decide_output(const Result& result, const boost::json::object& event,
                       std::optional<boost::json::value>& annotation) {
     if (result.status == Status::empty) return Verdict::no_match;
@@ -1963,6 +2235,14 @@ Verdict decide_output(const Result& result, const boost::json::object& event,
     if (!truthy(result.val)) return Verdict::no_match;
     const auto& value = result.val.value();
     if (value.is_bool()) return Verdict::match;
+    if (value.is_object() || value.is_array()) {
+        // An object equal to the event is no annotation; that comparison is libjq's.
+        if (value.is_object() && value.get_object().size() == event.size()) return Verdict::ask_libjq;
+        auto converted = as_jq_returns(value, 0);
+        if (!converted) return Verdict::ask_libjq;
+        annotation = std::move(*converted);
+        return Verdict::match;
+    }
     if (value.is_string()) {
         if (!valid_utf8(value.get_string())) return Verdict::ask_libjq;
         annotation = boost::json::value(value.get_string());

@@ -64,11 +64,13 @@ TEST(AlertText, HostileEventFieldsGiveTheSameValidJson) {
     boost::json::object event = cloudtrail_event();
     event["eventName"] = "Create\xff\xfeUser";
     event["userAgent"] = "curl \xc0\xaf NaN Infinity";
+    static constexpr char kEscapes[] = "quote \" backslash \\ slash / controls \n\t\x01\x1f\x7f nul \0 end";
+    event["sourceIPAddress"] = std::string(kEscapes, sizeof kEscapes - 1);
     event["n"] = std::numeric_limits<double>::infinity();
     event["m"] = -std::numeric_limits<double>::infinity();
     event["q"] = std::numeric_limits<double>::quiet_NaN();
     event["bad \xed\xa0\x80 key"] = "\xe2\x82";
-    const AlertRule rule{"R\xff", "d", "", "", "", {}, ""};
+    const AlertRule rule{"R\xff", "d \"q\"\n", "", "team\x01", "", {"t\\", "\xc3\xa9"}, "r\xff"};
     const EventOrigin origin{"s", "batch \xff", 0};
     const boost::json::object shaping{{"title", "t \xff"}};
     const std::optional<boost::json::value> annotation(std::numeric_limits<double>::infinity());
