@@ -317,6 +317,7 @@ struct AlertShaper::Impl {
     std::unique_ptr<RuleSandbox> sandbox;
     bool sandbox_unavailable = false;
     std::vector<std::optional<std::string>> stopped;  // per expression: why it was stopped
+    std::vector<StoppedExpression> newly_stopped;     // not yet taken by take_newly_stopped
 
     // An expression as the evaluator runs it: input {"e": event}; output [] (no output),
     // [first output] or {"error": message}. (__tattle* names are refused in expressions.)
@@ -368,6 +369,9 @@ struct AlertShaper::Impl {
                 return std::nullopt;
             case LibjqOutcome::Kind::stopped:
                 stopped[expression_index] = outcome.message;
+                newly_stopped.push_back({expressions[expression_index].rule,
+                                         kind_label(expressions[expression_index].kind), outcome.message,
+                                         batch_origin, outcome.cause});
                 spdlog::error("{} disabled: it {} (an event from {}); alerts of the rule go out without it. Fix it "
                               "and reload",
                               expressions[expression_index].label, outcome.message, batch_origin);
@@ -693,6 +697,8 @@ std::vector<Diagnostic> AlertShaper::stopped_expressions() const {
     return found;
 }
 AlertShaper& AlertShaper::operator=(AlertShaper&&) noexcept = default;
+
+std::vector<StoppedExpression> AlertShaper::take_newly_stopped() { return std::exchange(impl_->newly_stopped, {}); }
 
 void AlertShaper::begin_batch(std::string_view origin) {
     impl_->batch_origin = origin.empty() ? std::string("<unknown origin>") : std::string(origin);

@@ -172,10 +172,12 @@ int ReplaySummary::exit_code() const noexcept {
 
 namespace {
 
-// The event behind a rule-disabled alert. Its id is a hash of the rule, the problem and
-// the day: with a state directory the same rule alerts once a day, not at every restart.
-boost::json::object disabled_rule_event(const std::string& rule_key, const std::string& problem,
-                                        const std::string& origin, WallTime now) {
+// The event behind an alert saying what the rule budget stopped: a rule (RuleDisabled) or
+// one of its title and key expressions (RuleExpressionDisabled, with "expression" naming
+// which). Its id is a hash of the rule, the problem and the day: with a state directory
+// the same stop alerts once a day, not at every restart.
+boost::json::object disabled_rule_event(const std::string& rule_key, const std::string& expression,
+                                        const std::string& problem, const std::string& origin, WallTime now) {
     const std::time_t now_seconds = std::chrono::system_clock::to_time_t(now);
     std::tm utc{};
     gmtime_r(&now_seconds, &utc);
@@ -184,12 +186,24 @@ boost::json::object disabled_rule_event(const std::string& rule_key, const std::
     char event_id[17];
     std::snprintf(event_id, sizeof event_id, "%016zx",
                   std::hash<std::string>{}(rule_key + '\n' + problem + '\n' + std::string(event_time, 10)));
-    return boost::json::object{{"eventVersion", "tattle"},
-                               {"eventSource", "tattle.internal"},
-                               {"eventName", "RuleDisabled"},
-                               {"eventTime", event_time},
-                               {"eventID", std::string("rule-disabled-") + event_id},
-                               {"tattle", boost::json::object{{"rule", rule_key}, {"problem", problem}, {"origin", origin}}}};
+    boost::json::object about{{"rule", rule_key}, {"problem", problem}, {"origin", origin}};
+    if (!expression.empty()) about["expression"] = expression;
+    return boost::json::object{
+        {"eventVersion", "tattle"},
+        {"eventSource", "tattle.internal"},
+        {"eventName", expression.empty() ? "RuleDisabled" : "RuleExpressionDisabled"},
+        {"eventTime", event_time},
+        {"eventID", std::string(expression.empty() ? "rule-disabled-" : "expression-disabled-") + event_id},
+        {"tattle", std::move(about)}};
+}
+
+// What a rule's alerts lose while one of its expressions is stopped (alert_shaping.cpp
+// sends them without it).
+std::string without_expression(const std::string& part) {
+    if (part == "title") return "its alerts go out without a title";
+    if (part == "dedup.key") return "its alerts go out without deduplication";
+    if (part == "threshold.key") return "every match of the rule alerts, without its threshold";
+    return "its alerts go out without it";
 }
 
 // A run keeps at most this many batches waiting for their alerts before it reads
@@ -586,20 +600,34 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             if (++enqueued % 256 == 0) settle_arrived(false);
         }
     };
-    // A rule the rule budget stopped: its own destinations hear it from tattle, as an
-    // alert of that rule (high severity, not deduplicated or thresholded: those belong
-    // to its matches).
+    // What the rule budget stopped, a rule or one of its expressions: the rule's own
+    // destinations hear it from tattle, as an alert of that rule (high severity, not
+    // deduplicated or thresholded: those belong to its matches).
+    auto announce_stop = [&](const RuleSpec& rule, const std::string& expression, const std::string& problem,
+                             const std::string& stopped_on, const std::string& title, const EventOrigin& batch,
+                             std::uint64_t ticket) {
+        const boost::json::object event = disabled_rule_event(rule.key(), expression, problem, stopped_on, clock.wall_now());
+        const AlertText alert =
+            render_alert({rule.name, rule.description, rule.key(), rule.team, "high", rule.tags, rule.runbook}, event,
+                         boost::json::value(boost::json::object{{"problem", problem}}), batch);
+        send(alert, event_json(event), boost::json::object{{"title", title}}, rule, ticket);
+    };
     auto announce_disabled = [&](const DisabledRule& disabled, const EventOrigin& batch, std::uint64_t ticket) {
         const RuleSpec& rule = rules[disabled.rule_index];
         if (metrics != nullptr) metrics->rule_disabled(rule.key(), stop_cause_label(disabled.cause));
         const std::string problem = "the rule was disabled: it " + disabled.reason + " (an event from " +
                                     disabled.origin + "). The other rules keep running; fix this one and reload.";
-        const boost::json::object event = disabled_rule_event(rule.key(), problem, disabled.origin, clock.wall_now());
-        const AlertText alert =
-            render_alert({rule.name, rule.description, rule.key(), rule.team, "high", rule.tags, rule.runbook}, event,
-                         boost::json::value(boost::json::object{{"problem", problem}}), batch);
-        const boost::json::object title{{"title", "tattle disabled the rule \"" + rule.name + "\""}};
-        send(alert, event_json(event), title, rule, ticket);
+        announce_stop(rule, "", problem, disabled.origin, "tattle disabled the rule \"" + rule.name + "\"", batch,
+                      ticket);
+    };
+    auto announce_stopped_expression = [&](const StoppedExpression& stopped, const EventOrigin& batch,
+                                           std::uint64_t ticket) {
+        const RuleSpec& rule = rules[stopped.rule_index];
+        const std::string problem = "the rule's " + stopped.part + " was disabled: it " + stopped.reason +
+                                    " (an event from " + stopped.origin + "). Until it is fixed and reloaded, " +
+                                    without_expression(stopped.part) + "; the rule and the others keep running.";
+        announce_stop(rule, stopped.part, problem, stopped.origin,
+                      "tattle disabled the " + stopped.part + " of the rule \"" + rule.name + "\"", batch, ticket);
     };
     auto route_oldest = [&] {
         InFlight job = std::move(in_flight.front());
@@ -636,6 +664,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             shaper.annotate_alert(shaping_fields, match.rule_index, shaping, title);
             send(*match.alert, *match.event_json, shaping_fields, rule, job.ticket);
         }
+        for (const auto& stopped : shaper.take_newly_stopped()) announce_stopped_expression(stopped, origin, job.ticket);
         summary.record_errors += evaluation.report.record_errors.size();
         summary.limit_hits += evaluation.limits_hit.size();
         if (metrics != nullptr) {

@@ -201,7 +201,8 @@ destinations = ["alerts"]
                                 capture_output=True, text=True, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr)
         red = read_alerts(os.path.join(self.dir, "red.jsonl"))
-        titled = [a for a in red if a["rule"]["id"] == "red/titled"]
+        notices = [a for a in red if a["event"].get("eventSource") == "tattle.internal"]
+        titled = [a for a in red if a["rule"]["id"] == "red/titled" and a not in notices]
         created = [a for a in red if a["rule"]["id"] == "red/secret-created"]
         self.assertGreater(len(created), 0)
         self.assertEqual(len(titled), len(created))  # same events, every alert delivered
@@ -209,7 +210,21 @@ destinations = ["alerts"]
         disabled = [line for line in result.stderr.splitlines() if 'rule "red/titled": title disabled' in line]
         self.assertEqual(len(disabled), 1, result.stderr)
         self.assertIn("ran for more than 200 ms of CPU time", disabled[0])
-        self.assertGreater(len(read_alerts(os.path.join(self.dir, "security.jsonl"))), 50)
+        # The team hears of it from tattle: exactly one alert, of that rule, naming the part and why.
+        self.assertEqual(len(notices), 1, notices)
+        notice = notices[0]
+        self.assertEqual(notice["rule"]["id"], "red/titled")
+        self.assertEqual(notice["rule"]["severity"], "high")
+        self.assertEqual(notice["title"], 'tattle disabled the title of the rule "Titled"')
+        self.assertEqual(notice["event"]["eventName"], "RuleExpressionDisabled")
+        self.assertEqual(notice["event"]["tattle"]["expression"], "title")
+        problem = notice["annotation"]["problem"]
+        self.assertIn("the rule's title was disabled: it ran for more than 200 ms of CPU time", problem)
+        self.assertIn("its alerts go out without a title", problem)
+        self.assertIn("configs/samples/", problem)
+        security = read_alerts(os.path.join(self.dir, "security.jsonl"))
+        self.assertGreater(len(security), 50)
+        self.assertFalse([a for a in security if a["event"].get("eventSource") == "tattle.internal"])
 
         with open(os.path.join(self.dir, "red.toml"), "a") as out:
             out.write("""

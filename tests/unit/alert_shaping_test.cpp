@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -12,6 +13,7 @@
 
 #include "tattle/alert_shaping.hpp"
 #include "tattle/config.hpp"
+#include "tattle/rule_sandbox.hpp"
 #include "tattle/rule_tests.hpp"
 
 namespace tattle {
@@ -423,6 +425,73 @@ dedup = { key = ".sourceIPAddress", window = "1h" }
     EXPECT_THAT(outcomes, ElementsAre(ShapingOutcome::below_threshold, ShapingOutcome::alert,
                                       ShapingOutcome::below_threshold, ShapingOutcome::deduplicated,
                                       ShapingOutcome::below_threshold, ShapingOutcome::deduplicated));
+}
+
+// ---- the rule budget -------------------------------------------------------------
+
+// Titles and keys run in the rule evaluator under the budget: one that never ends is
+// stopped on the first event, reported once (for the pipeline's alert) with the part it
+// is and why, and skipped from then on; the rule's alerts go out without it.
+TEST(AlertShaper, StoppedTitlesAndKeysAreReportedOnceEachWithTheirPart) {
+    set_rule_evaluator_program(TATTLE_BINARY);
+    const Config config = parse_config(R"T(
+[[rule]]
+name = "loops in title"
+jq_match = "true"
+title = 'def f: f; f'
+
+[[rule]]
+name = "loops in dedup key"
+jq_match = "true"
+dedup = { key = 'def f: f; f', window = "1h" }
+
+[[rule]]
+name = "loops in threshold key"
+jq_match = "true"
+threshold = { key = '.sourceIPAddress | def f: f; f', count = 2, window = "1h" }
+
+[[rule]]
+name = "fine"
+jq_match = "true"
+title = '"sign-in from \(.sourceIPAddress)"'
+)T",
+                                       "root.toml");
+    std::vector<Diagnostic> problems;
+    ShapingOptions options;
+    options.isolation = RuleBudget{std::chrono::milliseconds(200), std::size_t{512} << 20};
+    AlertShaper shaper(config, problems, options);
+    ASSERT_THAT(problems, IsEmpty());
+
+    shaper.begin_batch("s3://trail/first.json.gz");
+    const auto first = event_at(at_seconds(0));
+    EXPECT_EQ(shaper.title(0, first), std::nullopt);
+    EXPECT_EQ(shaper.decide(1, first).outcome, ShapingOutcome::alert);
+    EXPECT_EQ(shaper.decide(2, first).outcome, ShapingOutcome::alert);  // would be below the threshold
+    EXPECT_EQ(shaper.title(3, first), "sign-in from 192.0.2.1");
+    const auto stopped = shaper.take_newly_stopped();
+    ASSERT_THAT(stopped, SizeIs(3));
+    const std::vector<std::pair<std::size_t, std::string>> parts{{0, "title"}, {1, "dedup.key"}, {2, "threshold.key"}};
+    for (std::size_t i = 0; i < stopped.size(); ++i) {
+        EXPECT_EQ(stopped[i].rule_index, parts[i].first);
+        EXPECT_EQ(stopped[i].part, parts[i].second);
+        EXPECT_THAT(stopped[i].reason, HasSubstr("ran for more than 200 ms of CPU time"));
+        EXPECT_EQ(stopped[i].origin, "s3://trail/first.json.gz");
+        EXPECT_EQ(stopped[i].cause, StopCause::cpu);
+    }
+
+    // Later events: skipped at once, counted as the rules' errors, never reported again.
+    shaper.begin_batch("s3://trail/second.json.gz");
+    const auto started = std::chrono::steady_clock::now();
+    const auto second = event_at(at_seconds(60));
+    EXPECT_EQ(shaper.title(0, second), std::nullopt);
+    EXPECT_EQ(shaper.decide(1, second).outcome, ShapingOutcome::alert);
+    EXPECT_EQ(shaper.decide(2, second).outcome, ShapingOutcome::alert);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(200));
+    EXPECT_EQ(shaper.title(3, second), "sign-in from 192.0.2.1");
+    EXPECT_THAT(shaper.take_newly_stopped(), IsEmpty());
+    for (std::size_t rule = 0; rule < 3; ++rule) EXPECT_EQ(shaper.errors(rule), 2U) << rule;
+    EXPECT_EQ(shaper.errors(3), 0U);
+    set_rule_evaluator_program("");
 }
 
 // ---- lists and macros ----------------------------------------------------------

@@ -72,6 +72,16 @@ struct ShapingDecision {
     std::string problem;
 };
 
+// A title or key expression that the rule budget stopped while alerts were being shaped.
+// It is off from then on (the rule's alerts go out without it); the pipeline announces it.
+struct StoppedExpression {
+    std::size_t rule_index = 0;
+    std::string part;    // where in the rule it is: "title", "dedup.key" or "threshold.key"
+    std::string reason;  // "ran for more than 1000 ms of CPU time on one event"
+    std::string origin;  // the batch of the event it was given
+    StopCause cause = StopCause::crash;
+};
+
 struct ShapingOptions {
     // Keys remembered per rule and per kind; beyond it the least recently seen key
     // is forgotten (its next match starts afresh).
@@ -131,6 +141,8 @@ public:
 
     // Titles and keys stopped by the rule budget (with isolation): where each is, and why.
     std::vector<Diagnostic> stopped_expressions() const;
+    // The titles and keys stopped since the last call, each reported once.
+    std::vector<StoppedExpression> take_newly_stopped();
 
 private:
     struct Impl;

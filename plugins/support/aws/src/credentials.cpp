@@ -88,11 +88,24 @@ private:
     const Credentials credentials_;
 };
 
+// Credentials and when their fetch began: their lifetime is counted from then.
+struct FetchedCredentials {
+    Credentials credentials;
+    Clock::time_point fetched_at;
+};
+
 // Holds the last credentials and fetches new ones when they come near expiry. Callers wait
 // on the lock during a fetch: they would need the new credentials anyway.
 class RefreshingProvider final : public CredentialsProvider {
 public:
     RefreshingProvider(Fetch fetch, std::chrono::seconds margin) : fetch_(std::move(fetch)), margin_(margin) {}
+    // Starts with credentials fetched before (a source that had to be asked to know it is
+    // there), refreshed as if this provider had fetched them when they were.
+    RefreshingProvider(Fetch fetch, std::chrono::seconds margin, FetchedCredentials first)
+        : fetch_(std::move(fetch)),
+          margin_(margin),
+          cached_(std::move(first.credentials)),
+          fetched_at_(first.fetched_at) {}
 
     Credentials credentials() override {
         std::lock_guard lock(mutex_);
@@ -621,17 +634,10 @@ private:
         // Unlike the other sources, being configured cannot be told from the environment:
         // the first fetch decides, and a failure means "not on EC2".
         try {
-            auto first = metadata->fetch();
-            auto provider = std::make_shared<RefreshingProvider>(
-                [metadata, first = std::optional<Credentials>(std::move(first))]() mutable {
-                    if (first) {
-                        Credentials seed = std::move(*first);
-                        first.reset();
-                        return seed;
-                    }
-                    return metadata->fetch();
-                },
-                options_.refresh_margin);
+            const auto fetched_at = Clock::now();
+            FetchedCredentials first{metadata->fetch(), fetched_at};
+            auto provider = std::make_shared<RefreshingProvider>([metadata] { return metadata->fetch(); },
+                                                                 options_.refresh_margin, std::move(first));
             return {std::move(provider), {}};
         } catch (const CredentialsError& error) {
             std::string reason = error.what();

@@ -400,7 +400,9 @@ TEST(ContainerCredentials, OneFetchForManyThreads) {
 // --- EC2 instance metadata ---------------------------------------------------------------------
 
 TEST(InstanceMetadata, Imdsv2TokenRoleAndCredentialsThenRefresh) {
-    const auto expiration = whole_seconds_from_now(8s);
+    // Longer-lived than the container's: the first fetch takes three requests, which
+    // ThreadSanitizer and a loaded machine slow to seconds, and must end before half of it.
+    const auto expiration = whole_seconds_from_now(12s);
     auto server = scripted_server({reply("imds-session-token"), reply("tattle-instance-role\n"),
                                    reply(credentials_json("ASIAIMDS1", expiration)), reply("tattle-instance-role"),
                                    reply(credentials_json("ASIAIMDS2", Clock::now() + 6h))});
