@@ -9,6 +9,7 @@
 # the exit status and the signals: tests signal and kill tattle itself.
 set -euo pipefail
 binary=$1 base="$2/$$"
+mkdir -p "$2"
 shift 2
 printf '%s\n' "$*" >"$base.command"
 for name in $(compgen -e); do
