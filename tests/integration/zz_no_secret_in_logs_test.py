@@ -152,8 +152,10 @@ class NoSecretInLogsTest(unittest.TestCase):
         count = 0
         for root, _, names in os.walk(directory):
             for name in names:
+                relative = os.path.relpath(os.path.join(root, name), self.dir)
+                self.outputs.append((f"{what} name", relative))  # a spool file's name is searched too
                 with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
-                    self.outputs.append((f"{what} {os.path.relpath(os.path.join(root, name), self.dir)}", f.read()))
+                    self.outputs.append((f"{what} {relative}", f.read()))
                 count += 1
         return count
 
