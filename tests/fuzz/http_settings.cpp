@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "fuzz_support.hpp"
 #include "tattle/http/client.hpp"
@@ -48,6 +49,26 @@ std::string secret_part_of(std::string_view url) {
     return std::string(secret);
 }
 
+// What parse_endpoint says about the URLs it refuses, learnt from the code itself: its messages
+// are fixed texts, so a "path" that is a piece of one of them is found there without leaking.
+bool in_a_fixed_url_message(std::string_view text) {
+    static const std::vector<std::string> messages = [] {
+        std::vector<std::string> found;
+        for (const char* refused : {"not a URL", "ftp://host/", "http:///path", "http://host:99999/"}) {
+            try {
+                http::detail::parse_endpoint(refused);
+            } catch (const http::TransportError& error) {
+                found.emplace_back(error.what());
+            }
+        }
+        return found;
+    }();
+    for (const auto& message : messages) {
+        if (message.find(text) != std::string::npos) return true;
+    }
+    return false;
+}
+
 void check_url(std::string_view url) {
     const std::string secret = secret_part_of(url);
     try {
@@ -60,7 +81,7 @@ void check_url(std::string_view url) {
         }
     } catch (const http::TransportError& error) {
         require(error.kind() == http::TransportError::Kind::InvalidRequest, "a URL error of the wrong kind", url);
-        if (!secret.empty()) {
+        if (!secret.empty() && !in_a_fixed_url_message(secret)) {
             require(std::string_view(error.what()).find(secret) == std::string_view::npos,
                     "a URL error quotes the URL's path", url);
         }
