@@ -1,11 +1,10 @@
 #include "tattle/alert.hpp"
 
+#include "tattle/sha256.hpp"
 #include "tattle/text_safety.hpp"
 
-#include <openssl/evp.h>
-
 #include <array>
-#include <stdexcept>
+#include <utility>
 
 namespace tattle {
 namespace {
@@ -20,25 +19,6 @@ std::string_view string_at(const boost::json::object& object, std::string_view k
 const boost::json::object* object_at(const boost::json::object& object, std::string_view key) {
     const auto* found = object.if_contains(key);
     return found != nullptr && found->is_object() ? &found->get_object() : nullptr;
-}
-
-std::string sha256_hex_prefix(std::string_view data, std::size_t hex_chars) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int digest_size = 0;
-    // Fetched once: EVP_sha256() makes every EVP_Digest look the provider's SHA-256 up
-    // again, which costs more than hashing an alert's few bytes.
-    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    if (sha256 == nullptr ||
-        EVP_Digest(data.data(), data.size(), digest.data(), &digest_size, sha256, nullptr) != 1) {
-        throw std::runtime_error("SHA-256 failed");
-    }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < digest_size && out.size() < hex_chars; ++i) {
-        out += kHex[digest[i] >> 4U];
-        out += kHex[digest[i] & 0x0fU];
-    }
-    return out;
 }
 
 void put_if_present(boost::json::object& out, std::string_view key, std::string_view value) {
@@ -56,7 +36,7 @@ std::string alert_id(std::string_view rule_name, const boost::json::object& even
     } else {
         material += boost::json::serialize(event);
     }
-    return sha256_hex_prefix(material, 32);
+    return sha256_hex(material, 32);
 }
 
 std::string actor_of(const boost::json::object& event) {
@@ -140,9 +120,13 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
 
 namespace {
 
-// A string as Boost.JSON writes it in the serialized objects (its own escapes).
+// A string as Boost.JSON writes it in the serialized objects (its own escapes). One
+// serializer per thread: boost::json::serialize sets one up, and a string, per call.
 void append_string(std::string& out, std::string_view text) {
-    out += boost::json::serialize(boost::json::string_view(text.data(), text.size()));
+    thread_local boost::json::serializer serializer;
+    serializer.reset(boost::json::string_view(text.data(), text.size()));
+    std::array<char, 256> chunk;  // NOLINT(cppcoreguidelines-pro-type-member-init): read() writes it first
+    while (!serializer.done()) out += serializer.read(chunk.data(), chunk.size());
 }
 
 // ,"key":"value" when value is not empty, as put_if_present and serialize give it.
@@ -219,8 +203,8 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     middle += ",\"index\":";
     middle += std::to_string(static_cast<std::uint64_t>(origin.index));
     middle += "},\"event\":";
-    text.head = valid_json_text(head);
-    text.middle = valid_json_text(middle);
+    text.head = valid_json_text(std::move(head));
+    text.middle = valid_json_text(std::move(middle));
     return text;
 }
 
@@ -228,11 +212,13 @@ std::string event_json(const boost::json::object& event) { return valid_json_tex
 
 std::string alert_json(const AlertText& text, std::string_view destination, std::string_view event_json,
                        const boost::json::object& shaping_fields) {
-    const std::string destination_json = valid_json_text(boost::json::serialize(boost::json::string(destination)));
+    std::string destination_json;
+    append_string(destination_json, destination);
+    destination_json = valid_utf8(std::move(destination_json));
     std::string shaping_json;
     if (!shaping_fields.empty()) {
         append_members(shaping_json, shaping_fields);
-        shaping_json = valid_json_text(shaping_json);
+        shaping_json = valid_json_text(std::move(shaping_json));
     }
     std::string out;
     out.reserve(text.head.size() + destination_json.size() + text.middle.size() + event_json.size() +

@@ -1,16 +1,15 @@
 #include "tattle/dedup.hpp"
 
 #include "posix_io.hpp"
+#include "tattle/sha256.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstdlib>
@@ -81,20 +80,7 @@ std::string delivery_key(std::string_view destination, std::string_view alert_id
     std::string input(destination);
     input += '\0';  // destination ids may hold any character but NUL cannot come from TOML
     input += alert_id;
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int digest_size = 0;
-    if (EVP_Digest(input.data(), input.size(), digest.data(), &digest_size, EVP_sha256(),
-                   nullptr) != 1) {
-        throw std::runtime_error("SHA-256 failed");
-    }
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(32);
-    for (std::size_t i = 0; i < 16; ++i) {
-        out += kHex[digest[i] >> 4U];
-        out += kHex[digest[i] & 0xfU];
-    }
-    return out;
+    return sha256_hex(input, 32);
 }
 
 std::optional<fs::path> resolve_state_dir(const Config& config) {

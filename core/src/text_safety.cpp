@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace tattle {
 
@@ -78,11 +79,35 @@ std::string valid_utf8(std::string_view text) {
     return out;
 }
 
-std::string valid_json_text(std::string_view serialized) {
-    // What Boost.JSON writes for non-finite numbers; without either (nearly always) only UTF-8 can be wrong.
-    if (serialized.find("Infinity") == std::string_view::npos && serialized.find("NaN") == std::string_view::npos) {
-        return valid_utf8(serialized);
+std::string valid_utf8(std::string&& text) {
+    // Only a non-ASCII byte can start an invalid sequence: text without one, or whose
+    // sequences all hold, is returned as it is.
+    std::size_t at = first_non_ascii(text);
+    while (at < text.size()) {
+        const std::size_t length = utf8_sequence_length(text, at);
+        if (length == 0) return valid_utf8(std::string_view(text));
+        at += length;
+        at += first_non_ascii(std::string_view(text).substr(at));
     }
+    return std::move(text);
+}
+
+namespace {
+
+// What Boost.JSON writes for non-finite numbers; without either (nearly always) only UTF-8 can be wrong.
+bool may_hold_non_finite_number(std::string_view serialized) noexcept {
+    return serialized.find("Infinity") != std::string_view::npos || serialized.find("NaN") != std::string_view::npos;
+}
+
+}  // namespace
+
+std::string valid_json_text(std::string&& serialized) {
+    if (!may_hold_non_finite_number(serialized)) return valid_utf8(std::move(serialized));
+    return valid_json_text(std::string_view(serialized));
+}
+
+std::string valid_json_text(std::string_view serialized) {
+    if (!may_hold_non_finite_number(serialized)) return valid_utf8(serialized);
     std::string out;
     out.reserve(serialized.size());
     bool in_string = false;
@@ -112,7 +137,7 @@ std::string valid_json_text(std::string_view serialized) {
         out += c;
         ++at;
     }
-    return valid_utf8(out);
+    return valid_utf8(std::move(out));
 }
 
 std::string printable_log_text(std::string_view text) {

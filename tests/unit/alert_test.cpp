@@ -6,11 +6,34 @@
 
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "tattle/sha256.hpp"
 #include "tattle/text_safety.hpp"
 
 namespace tattle {
 namespace {
+
+TEST(Sha256, KnownDigestsPrefixesAndThreads) {
+    // FIPS 180-2 examples: alert ids and delivery keys persist in dedup state, so the
+    // digest must never change.
+    EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(sha256_hex("abc", 32), "ba7816bf8f01cfea414140de5dae2223");
+    EXPECT_EQ(sha256_hex(std::string_view("a\0b", 3)), sha256_hex(std::string_view("a\0b", 3), 64));
+    EXPECT_NE(sha256_hex(std::string_view("a\0b", 3)), sha256_hex("a"));
+    // One context per thread: digests from several threads at once are all right.
+    std::vector<std::string> seen(4);
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < seen.size(); ++t) {
+        threads.emplace_back([&seen, t] {
+            for (int i = 0; i < 200; ++i) seen[t] = sha256_hex("abc");
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    for (const auto& digest : seen) EXPECT_EQ(digest, sha256_hex("abc"));
+}
 
 // What the router wrote before the parts existed: the whole document, made valid at once.
 std::string whole_document(const AlertRule& rule, const boost::json::object& event,

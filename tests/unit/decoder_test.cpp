@@ -791,8 +791,19 @@ TEST(TextSafety, ValidUtf8FindsABadByteAtAnyPositionInLongAsciiText) {
             expected.replace(position, 1, "\xEF\xBF\xBD");
         }
         EXPECT_EQ(tattle::valid_utf8(text), expected) << "bad byte at " << position;
+        EXPECT_EQ(tattle::valid_utf8(std::string(text)), expected) << "bad byte at " << position << " (moved)";
         EXPECT_EQ(tattle::valid_json_text("\"" + text + "\""), "\"" + expected + "\"") << "bad byte at " << position;
     }
+}
+
+TEST(TextSafety, ValidUtf8OfAMovedStringChecksEverySequence) {
+    // The moved string is returned as it is only when every sequence in it holds.
+    const std::string valid = std::string(20, 'a') + "caf\xc3\xa9 \xf0\x9f\x98\x80" + std::string(9, 'b');
+    EXPECT_EQ(tattle::valid_utf8(std::string(valid)), valid);
+    EXPECT_EQ(tattle::valid_utf8(valid + "\xe2\x82"), valid + "\xEF\xBF\xBD\xEF\xBF\xBD");
+    EXPECT_EQ(tattle::valid_utf8("\xc3\xa9" + valid + "\xed\xa0\x80"),
+              "\xc3\xa9" + valid + "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+    EXPECT_EQ(tattle::valid_json_text(std::string("{\"a\":\"\xc0\xaf\"}")), "{\"a\":\"\xEF\xBF\xBD\xEF\xBF\xBD\"}");
 }
 
 TEST(TextSafety, ValidJsonTextWritesNonFiniteNumbersAsJqDoes) {

@@ -12,11 +12,16 @@ namespace tattle {
 // jq does): JSON must be UTF-8, and a serializer copies string bytes as they are.
 // JSON structure is ASCII, so this can be applied to serialized JSON as a whole.
 std::string valid_utf8(std::string_view text);
+// The same, reusing text's memory when it is valid already (nearly always).
+std::string valid_utf8(std::string&& text);
+inline std::string valid_utf8(const char* text) { return valid_utf8(std::string_view(text)); }
 
 // Serialized JSON made strictly valid: valid_utf8, and the non-finite numbers Boost.JSON
 // writes as Infinity / -Infinity / NaN (a record's 1e400 parses to infinity) written
 // as jq does: the largest double (negated), and null.
 std::string valid_json_text(std::string_view serialized);
+std::string valid_json_text(std::string&& serialized);
+inline std::string valid_json_text(const char* serialized) { return valid_json_text(std::string_view(serialized)); }
 
 // text for one log line: control characters (including newline, ESC for terminal
 // escape sequences, DEL) and invalid UTF-8 bytes are written as \xNN, so no field
