@@ -5,6 +5,14 @@ find_package(tomlplusplus REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(OpenSSL REQUIRED)
 find_package(ZLIB REQUIRED)
+# libdeflate inflates whole CloudTrail files about twice as fast as zlib (decoder.cpp);
+# zlib still streams the large ones.
+find_path(LIBDEFLATE_INCLUDE_DIR libdeflate.h REQUIRED)
+find_library(LIBDEFLATE_LIBRARY deflate REQUIRED)
+add_library(tattle_libdeflate INTERFACE)
+target_include_directories(tattle_libdeflate SYSTEM INTERFACE ${LIBDEFLATE_INCLUDE_DIR})
+target_link_libraries(tattle_libdeflate INTERFACE ${LIBDEFLATE_LIBRARY})
+add_library(tattle::libdeflate ALIAS tattle_libdeflate)
 find_package(Threads REQUIRED)
 
 find_path(JQ_INCLUDE_DIR jq.h REQUIRED)

@@ -19,16 +19,7 @@
 #include <unordered_map>
 #include <utility>
 
-// libjq 1.6 ships C headers without extern "C" and with C-style casts in its macros.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wunused-function"
-extern "C" {
-#include <jq.h>
-
 #include "owned_jv.hpp"
-}
-#pragma GCC diagnostic pop
 
 namespace tattle {
 namespace {

@@ -5,14 +5,7 @@
 #include <memory>
 #include <string>
 
-// libjq 1.6 ships C headers without extern "C" and with C-style casts in its macros.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wunused-function"
-extern "C" {
-#include <jq.h>
-}
-#pragma GCC diagnostic pop
+#include "libjq.hpp"
 
 namespace tattle {
 

@@ -921,6 +921,32 @@ private:
         return node;
     }
 
+    // The key of an object member: a plain string or a name (named), else ReadFailure:
+    // computed and interpolated keys are left to libjq.
+    std::string member_key(bool& named) {
+        named = peek().kind == Tok::ident && !is_keyword(peek().text);
+        std::string key;
+        if (peek().kind == Tok::string && !peek().interpolated) {
+            key = peek().value;
+        } else if (named) {
+            key = peek().text;
+        } else {
+            throw ReadFailure{};
+        }
+        ++pos_;
+        return key;
+    }
+
+    // After an object member: ',' and another member, or the closing '}'.
+    void end_of_member() {
+        if (at_punct(",")) {
+            ++pos_;
+            if (at_punct("}")) throw ReadFailure{};
+        } else if (!at_punct("}")) {
+            throw ReadFailure{};
+        }
+    }
+
     // {"key": literal, name: literal, ...}; null (position unchanged) for any other object.
     NodePtr constant_object() {
         const std::size_t start = pos_;
@@ -928,25 +954,13 @@ private:
         boost::json::object object;
         try {
             while (!at_punct("}")) {
-                std::string key;
-                if (peek().kind == Tok::string && !peek().interpolated) {
-                    key = peek().value;
-                } else if (peek().kind == Tok::ident && !is_keyword(peek().text)) {
-                    key = peek().text;
-                } else {
-                    throw ReadFailure{};
-                }
-                ++pos_;
+                bool named = false;
+                const std::string key = member_key(named);
                 expect_punct(":");
                 NodePtr value = parse_postfix();
                 if (value->op != Op::literal || !valid_utf8(key)) throw ReadFailure{};
                 object[key] = value->literal;
-                if (at_punct(",")) {
-                    ++pos_;
-                    if (at_punct("}")) throw ReadFailure{};
-                } else if (!at_punct("}")) {
-                    throw ReadFailure{};
-                }
+                end_of_member();
             }
             ++pos_;
             return make_literal(std::move(object));
@@ -966,16 +980,8 @@ private:
         node->op = Op::object;
         try {
             while (!at_punct("}")) {
-                std::string key;
-                const bool named = peek().kind == Tok::ident && !is_keyword(peek().text);
-                if (peek().kind == Tok::string && !peek().interpolated) {
-                    key = peek().value;
-                } else if (named) {
-                    key = peek().text;
-                } else {
-                    throw ReadFailure{};
-                }
-                ++pos_;
+                bool named = false;
+                std::string key = member_key(named);
                 if (!valid_utf8(key) || std::find(node->keys.begin(), node->keys.end(), key) != node->keys.end()) {
                     throw ReadFailure{};
                 }
@@ -999,12 +1005,7 @@ private:
                 }
                 node->keys.push_back(std::move(key));
                 node->kids.push_back(std::move(value));
-                if (at_punct(",")) {
-                    ++pos_;
-                    if (at_punct("}")) throw ReadFailure{};
-                } else if (!at_punct("}")) {
-                    throw ReadFailure{};
-                }
+                end_of_member();
             }
             ++pos_;
             return node;

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <jq.h>
+#include "libjq.hpp"
 
 #include <utility>
 

@@ -42,9 +42,10 @@ def main() -> int:
         os.makedirs(audit_dir)
         return 0
     processes = sorted(name[:-len(".command")] for name in os.listdir(audit_dir) if name.endswith(".command"))
+    secrets_by_pid = {pid: secrets_of(os.path.join(audit_dir, pid + ".secrets")) for pid in processes}
     aws_keys = {}
     for pid in processes:
-        for name, value in secrets_of(os.path.join(audit_dir, pid + ".secrets")).items():
+        for name, value in secrets_by_pid[pid].items():
             if name == "AWS_SECRET_ACCESS_KEY":
                 aws_keys[f"AWS_SECRET_ACCESS_KEY of {pid}"] = value
     found = []
@@ -58,10 +59,10 @@ def main() -> int:
         with open(os.path.join(audit_dir, pid + ".command"), encoding="utf-8", errors="replace") as f:
             command = "tattle " + f.read().strip()
         printed_bytes += len(output)
-        secrets = dict(aws_keys, **secrets_of(os.path.join(audit_dir, pid + ".secrets")))
+        secrets = dict(aws_keys, **secrets_by_pid[pid])
         for line in output.splitlines():
             found += [f"{command[:120]}: {leak} in: {line[:300]}" for leak in leaks(line, secrets)]
-    given = sum(1 for pid in processes if secrets_of(os.path.join(audit_dir, pid + ".secrets")))
+    given = sum(1 for pid in processes if secrets_by_pid[pid])
     print(f"secret audit: {len(processes)} tattle processes ({given} given secrets in their environment), "
           f"{printed_bytes} bytes printed, {len(set(aws_keys.values()))} distinct AWS secret keys, {len(found)} leaks")
     if len(processes) == 0:

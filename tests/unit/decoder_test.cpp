@@ -512,6 +512,70 @@ TEST(DecoderGzip, MultiMemberWhoseLastMemberUnderstatesTheSize) {
     EXPECT_EQ(decoded.report.skipped_documents, 1u);
 }
 
+// A one-member file is inflated whole (libdeflate); several members stream through zlib.
+// Both must give the same events, and name the same place in an error.
+std::pair<std::vector<std::uint8_t>, std::vector<std::uint8_t>> whole_and_streamed(
+    const std::vector<std::uint8_t>& text) {
+    const std::size_t half = text.size() / 2;
+    auto streamed = gzip_member(std::span<const std::uint8_t>(text.data(), half));
+    append(streamed, gzip_member(std::span<const std::uint8_t>(text.data() + half, text.size() - half)));
+    return {gzip_member(text), streamed};
+}
+
+TEST(DecoderGzip, WholeAndStreamedInflationAgree) {
+    const auto big = invictus_dir / "218007301253_CloudTrail_us-east-1_20230710T1200Z_iLj9fb7yyUG9X4Bf.json";
+    auto text = read_file(big);
+    const auto [whole, streamed] = whole_and_streamed(text);
+    const auto from_whole = decode(whole);
+    const auto from_stream = decode(streamed);
+    EXPECT_TRUE(from_whole.report.was_gzip);
+    EXPECT_TRUE(from_stream.report.was_gzip);
+    EXPECT_TRUE(from_whole.report.inflated_whole);
+    EXPECT_FALSE(from_stream.report.inflated_whole);
+    ASSERT_EQ(from_whole.report.events, records_in(big));
+    ASSERT_EQ(from_whole.events.size(), from_stream.events.size());
+    for (std::size_t i = 0; i < from_whole.events.size(); ++i) {
+        EXPECT_EQ(boost::json::serialize(from_whole.events[i]), boost::json::serialize(from_stream.events[i]));
+        EXPECT_EQ(from_whole.indexes[i], from_stream.indexes[i]);
+    }
+
+    // Broken in the middle: the same line:column either way.
+    const std::string_view marker = "\"eventVersion\"";
+    const auto middle = std::search(text.begin() + static_cast<std::ptrdiff_t>(text.size() / 2), text.end(),
+                                    marker.begin(), marker.end());
+    ASSERT_NE(middle, text.end());
+    *middle = '?';
+    const auto [broken_whole, broken_streamed] = whole_and_streamed(text);
+    const std::string error = decode_error_of(broken_whole, "b.gz");
+    EXPECT_THAT(error, HasSubstr("b.gz:1:"));
+    EXPECT_EQ(error, decode_error_of(broken_streamed, "b.gz"));
+}
+
+TEST(DecoderGzip, ASizeTrailerThatUnderstatesTheTextIsCorrupt) {
+    // The whole-file path sizes its buffer from the trailer: a smaller size must not cut
+    // the text short or pass, it is the corrupt file zlib reports.
+    auto data = gzip_member(std::string_view("{\"Records\": [{\"eventName\": \"A\"}, {\"eventName\": \"B\"}]}"));
+    data[data.size() - 4] = static_cast<std::uint8_t>(data[data.size() - 4] - 10);
+    EXPECT_THAT(decode_error_of(data, "short.gz"), HasSubstr("short.gz: gzip: corrupt data at compressed byte "));
+}
+
+TEST(DecoderGzip, TheSizeLimitHoldsForWholeFiles) {
+    const std::string records = "{\"Records\": [" + std::string(1000, ' ') + "{\"eventName\": \"A\"}]}";
+    const auto data = gzip_member(records);
+    tattle::InputLimits limits;
+    limits.max_decompressed_bytes = records.size();
+    std::size_t events = 0;
+    tattle::decode_batch(data, "fits.gz", [&](boost::json::object&&, std::size_t) { ++events; }, limits);
+    EXPECT_EQ(events, 1u);
+    limits.max_decompressed_bytes = records.size() - 1;
+    try {
+        tattle::decode_batch(data, "bomb.gz", [](boost::json::object&&, std::size_t) {}, limits);
+        ADD_FAILURE() << "expected a DecodeLimitError";
+    } catch (const tattle::DecodeLimitError& e) {
+        EXPECT_THAT(e.what(), HasSubstr("bomb.gz: gzip: decompressed data exceeds the limit"));
+    }
+}
+
 TEST(DecoderGzip, TrailingZeroPaddingIsIgnored) {
     auto data = gzip_member(std::string_view("{\"a\": 1}"));
     data.resize(data.size() + 512, 0);

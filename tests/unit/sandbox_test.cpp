@@ -17,13 +17,7 @@
 
 #include "tattle/filter.hpp"
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wold-style-cast"
-#pragma GCC diagnostic ignored "-Wunused-function"
-extern "C" {
-#include <jq.h>
-}
-#pragma GCC diagnostic pop
+#include "libjq.hpp"
 
 namespace tattle {
 namespace {

@@ -45,6 +45,8 @@ struct DecodeReport {
     // The [limits] key of every record skipped for a limit (also in record_errors).
     std::vector<std::string> limits_hit;
     bool was_gzip = false;
+    // Inflated at once (a one-member gzip file of up to 16 MiB) rather than streamed.
+    bool inflated_whole = false;
 };
 
 // Called once per event, in batch order. index is the event's position in the batch.
