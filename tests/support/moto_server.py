@@ -21,6 +21,8 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
+from receiver import free_port
+
 REGION = "us-east-1"
 _UNAUTHENTICATED_ACTIONS = 3
 
@@ -36,19 +38,14 @@ main(sys.argv[1:])
 """
 
 
-def unused_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class MotoServer:
     def __init__(self):
-        self.port = unused_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
         self.access_key_id = None
         self.secret_access_key = None
+        self._sqs = None
 
     def __enter__(self):
         env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(_UNAUTHENTICATED_ACTIONS))
@@ -99,6 +96,23 @@ class MotoServer:
                    AWS_ENDPOINT_URL=self.url, AWS_EC2_METADATA_DISABLED="true")
         env.update(extra)
         return env
+
+    def bucket_with_files(self, bucket, key_prefix, paths):
+        """Creates bucket and puts each file of paths in it as key_prefix + its name."""
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        for path in paths:
+            with open(path, "rb") as f:
+                s3.put_object(Bucket=bucket, Key=key_prefix + os.path.basename(path), Body=f.read())
+
+    def queue_depth(self, queue_url):
+        """(messages waiting, messages received and not yet deleted) in the queue, as SQS counts them."""
+        if self._sqs is None:  # one client for all: a test may ask many times a second
+            self._sqs = self.client("sqs")
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def api(self, path):
         """moto's own inspection API (/moto-api/...), e.g. the SES and SNS stores."""
