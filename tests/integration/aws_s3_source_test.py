@@ -24,15 +24,13 @@ import unittest
 import urllib.parse
 from collections import Counter
 
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "support"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
+import tattle_process  # noqa: E402
 from moto_server import MotoServer  # noqa: E402
+from tattle_process import SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR as DATA  # noqa: E402
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
 PAYLOADS = os.path.join(DATA, "payloads")
-SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
 BUCKET = "trail"
 # Listings use the prefix "AWSLogs", not "AWSLogs/": moto checks the signature of a query
 # value with '/' against the query as its web framework re-quotes it ('/' left as it is),
@@ -251,8 +249,7 @@ class S3SourceTest(unittest.TestCase):
         env = moto.tattle_env(home=self.dir)
         if secret is not None:
             env["AWS_SECRET_ACCESS_KEY"] = secret
-        return subprocess.run([TATTLE, "--log-level", "debug", "run", *args], capture_output=True, timeout=300,
-                              env=env)
+        return tattle_process.run_tattle("--log-level", "debug", "run", *args, timeout=300, env=env)
 
     @staticmethod
     def alerted_ids(config: str) -> Counter:
