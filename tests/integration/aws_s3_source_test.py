@@ -15,10 +15,8 @@ import copy
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import unittest
 import urllib.parse
@@ -28,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
 import tattle_process  # noqa: E402
 from moto_server import MotoServer  # noqa: E402
-from tattle_process import SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR as DATA  # noqa: E402
+from tattle_process import SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR as DATA, ScratchDirTestCase  # noqa: E402
 
 PAYLOADS = os.path.join(DATA, "payloads")
 BUCKET = "trail"
@@ -175,7 +173,9 @@ def payload_files() -> list[str]:
     return found
 
 
-class S3SourceTest(unittest.TestCase):
+class S3SourceTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_s3_source_"
+
     notified: list[Uploaded] = []
     by_day: dict[str, Uploaded] = {}
 
@@ -207,11 +207,11 @@ class S3SourceTest(unittest.TestCase):
         s3.put_object(Bucket=BUCKET, Key="AWSLogs/readme.txt", Body=b"not a log")
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_s3_source_")
+        super().setUp()
         self.runs = 0
 
     def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def config(self, source: str = "") -> str:
         """A config whose rule matches every event, written to a fresh directory (fresh

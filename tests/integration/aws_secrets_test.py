@@ -8,36 +8,31 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import textwrap
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from moto_server import MotoServer  # noqa: E402
+from moto_server import OneMotoPerClass  # noqa: E402
 from receiver import Receiver  # noqa: E402
-from tattle_process import TATTLETAIL_TESTDATA, output_of, run_tattle  # noqa: E402
+from tattle_process import TATTLETAIL_TESTDATA, ScratchDirTestCase, output_of, run_tattle  # noqa: E402
 
 WEBHOOK_TOKEN = "ssmHeldWebhookToken0123456789"   # the secret part of the URL kept in SSM
 HMAC_SECRET = "smHeldHmacSecret0123456789"         # one key of a JSON secret in Secrets Manager
 HEADER_SECRET = "Bearer smHeldWholeSecret0123456789"
 
 
-class AwsSecretsTest(unittest.TestCase):
+class AwsSecretsTest(OneMotoPerClass, ScratchDirTestCase):
+    scratch_prefix = "tattle_aws_secrets_"
+
     @classmethod
     def setUpClass(cls) -> None:
-        cls.moto = MotoServer().__enter__()
+        super().setUpClass()
         cls.ssm = cls.moto.client("ssm")
         cls.secrets = cls.moto.client("secretsmanager")
 
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.moto.__exit__(None, None, None)
-
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_aws_secrets_")
+        super().setUp()
         self.receiver = Receiver(self.dir)
         self.url = f"http://127.0.0.1:{self.receiver.port}/hooks/{WEBHOOK_TOKEN}"
         self.ssm.put_parameter(Name="/tattle/webhook", Value=self.url, Type="SecureString", Overwrite=True)
@@ -53,12 +48,10 @@ class AwsSecretsTest(unittest.TestCase):
         self.receiver.stop()
         for secret in (WEBHOOK_TOKEN, HMAC_SECRET, HEADER_SECRET, self.moto.secret_access_key):
             self.assertNotIn(secret, self.printed, "a secret was printed")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def config(self, url_reference: str) -> str:
-        path = os.path.join(self.dir, "tattle.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""\
+        return self.write("tattle.toml", f"""\
                 spool_dir = "spool"
 
                 [[rule]]
@@ -73,8 +66,7 @@ class AwsSecretsTest(unittest.TestCase):
                 hmac_secret = "secretsmanager:prod/webhook#hmac"
                 headers = {{ Authorization = "secretsmanager:prod/header" }}
                 allow_plain_http = true
-                """))
-        return path
+                """)
 
     def tattle(self, *args: str) -> subprocess.CompletedProcess:
         result = run_tattle("--log-level", "trace", *args, timeout=120, env=self.moto.tattle_env(home=self.dir))

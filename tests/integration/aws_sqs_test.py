@@ -17,20 +17,17 @@ import copy
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from moto_server import MotoServer  # noqa: E402
+from moto_server import OneMotoPerClass  # noqa: E402
 from receiver import Receiver, free_port  # noqa: E402
-from tattle_process import (SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR, output_of, run_tattle,  # noqa: E402
-                            sample_cloudtrail_files)
+from tattle_process import (SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR, ScratchDirTestCase, output_of,  # noqa: E402
+                            run_tattle, sample_cloudtrail_files)
 
 PAYLOADS = os.path.join(SHARED_DATA_DIR, "payloads")
 BUCKET = "trail-logs"
@@ -76,20 +73,18 @@ def delivered_event_ids(receiver: Receiver) -> list[str]:
     return [json.loads(r["body"])["event"]["eventID"] for r in receiver.requests() if r["response"] == 200]
 
 
-class SqsSourceTest(unittest.TestCase):
+class SqsSourceTest(OneMotoPerClass, ScratchDirTestCase):
+    scratch_prefix = "tattle_sqs_"
+
     @classmethod
     def setUpClass(cls) -> None:
-        cls.moto = MotoServer().__enter__()
+        super().setUpClass()
         cls.sqs = cls.moto.client("sqs")
         cls.files = sample_cloudtrail_files()
         cls.moto.bucket_with_files(BUCKET, KEY_PREFIX, [os.path.join(SAMPLES, name) for name in cls.files])
 
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.moto.__exit__(None, None, None)
-
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_sqs_")
+        super().setUp()
         self.printed = ""
         self.queue_url = self.sqs.create_queue(QueueName=self.id().rsplit(".", 1)[-1])["QueueUrl"]
         # Half the files through each shape, and a TestEvent (deleted, nothing fetched).
@@ -106,12 +101,10 @@ class SqsSourceTest(unittest.TestCase):
     def tearDown(self) -> None:
         self.assertNotIn("T0123SECRETPATH", self.printed, "the webhook URL is a secret")
         self.assertNotIn(self.moto.secret_access_key, self.printed, "the AWS secret key is a secret")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def config(self, port: int, delivery: str = "", spool_dir: str = "spool") -> str:
-        path = os.path.join(self.dir, "tattle.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""
+        return self.write("tattle.toml", f"""
                 spool_dir = "{spool_dir}"
 
                 [[source]]
@@ -134,8 +127,7 @@ class SqsSourceTest(unittest.TestCase):
                 allow_plain_http = true
                 timeout_ms = 5000
                 delivery = {{ {delivery} }}
-                """))
-        return path
+                """)
 
     def tattle(self, config: str, **env: str) -> subprocess.CompletedProcess:
         result = run_tattle("run", "--config", config, timeout=300, env=self.moto.tattle_env(home=self.dir, **env))

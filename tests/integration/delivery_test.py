@@ -15,19 +15,17 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from receiver import Receiver, free_port  # noqa: E402
-from tattle_process import (SAMPLES_DIR as SAMPLES, TATTLETAIL_TESTDATA, output_of, require_tattle_bin,  # noqa: E402
-                            run_tattle, start_tattle)
+from tattle_process import (SAMPLES_DIR as SAMPLES, TATTLETAIL_TESTDATA, ScratchDirTestCase, output_of,  # noqa: E402
+                            require_tattle_bin, run_tattle, start_tattle)
 
 SECRET_PATH = "hooks/T0123SECRETPATH/B0456"  # part of the webhook URL: must never be printed
 
@@ -55,9 +53,11 @@ def delivered_event_ids(requests: list[dict]) -> list[str]:
             if isinstance(r["response"], int) and 200 <= r["response"] < 300]
 
 
-class DeliveryTest(unittest.TestCase):
+class DeliveryTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_delivery_"
+
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_delivery_")
+        super().setUp()
         self.receivers: list[Receiver] = []
         self.printed = ""  # everything tattle wrote, checked for the secret at the end
 
@@ -65,7 +65,7 @@ class DeliveryTest(unittest.TestCase):
         for receiver in self.receivers:
             receiver.stop()
         self.assertNotIn("T0123SECRETPATH", self.printed, "the webhook URL is a secret")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def receiver(self, script: list | None = None, port: int = 0, extra: tuple = ()) -> Receiver:
         receiver = Receiver(self.dir, f"requests-{time.monotonic_ns()}", script, port, extra)
@@ -73,9 +73,7 @@ class DeliveryTest(unittest.TestCase):
         return receiver
 
     def config(self, port: int, delivery: str, rule: str = WRITES_RULE, top: str = "") -> str:
-        path = os.path.join(self.dir, "tattle.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(top + textwrap.dedent(f"""
+        return self.write("tattle.toml", top + textwrap.dedent(f"""
                 spool_dir = "spool"
 
                 [[rule]]
@@ -91,7 +89,6 @@ class DeliveryTest(unittest.TestCase):
                 timeout_ms = 10000
                 delivery = {{ {delivery} }}
                 """))
-        return path
 
     def tattle(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         result = run_tattle(*args, timeout=timeout)

@@ -16,10 +16,8 @@ import base64
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
@@ -28,9 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 
 from lambda_runtime_api import RuntimeApi  # noqa: E402
-from moto_server import MotoServer  # noqa: E402
+from moto_server import OneMotoPerClass  # noqa: E402
 from receiver import SERVER, free_port  # noqa: E402
-from tattle_process import SAMPLES_DIR as SAMPLES, TATTLE_BIN  # noqa: E402
+from tattle_process import SAMPLES_DIR as SAMPLES, TATTLE_BIN, ScratchDirTestCase  # noqa: E402
 
 BUCKET = "trail-logs"
 PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/"
@@ -74,18 +72,16 @@ def sqs_event(message_bodies):
         "awsRegion": "us-east-1"} for message_id, body in message_bodies]}
 
 
-class LambdaRuntimeTest(unittest.TestCase):
+class LambdaRuntimeTest(OneMotoPerClass, ScratchDirTestCase):
+    scratch_prefix = "tattle-lambda-"
+
     @classmethod
     def setUpClass(cls):
-        cls.moto = MotoServer().__enter__()
+        super().setUpClass()
         cls.moto.bucket_with_files(BUCKET, PREFIX, [os.path.join(SAMPLES, name) for name in sample_files()])
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.moto.__exit__(None, None, None)
-
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="tattle-lambda-")
+        super().setUp()
         # The function's code directory, as `scripts/package-lambda` lays it out: bootstrap + config.
         self.task_root = os.path.join(self.dir, "task")
         os.makedirs(self.task_root)
@@ -102,7 +98,7 @@ class LambdaRuntimeTest(unittest.TestCase):
             for pipe in (process.stdin, process.stdout):
                 if pipe is not None:
                     pipe.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def write_config(self, destination):
         with open(os.path.join(self.task_root, "tattle.toml"), "w") as f:

@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -26,10 +25,10 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from moto_server import MotoServer  # noqa: E402
+from moto_server import OneMotoPerClass  # noqa: E402
 from receiver import Receiver  # noqa: E402
-from tattle_process import (SAMPLES_DIR as SAMPLES, followed_file_source, run_tattle,  # noqa: E402
-                            sample_cloudtrail_files, start_tattle)
+from tattle_process import (SAMPLES_DIR as SAMPLES, ScratchDirTestCase, followed_file_source,  # noqa: E402
+                            run_tattle, sample_cloudtrail_files, start_tattle)
 
 BUCKET = "trail-logs"
 KEY_PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/"
@@ -145,9 +144,11 @@ class Daemon:
             self.process.stdout.close()
 
 
-class ServeTestCase(unittest.TestCase):
+class ServeTestCase(ScratchDirTestCase):
+    scratch_prefix = "tattle_serve_"
+
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_serve_")
+        super().setUp()
         self.printed = ""
         self.daemons: list[Daemon] = []
         self.receiver: AlertReceiver | None = None
@@ -159,7 +160,7 @@ class ServeTestCase(unittest.TestCase):
         if self.receiver is not None:
             self.receiver.stop()
         self.assertNotIn("T0123SECRETPATH", self.printed, "the webhook URL is a secret")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def start(self, config: str, env: dict, grace_period: float = 10) -> Daemon:
         daemon = Daemon(config, env, grace_period)
@@ -391,19 +392,15 @@ class GracePeriodTest(FollowBase):
             self.assertEqual([json.loads(line) for line in f], [os.path.join(self.watched, name)])
 
 
-class SqsTest(ServeTestCase):
+class SqsTest(OneMotoPerClass, ServeTestCase):
     """SIGTERM in the middle of a queue: nothing lost, nothing twice."""
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.moto = MotoServer().__enter__()
+        super().setUpClass()
         cls.sqs = cls.moto.client("sqs")
         cls.files = sample_cloudtrail_files()
         cls.moto.bucket_with_files(BUCKET, KEY_PREFIX, [os.path.join(SAMPLES, name) for name in cls.files])
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.moto.__exit__(None, None, None)
 
     def tearDown(self) -> None:
         super().tearDown()

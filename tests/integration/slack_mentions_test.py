@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import textwrap
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from receiver import Receiver, make_test_ca  # noqa: E402
 # Real CloudTrail events (cloudtrail-tattletail's test log), with hostile text put in.
-from tattle_process import TATTLETAIL_TESTDATA as TESTDATA, run_tattle  # noqa: E402
+from tattle_process import TATTLETAIL_TESTDATA as TESTDATA, ScratchDirTestCase, run_tattle  # noqa: E402
 
 HOSTILE = {
     "userAgent": "<!channel> aws-cli/2.0",
@@ -47,15 +45,17 @@ def strings_in(value, path="$"):
             yield from strings_in(item, f"{path}[{index}]")
 
 
-class SlackMentionsTest(unittest.TestCase):
+class SlackMentionsTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_slack_mentions_"
+
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_slack_mentions_")
+        super().setUp()
         self.ca_dir = make_test_ca(os.path.join(self.dir, "ca"))
         self.receiver = Receiver(self.dir, ca_dir=self.ca_dir)
 
     def tearDown(self) -> None:
         self.receiver.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def write_events(self) -> str:
         with open(TESTDATA, encoding="utf-8") as f:

@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import re
-import tempfile
 import textwrap
 import time
 import tomllib
@@ -39,8 +38,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from moto_server import MotoServer  # noqa: E402
 from receiver import Receiver, free_port, make_test_ca  # noqa: E402
 from secret_search import leaks  # noqa: E402
-from tattle_process import (SOURCE_DIR, TATTLETAIL_TESTDATA, followed_file_source, run_tattle,  # noqa: E402
-                            start_tattle)
+from tattle_process import (SOURCE_DIR, TATTLETAIL_TESTDATA, ScratchDirTestCase, followed_file_source,  # noqa: E402
+                            run_tattle, start_tattle)
 
 # The tokens are what makes each URL a credential; each is long and unlike any other text.
 SLACK_ENV_TOKEN = "slackEnvToken7f3a9c2e1b"
@@ -56,11 +55,13 @@ EXAMPLE_HEADER = "Bearer exampleHeaderSecret0f2d4b6a8c"
 EXAMPLE_HMAC = "exampleHmacSecret9e7c5a3f1b"
 
 
-class NoSecretInLogsTest(unittest.TestCase):
+class NoSecretInLogsTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_no_secret_"
+
     maxDiff = None
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_no_secret_")
+        super().setUp()
         self.ca_dir = os.path.join(self.dir, "ca")
         make_test_ca(self.ca_dir)
         self.receivers: list[Receiver] = []
@@ -71,7 +72,7 @@ class NoSecretInLogsTest(unittest.TestCase):
         for receiver in self.receivers:
             receiver.stop()
         self.moto.__exit__(None, None, None)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def receiver(self, name: str, script: list | None = None, tls: bool = True) -> Receiver:
         receiver = Receiver(self.dir, f"{name}-requests", script, ca_dir=self.ca_dir if tls else None)

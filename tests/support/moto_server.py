@@ -118,3 +118,19 @@ class MotoServer:
         """moto's own inspection API (/moto-api/...), e.g. the SES and SNS stores."""
         with urllib.request.urlopen(self.url + path, timeout=30) as answer:
             return json.loads(answer.read())
+
+
+class OneMotoPerClass:
+    """Mixin for a unittest.TestCase: one MotoServer (cls.moto) for all the tests of the
+    class, started before the first and stopped after the last; starting moto and creating
+    its user takes seconds, too long to pay for each test."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.moto = MotoServer().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.moto.__exit__(None, None, None)
+        super().tearDownClass()
