@@ -5,9 +5,10 @@ CreateAccessKey, PutUserPolicy) go unauthenticated, every later one must be sign
 the key they create. `MotoServer.tattle_env()` gives tattle that key and the endpoint.
 
     with MotoServer() as moto:
-        s3 = moto.client("s3")
-        s3.create_bucket(Bucket="trail")
-        subprocess.run([tattle, "run", ...], env=moto.tattle_env(home=tmpdir))
+        moto.bucket_with_files("trail", "AWSLogs/", paths)
+        run_tattle("run", ..., timeout=300, env=moto.tattle_env(home=tmpdir))  # tattle_process.py
+
+A test class whose tests share one server inherits OneMotoPerClass (it sets cls.moto).
 """
 
 import json

@@ -4,7 +4,8 @@ Every integration test starts tattle through TATTLE_BIN, which tests/CMakeLists.
 at the audited wrapper (tests/support/audited_tattle.sh): the wrapper copies what tattle
 prints, and the secrets its environment holds, to where tests/integration/secret_audit.py
 searches them after the suite. A tattle started any other way escapes that audit, so the
-tests start it only through run_tattle and start_tattle here. The paths of the source tree
+tests start it through run_tattle and start_tattle here (lambda_runtime_test through a
+`bootstrap` link to TATTLE_BIN, as Lambda starts it). The paths of the source tree
 and the shared test data, a scratch-directory test case, the alert lines tattle prints and
 the file-source snippet that several configs share live here too, written once.
 """
