@@ -14,7 +14,6 @@ import json
 import os
 import re
 import sys
-import textwrap
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
@@ -75,9 +74,7 @@ class SlackMentionsTest(ScratchDirTestCase):
     def write_config(self) -> str:
         ca_file = os.path.join(self.ca_dir, "ca.pem")
         url = self.receiver.url("")
-        path = os.path.join(self.dir, "tattle.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""\
+        return self.write("tattle.toml", f"""\
                 state_dir = "state"
                 spool_dir = "spool"
 
@@ -105,8 +102,7 @@ class SlackMentionsTest(ScratchDirTestCase):
                    {{"type": "context", "elements": [{{"type": "mrkdwn", "text": "{{{{event.userIdentity.userName}}}}"}}]}}
                  ]}}
                 '''
-                """))
-        return path
+                """)
 
     def test_event_text_mentions_nobody(self) -> None:
         result = run_tattle("run", "--config", self.write_config(), self.write_events(), timeout=120, text=True,

@@ -117,10 +117,8 @@ class NoSecretInLogsTest(ScratchDirTestCase):
 
     def write_config(self, name: str, slack: Receiver, pagerduty: Receiver, webhook: Receiver,
                      ssm_slack_port: int, delivery: str) -> str:
-        path = os.path.join(self.dir, name)
         ca_file = os.path.join(self.ca_dir, "ca.pem")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""\
+        path = self.write(name, f"""\
                 spool_dir = "spool"
                 state_dir = "state-{name}"
 
@@ -166,11 +164,9 @@ class NoSecretInLogsTest(ScratchDirTestCase):
                 headers = {{ Authorization = "env:TATTLE_TEST_HEADER", X-Api-Key = "secretsmanager:tattle/api#key" }}
                 hmac_secret = "file:hmac.txt"
                 delivery = {{ {delivery} }}
-                """))
-        with open(os.path.join(self.dir, "slack_url.txt"), "w", encoding="utf-8") as f:
-            f.write(slack.url(f"/services/TFILE0001/BFILE0001/{SLACK_FILE_TOKEN}") + "\n")
-        with open(os.path.join(self.dir, "hmac.txt"), "w", encoding="utf-8") as f:
-            f.write(HMAC_SECRET + "\n")
+                """)
+        self.write("slack_url.txt", slack.url(f"/services/TFILE0001/BFILE0001/{SLACK_FILE_TOKEN}") + "\n")
+        self.write("hmac.txt", HMAC_SECRET + "\n")
         return path
 
     def test_no_secret_is_printed_or_written_in_any_mode(self) -> None:
