@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
+import sys
 import textwrap
 import unittest
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from tattle_process import ScratchDirTestCase, run_tattle  # noqa: E402
 
 
 def tattle(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([TATTLE, *args], capture_output=True, timeout=120, text=True)
+    return run_tattle(*args, timeout=120, text=True)
 
 
 def failed_login(event_id: str, time: str, ip: str = "198.51.100.7", user: str = "bob") -> dict:
@@ -74,19 +74,8 @@ destinations = ["document"]
 """
 
 
-class AlertShapingTest(unittest.TestCase):
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_shaping_")
-
-    def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def write(self, name: str, text: str) -> str:
-        path = os.path.join(self.dir, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(text)
-        return path
+class AlertShapingTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_shaping_"
 
     def test_title_and_suppressed_count_reach_the_sinks(self) -> None:
         config = self.write("tattle.toml", CONFIG)

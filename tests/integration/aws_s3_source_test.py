@@ -15,24 +15,20 @@ import copy
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import unittest
 import urllib.parse
 from collections import Counter
 
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "support"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
+import tattle_process  # noqa: E402
 from moto_server import MotoServer  # noqa: E402
+from tattle_process import SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR as DATA, ScratchDirTestCase  # noqa: E402
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
 PAYLOADS = os.path.join(DATA, "payloads")
-SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
 BUCKET = "trail"
 # Listings use the prefix "AWSLogs", not "AWSLogs/": moto checks the signature of a query
 # value with '/' against the query as its web framework re-quotes it ('/' left as it is),
@@ -177,7 +173,9 @@ def payload_files() -> list[str]:
     return found
 
 
-class S3SourceTest(unittest.TestCase):
+class S3SourceTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_s3_source_"
+
     notified: list[Uploaded] = []
     by_day: dict[str, Uploaded] = {}
 
@@ -209,11 +207,11 @@ class S3SourceTest(unittest.TestCase):
         s3.put_object(Bucket=BUCKET, Key="AWSLogs/readme.txt", Body=b"not a log")
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_s3_source_")
+        super().setUp()
         self.runs = 0
 
     def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def config(self, source: str = "") -> str:
         """A config whose rule matches every event, written to a fresh directory (fresh
@@ -251,8 +249,7 @@ class S3SourceTest(unittest.TestCase):
         env = moto.tattle_env(home=self.dir)
         if secret is not None:
             env["AWS_SECRET_ACCESS_KEY"] = secret
-        return subprocess.run([TATTLE, "--log-level", "debug", "run", *args], capture_output=True, timeout=300,
-                              env=env)
+        return tattle_process.run_tattle("--log-level", "debug", "run", *args, timeout=300, env=env)
 
     @staticmethod
     def alerted_ids(config: str) -> Counter:

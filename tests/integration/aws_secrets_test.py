@@ -8,61 +8,31 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import textwrap
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
-from moto_server import MotoServer  # noqa: E402
-
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-SERVER = os.path.join(SOURCE_DIR, "tests", "support", "https_server.py")
-TATTLETAIL_TESTDATA = os.path.join(DATA, "tattletail", "testdata-1.json")
+from moto_server import OneMotoPerClass  # noqa: E402
+from receiver import Receiver  # noqa: E402
+from tattle_process import TATTLETAIL_TESTDATA, ScratchDirTestCase, output_of, run_tattle  # noqa: E402
 
 WEBHOOK_TOKEN = "ssmHeldWebhookToken0123456789"   # the secret part of the URL kept in SSM
 HMAC_SECRET = "smHeldHmacSecret0123456789"         # one key of a JSON secret in Secrets Manager
 HEADER_SECRET = "Bearer smHeldWholeSecret0123456789"
 
 
-class Receiver:
-    """https_server.py in plain HTTP mode; its stdin pipe keeps it alive."""
+class AwsSecretsTest(OneMotoPerClass, ScratchDirTestCase):
+    scratch_prefix = "tattle_aws_secrets_"
 
-    def __init__(self, directory: str):
-        self.log = os.path.join(directory, "requests.jsonl")
-        self.process = subprocess.Popen([sys.executable, SERVER, "--log", self.log],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.port = int(self.process.stdout.readline())
-
-    def requests(self) -> list[dict]:
-        if not os.path.exists(self.log):
-            return []
-        with open(self.log, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.endswith("\n")]
-
-    def stop(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
-
-
-class AwsSecretsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.moto = MotoServer().__enter__()
+        super().setUpClass()
         cls.ssm = cls.moto.client("ssm")
         cls.secrets = cls.moto.client("secretsmanager")
 
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.moto.__exit__(None, None, None)
-
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_aws_secrets_")
+        super().setUp()
         self.receiver = Receiver(self.dir)
         self.url = f"http://127.0.0.1:{self.receiver.port}/hooks/{WEBHOOK_TOKEN}"
         self.ssm.put_parameter(Name="/tattle/webhook", Value=self.url, Type="SecureString", Overwrite=True)
@@ -78,12 +48,10 @@ class AwsSecretsTest(unittest.TestCase):
         self.receiver.stop()
         for secret in (WEBHOOK_TOKEN, HMAC_SECRET, HEADER_SECRET, self.moto.secret_access_key):
             self.assertNotIn(secret, self.printed, "a secret was printed")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def config(self, url_reference: str) -> str:
-        path = os.path.join(self.dir, "tattle.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""\
+        return self.write("tattle.toml", f"""\
                 spool_dir = "spool"
 
                 [[rule]]
@@ -98,13 +66,11 @@ class AwsSecretsTest(unittest.TestCase):
                 hmac_secret = "secretsmanager:prod/webhook#hmac"
                 headers = {{ Authorization = "secretsmanager:prod/header" }}
                 allow_plain_http = true
-                """))
-        return path
+                """)
 
     def tattle(self, *args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([TATTLE, "--log-level", "trace", *args], capture_output=True, timeout=120,
-                                env=self.moto.tattle_env(home=self.dir))
-        self.printed += result.stdout.decode() + result.stderr.decode()
+        result = run_tattle("--log-level", "trace", *args, timeout=120, env=self.moto.tattle_env(home=self.dir))
+        self.printed += output_of(result)
         return result
 
     def test_check_resolves_every_reference_and_prints_no_value(self) -> None:
@@ -146,13 +112,12 @@ class AwsSecretsTest(unittest.TestCase):
     def test_wrong_aws_key_is_refused_without_printing_it(self) -> None:
         config = self.config("ssm:/tattle/webhook")
         env = self.moto.tattle_env(home=self.dir, AWS_SECRET_ACCESS_KEY="wrongSecretAccessKey0123456789")
-        result = subprocess.run([TATTLE, "--log-level", "trace", "check", "--config", config],
-                                capture_output=True, timeout=120, env=env)
-        printed = result.stdout.decode() + result.stderr.decode()
-        self.printed += printed
-        self.assertEqual(result.returncode, 2, printed)
-        self.assertIn("SignatureDoesNotMatch", printed)
-        self.assertNotIn("wrongSecretAccessKey0123456789", printed)
+        result = run_tattle("--log-level", "trace", "check", "--config", config, timeout=120, env=env)
+        output = output_of(result)
+        self.printed += output
+        self.assertEqual(result.returncode, 2, output)
+        self.assertIn("SignatureDoesNotMatch", output)
+        self.assertNotIn("wrongSecretAccessKey0123456789", output)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,12 @@ import tempfile
 import textwrap
 import unittest
 
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "support"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 
+import tattle_process  # noqa: E402
 from moto_server import MotoServer  # noqa: E402
+from tattle_process import SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR as DATA, TATTLE_BIN  # noqa: E402
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
 SENDER = "cloudtrail_alerts@example.com"
 RECIPIENTS = ["foo@example.com", "bar@example.com"]
 
@@ -82,7 +80,7 @@ def config_text(topic_arn: str, subject: str = "{{rule}}: {{event_name}}") -> st
 
 class AwsSinksTest(unittest.TestCase):
     def setUp(self) -> None:
-        self.assertTrue(TATTLE, "TATTLE_BIN is not set")
+        self.assertTrue(TATTLE_BIN, "TATTLE_BIN is not set")
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
         self.moto = MotoServer().__enter__()
@@ -107,8 +105,7 @@ class AwsSinksTest(unittest.TestCase):
             f.write(config)
         env = self.moto.tattle_env(home=self.dir, TATTLE_SPOOL_DIR=os.path.join(self.dir, "spool"))
         env.update(env_extra or {})
-        return subprocess.run([TATTLE, "run", "--config", path, SAMPLES], env=env, capture_output=True,
-                              text=True, timeout=300)
+        return tattle_process.run_tattle("run", "--config", path, SAMPLES, env=env, text=True, timeout=300)
 
     def received_from_queue(self) -> list[dict]:
         messages = []
@@ -199,7 +196,7 @@ class AwsSinksTest(unittest.TestCase):
     def test_tattletails_example_config_is_accepted_unchanged(self) -> None:
         example = os.path.join(DATA, "tattletail", "example.tattletail.toml")
         env = self.moto.tattle_env(home=self.dir)
-        result = subprocess.run([TATTLE, "check", example], env=env, capture_output=True, text=True, timeout=60)
+        result = tattle_process.run_tattle("check", example, env=env, text=True, timeout=60)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("Default SNS", result.stdout)
         self.assertIn("Email", result.stdout)

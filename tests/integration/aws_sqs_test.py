@@ -17,34 +17,24 @@ import copy
 import gzip
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 import unittest
 import urllib.parse
 
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "support"))
-from moto_server import MotoServer  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from moto_server import OneMotoPerClass  # noqa: E402
+from receiver import Receiver, free_port  # noqa: E402
+from tattle_process import (SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR, ScratchDirTestCase, output_of,  # noqa: E402
+                            run_tattle, sample_cloudtrail_files)
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-PAYLOADS = os.path.join(DATA, "payloads")
-SERVER = os.path.join(SOURCE_DIR, "tests", "support", "https_server.py")
-SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
+PAYLOADS = os.path.join(SHARED_DATA_DIR, "payloads")
 BUCKET = "trail-logs"
 KEY_PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/"
 HOOK_PATH = "hooks/T0123SECRETPATH"  # part of the webhook URL: a secret, never printed
 RULE = 'select(.readOnly == false)'
 VISIBILITY = 3
-
-
-def sample_files() -> list[str]:
-    return sorted(n for n in os.listdir(SAMPLES) if n.endswith(".json.gz") and "_CloudTrail_" in n)
 
 
 def write_event_ids(name: str) -> set[str]:
@@ -79,52 +69,22 @@ def sns_double_encoded_body(key: str) -> str:
     return json.dumps(envelope)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def delivered_event_ids(receiver: Receiver) -> list[str]:
+    return [json.loads(r["body"])["event"]["eventID"] for r in receiver.requests() if r["response"] == 200]
 
 
-class Receiver:
-    """https_server.py (plain HTTP) as a subprocess; its stdin pipe keeps it alive."""
+class SqsSourceTest(OneMotoPerClass, ScratchDirTestCase):
+    scratch_prefix = "tattle_sqs_"
 
-    def __init__(self, directory: str):
-        self.log = os.path.join(directory, "requests.jsonl")
-        self.process = subprocess.Popen([sys.executable, SERVER, "--log", self.log],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.port = int(self.process.stdout.readline())
-
-    def delivered_event_ids(self) -> list[str]:
-        if not os.path.exists(self.log):
-            return []
-        with open(self.log, encoding="utf-8") as f:
-            requests = [json.loads(line) for line in f if line.endswith("\n")]
-        return [json.loads(r["body"])["event"]["eventID"] for r in requests if r["response"] == 200]
-
-    def stop(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
-
-
-class SqsSourceTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls) -> None:
-        cls.moto = MotoServer().__enter__()
-        cls.s3 = cls.moto.client("s3")
+        super().setUpClass()
         cls.sqs = cls.moto.client("sqs")
-        cls.s3.create_bucket(Bucket=BUCKET)
-        cls.files = sample_files()
-        for name in cls.files:
-            with open(os.path.join(SAMPLES, name), "rb") as f:
-                cls.s3.put_object(Bucket=BUCKET, Key=KEY_PREFIX + name, Body=f.read())
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.moto.__exit__(None, None, None)
+        cls.files = sample_cloudtrail_files()
+        cls.moto.bucket_with_files(BUCKET, KEY_PREFIX, [os.path.join(SAMPLES, name) for name in cls.files])
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_sqs_")
+        super().setUp()
         self.printed = ""
         self.queue_url = self.sqs.create_queue(QueueName=self.id().rsplit(".", 1)[-1])["QueueUrl"]
         # Half the files through each shape, and a TestEvent (deleted, nothing fetched).
@@ -141,12 +101,10 @@ class SqsSourceTest(unittest.TestCase):
     def tearDown(self) -> None:
         self.assertNotIn("T0123SECRETPATH", self.printed, "the webhook URL is a secret")
         self.assertNotIn(self.moto.secret_access_key, self.printed, "the AWS secret key is a secret")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def config(self, port: int, delivery: str = "", spool_dir: str = "spool") -> str:
-        path = os.path.join(self.dir, "tattle.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""
+        return self.write("tattle.toml", f"""
                 spool_dir = "{spool_dir}"
 
                 [[source]]
@@ -169,20 +127,15 @@ class SqsSourceTest(unittest.TestCase):
                 allow_plain_http = true
                 timeout_ms = 5000
                 delivery = {{ {delivery} }}
-                """))
-        return path
+                """)
 
     def tattle(self, config: str, **env: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([TATTLE, "run", "--config", config], capture_output=True, timeout=300,
-                                env=self.moto.tattle_env(home=self.dir, **env))
-        self.printed += result.stdout.decode() + result.stderr.decode()
+        result = run_tattle("run", "--config", config, timeout=300, env=self.moto.tattle_env(home=self.dir, **env))
+        self.printed += output_of(result)
         return result
 
     def messages_in_queue(self) -> tuple[int, int]:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return self.moto.queue_depth(self.queue_url)
 
     def test_alerts_reach_the_receiver_and_the_queue_is_emptied(self) -> None:
         self.assertGreater(len(self.expected), 0)
@@ -192,7 +145,7 @@ class SqsSourceTest(unittest.TestCase):
         finally:
             receiver.stop()
         self.assertEqual(result.returncode, 0, result.stderr.decode())
-        self.assertEqual(sorted(receiver.delivered_event_ids()), sorted(self.expected), "every alert once")
+        self.assertEqual(sorted(delivered_event_ids(receiver)), sorted(self.expected), "every alert once")
         self.assertEqual(self.messages_in_queue(), (0, 0))
         self.assertIn("nothing to read (test_event", result.stderr.decode())
 

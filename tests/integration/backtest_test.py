@@ -13,25 +13,24 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-import textwrap
 import unittest
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-CLOUDTRAIL = os.path.join(DATA, "cloudtrail")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from tattle_process import (SHARED_DATA_DIR, SOURCE_DIR, ScratchDirTestCase, json_lines, run_tattle,  # noqa: E402
+                            with_environment)
+
+CLOUDTRAIL = os.path.join(SHARED_DATA_DIR, "cloudtrail")
 RULES = os.path.join(SOURCE_DIR, "configs", "rules", "cloudtrail.toml")
 
 
 def tattle(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([TATTLE, *args], capture_output=True, timeout=300, env=full_env)
+    return run_tattle(*args, timeout=300, env=with_environment(env))
 
 
 def alerts_of(stdout: bytes) -> list[dict]:
-    return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
+    return json_lines(stdout, skip_blank=True)
 
 
 class Workers(unittest.TestCase):
@@ -59,18 +58,8 @@ class Workers(unittest.TestCase):
         self.assertIn("workers", result.stderr.decode())
 
 
-class Backtest(unittest.TestCase):
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_backtest_")
-
-    def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def write(self, name: str, text: str) -> str:
-        path = os.path.join(self.dir, name)
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(textwrap.dedent(text))
-        return path
+class Backtest(ScratchDirTestCase):
+    scratch_prefix = "tattle_backtest_"
 
     def test_counts_per_rule_equal_what_run_delivers_and_nothing_is_sent(self) -> None:
         sent_file = os.path.join(self.dir, "sent.jsonl")

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
+import sys
 import textwrap
 import unittest
 import xml.etree.ElementTree as ElementTree
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from tattle_process import SOURCE_DIR, ScratchDirTestCase, json_lines, run_tattle  # noqa: E402
 
 
 def tattle(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([TATTLE, *args], capture_output=True, timeout=120, text=True)
+    return run_tattle(*args, timeout=120, text=True)
 
 
 def cloudtrail_event(event_id: str, event_name: str, **extra: object) -> dict:
@@ -102,25 +101,17 @@ destinations = ["alerts"]
 """
 
 
-class BundleTest(unittest.TestCase):
+class BundleTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_bundles_"
+
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_bundles_")
+        super().setUp()
         os.makedirs(os.path.join(self.dir, "teams"))
         self.write_events("logs/billing/billing.json",
                           [cloudtrail_event("billing-1", "CreateSecret", requestParameters={"name": "vault"})])
         self.write_events("logs/shared/shared.json",
                           [cloudtrail_event("shared-1", "CreateSecret", requestParameters={"name": "wiki"}),
                            cloudtrail_event("shared-2", "GetSecretValue")])
-
-    def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def write(self, name: str, text: str) -> str:
-        path = os.path.join(self.dir, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(textwrap.dedent(text))
-        return path
 
     def write_events(self, name: str, events: list) -> None:
         self.write(name, json.dumps({"Records": events}))
@@ -133,7 +124,7 @@ class BundleTest(unittest.TestCase):
     def run_alerts(self, config: str) -> list:
         result = tattle("run", "--config", config)
         self.assertEqual(result.returncode, 0, result.stderr)
-        return [json.loads(line) for line in result.stdout.splitlines()]
+        return json_lines(result.stdout)
 
     def test_teams_reach_their_own_and_shared_destinations_and_granted_sources_only(self) -> None:
         alerts = self.run_alerts(self.write_teams())
@@ -192,16 +183,12 @@ class BundleTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("bundle skipped", result.stderr)
         self.assertIn(os.path.join(self.dir, "teams", "data.toml") + ":10:", result.stderr)
-        rules = {json.loads(line)["rule"]["id"] for line in result.stdout.splitlines()}
+        rules = {alert["rule"]["id"] for alert in json_lines(result.stdout)}
         self.assertEqual(rules, {"payments/secret-created"})
 
 
-class RuleTestCommand(unittest.TestCase):
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_rule_tests_")
-
-    def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+class RuleTestCommand(ScratchDirTestCase):
+    scratch_prefix = "tattle_rule_tests_"
 
     def test_the_shipped_team_example_passes_its_tests(self) -> None:
         example = os.path.join(SOURCE_DIR, "configs", "teams", "root.toml")

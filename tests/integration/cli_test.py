@@ -11,38 +11,23 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
-import textwrap
+import sys
 import unittest
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-TATTLETAIL_EXAMPLE = os.path.join(DATA, "tattletail", "example.tattletail.toml")
-TATTLETAIL_TESTDATA = os.path.join(DATA, "tattletail", "testdata-1.json")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from tattle_process import (SHARED_DATA_DIR, SOURCE_DIR, TATTLETAIL_TESTDATA, ScratchDirTestCase,  # noqa: E402
+                            json_lines, require_tattle_bin, run_tattle, with_environment)
+
+TATTLETAIL_EXAMPLE = os.path.join(SHARED_DATA_DIR, "tattletail", "example.tattletail.toml")
 CREATE_USER_RULE = 'select(.eventName == "CreateUser") | "username: \\(.responseElements.user.userName)"'
 
 
 def tattle(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    return subprocess.run([TATTLE, *args], input=stdin, capture_output=True, timeout=120, env=full_env)
+    return run_tattle(*args, stdin=stdin, timeout=120, env=with_environment(env))
 
 
-class TempDirTest(unittest.TestCase):
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_cli_")
-
-    def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def path(self, name: str) -> str:
-        return os.path.join(self.dir, name)
-
-    def write(self, name: str, text: str) -> str:
-        with open(self.path(name), "w", encoding="utf-8") as out:
-            out.write(textwrap.dedent(text))
-        return self.path(name)
+class TempDirTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_cli_"
 
     def gzip_copy(self, source: str, name: str) -> str:
         with open(source, "rb") as src, gzip.open(self.path(name), "wb") as dst:
@@ -113,7 +98,7 @@ class TattletailCompatibility(TempDirTest):
         gz = self.gzip_copy(TATTLETAIL_TESTDATA, "testdata-1.json.gz")
         result = tattle("eval", "--format", "json", CREATE_USER_RULE, gz)
         self.assertEqual(result.returncode, 0, result.stderr)
-        alerts = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        alerts = json_lines(result.stdout)
         self.assertEqual(len(alerts), 1)
         self.assertEqual(alerts[0]["annotation"], "username: user1")
         self.assertEqual(alerts[0]["event"]["eventName"], "CreateUser")
@@ -127,7 +112,7 @@ class TattletailCompatibility(TempDirTest):
         gz = self.gzip_copy(TATTLETAIL_TESTDATA, "testdata-1.json.gz")
         result = tattle("run", "--config", config, gz)
         self.assertEqual(result.returncode, 0, result.stderr)
-        alerts = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        alerts = json_lines(result.stdout)
         by_rule = {}
         for alert in alerts:
             by_rule.setdefault(alert["rule"]["name"], []).append(alert)
@@ -137,7 +122,7 @@ class TattletailCompatibility(TempDirTest):
         # The same event gives the same alert id on every run: redelivery is idempotent.
         again = tattle("run", "--config", config, gz)
         first_ids = sorted(a["alert_id"] for a in alerts)
-        second_ids = sorted(json.loads(line)["alert_id"] for line in again.stdout.decode().splitlines())
+        second_ids = sorted(alert["alert_id"] for alert in json_lines(again.stdout))
         self.assertEqual(first_ids, second_ids)
 
 
@@ -165,7 +150,7 @@ class BadInput(TempDirTest):
         shutil.copy(TATTLETAIL_TESTDATA, self.path("c-plain.json"))
         result = tattle("run", "--config", self.config_with_stdout(), self.dir)
         self.assertEqual(result.returncode, 1)
-        alerts = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        alerts = json_lines(result.stdout)
         self.assertEqual(sorted(os.path.basename(a["origin"]["batch"]) for a in alerts),
                          ["a-good.json.gz", "c-plain.json"])
         stderr = result.stderr.decode()
@@ -327,6 +312,5 @@ class Demo(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not TATTLE or not os.access(TATTLE, os.X_OK):
-        raise SystemExit(f"TATTLE_BIN must name the tattle binary (got {TATTLE!r})")
+    require_tattle_bin()
     unittest.main(verbosity=2)

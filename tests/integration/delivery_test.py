@@ -15,22 +15,18 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-SERVER = os.path.join(SOURCE_DIR, "tests", "support", "https_server.py")
-SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
-TATTLETAIL_TESTDATA = os.path.join(DATA, "tattletail", "testdata-1.json")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from receiver import Receiver, free_port  # noqa: E402
+from tattle_process import (SAMPLES_DIR as SAMPLES, TATTLETAIL_TESTDATA, ScratchDirTestCase, output_of,  # noqa: E402
+                            require_tattle_bin, run_tattle, start_tattle)
+
 SECRET_PATH = "hooks/T0123SECRETPATH/B0456"  # part of the webhook URL: must never be printed
 
 # Writes by services other than the two noisy ones: 55 alerts over the 5 sample files.
@@ -51,48 +47,17 @@ def expected_sample_event_ids() -> set[str]:
     return ids
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Receiver:
-    """https_server.py as a subprocess; its stdin pipe keeps it alive."""
-
-    def __init__(self, directory: str, script: list | None = None, port: int = 0, extra: tuple = ()):
-        self.log = os.path.join(directory, f"requests-{time.monotonic_ns()}.jsonl")
-        args = [sys.executable, SERVER, "--log", self.log, "--port", str(port), *extra]
-        if script is not None:
-            script_path = self.log + ".script.json"
-            with open(script_path, "w", encoding="utf-8") as f:
-                json.dump(script, f)
-            args += ["--script", script_path]
-        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.port = int(self.process.stdout.readline())
-
-    def requests(self) -> list[dict]:
-        if not os.path.exists(self.log):
-            return []
-        with open(self.log, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.endswith("\n")]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait(timeout=10)
-        self.process.stdout.close()
-
-
 def delivered_event_ids(requests: list[dict]) -> list[str]:
     """The eventID of every alert the receiver accepted (answered 2xx), repeats included."""
     return [json.loads(r["body"])["event"]["eventID"] for r in requests
             if isinstance(r["response"], int) and 200 <= r["response"] < 300]
 
 
-class DeliveryTest(unittest.TestCase):
+class DeliveryTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_delivery_"
+
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_delivery_")
+        super().setUp()
         self.receivers: list[Receiver] = []
         self.printed = ""  # everything tattle wrote, checked for the secret at the end
 
@@ -100,17 +65,15 @@ class DeliveryTest(unittest.TestCase):
         for receiver in self.receivers:
             receiver.stop()
         self.assertNotIn("T0123SECRETPATH", self.printed, "the webhook URL is a secret")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def receiver(self, script: list | None = None, port: int = 0, extra: tuple = ()) -> Receiver:
-        receiver = Receiver(self.dir, script, port, extra)
+        receiver = Receiver(self.dir, f"requests-{time.monotonic_ns()}", script, port, extra)
         self.receivers.append(receiver)
         return receiver
 
     def config(self, port: int, delivery: str, rule: str = WRITES_RULE, top: str = "") -> str:
-        path = os.path.join(self.dir, "tattle.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(top + textwrap.dedent(f"""
+        return self.write("tattle.toml", top + textwrap.dedent(f"""
                 spool_dir = "spool"
 
                 [[rule]]
@@ -126,11 +89,10 @@ class DeliveryTest(unittest.TestCase):
                 timeout_ms = 10000
                 delivery = {{ {delivery} }}
                 """))
-        return path
 
     def tattle(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run([TATTLE, *args], capture_output=True, timeout=timeout)
-        self.printed += result.stdout.decode() + result.stderr.decode()
+        result = run_tattle(*args, timeout=timeout)
+        self.printed += output_of(result)
         return result
 
     def spool_entries(self, config: str) -> list[dict]:
@@ -198,8 +160,7 @@ class DeliveryTest(unittest.TestCase):
         port = free_port()
         config = self.config(port, "max_attempts = 100, max_retry_seconds = 60, initial_backoff_ms = 100, "
                                    "max_backoff_ms = 500")
-        process = subprocess.Popen([TATTLE, "run", "--config", config, SAMPLES],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = start_tattle("run", "--config", config, SAMPLES, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1.5)  # down for the first 1.5 s of the run
         receiver = self.receiver(port=port)
         stdout, stderr = process.communicate(timeout=120)
@@ -216,8 +177,7 @@ class DeliveryTest(unittest.TestCase):
         receiver = self.receiver([{"status": 200}] * 15 + [{"hang": True}, {"status": 200}])
         config = self.config(receiver.port, "max_attempts = 3", top='state_dir = "state"\n')
         expected = expected_sample_event_ids()
-        process = subprocess.Popen([TATTLE, "run", "--config", config, SAMPLES],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = start_tattle("run", "--config", config, SAMPLES, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         while len(receiver.requests()) < 16 and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -250,6 +210,5 @@ class DeliveryTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if not TATTLE or not os.access(TATTLE, os.X_OK):
-        raise SystemExit(f"TATTLE_BIN must name the tattle binary (got {TATTLE!r})")
+    require_tattle_bin()
     unittest.main(verbosity=2)

@@ -16,16 +16,15 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
-import textwrap
+import sys
 import tomllib
 import unittest
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from tattle_process import (SAMPLES_DIR as SAMPLES, SHARED_DATA_DIR as SHARED_DATA, SOURCE_DIR,  # noqa: E402
+                            ScratchDirTestCase, json_lines, run_tattle)
+
 LIBRARY = os.path.join(SOURCE_DIR, "configs", "bundles")
-SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
-SHARED_DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
 BUNDLES = ("cis.toml", "tattletail.toml", "threats.toml")
 SEVERITIES = {"info", "low", "medium", "high", "critical"}
 MITRE = re.compile(r"^(T\d{4}(\.\d{3})?|TA\d{4})$")
@@ -33,7 +32,7 @@ CIS = re.compile(r"^CIS-\d+\.\d+$")
 
 
 def tattle(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([TATTLE, *args], capture_output=True, timeout=300, text=True)
+    return run_tattle(*args, timeout=300, text=True)
 
 
 def load_bundle(name: str) -> dict:
@@ -98,24 +97,13 @@ def refused_calls(records: list) -> set:
             and r.get("sourceIPAddress") != "delivery.logs.amazonaws.com" and r["eventName"] != "HeadBucket"}
 
 
-class DetectionLibraryTest(unittest.TestCase):
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_library_")
-
-    def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+class DetectionLibraryTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_library_"
 
     def copy_library(self) -> str:
         copy = os.path.join(self.dir, "bundles")
         shutil.copytree(LIBRARY, copy)
         return copy
-
-    def write(self, name: str, text: str) -> str:
-        path = os.path.join(self.dir, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(textwrap.dedent(text))
-        return path
 
     def test_the_library_passes_its_own_tests(self) -> None:
         result = tattle("test", LIBRARY)
@@ -212,7 +200,7 @@ class DetectionLibraryTest(unittest.TestCase):
             file.write(text)
         result = tattle("run", "--config", root)
         self.assertEqual(result.returncode, 0, result.stderr)
-        alerts = [json.loads(line) for line in result.stdout.splitlines()]
+        alerts = json_lines(result.stdout)
         raised = {(a["rule"]["id"], a["event"]["eventID"], a["event"]["eventName"]) for a in alerts}
         self.assertEqual(len(raised), len(alerts), "one alert per rule and event")
         expected = EXPECTED_OVER_SAMPLES | refused_calls(sample_records())

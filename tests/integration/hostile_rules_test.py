@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
+import sys
 import time
 import unittest
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SAMPLES = os.path.join(SOURCE, "configs", "samples")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from tattle_process import SAMPLES_DIR as SAMPLES, ScratchDirTestCase, run_tattle, start_tattle  # noqa: E402
 
 ROOT = """
 bundles = ["red.toml"]
@@ -101,12 +99,8 @@ def read_alerts(path: str) -> list[dict]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-class HostileRules(unittest.TestCase):
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_hostile_")
-
-    def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+class HostileRules(ScratchDirTestCase):
+    scratch_prefix = "tattle_hostile_"
 
     def write_config(self, hostile: list[str], cpu_ms: int = 300, memory: int = 64 << 20,
                      with_tests: bool = False) -> str:
@@ -123,8 +117,7 @@ class HostileRules(unittest.TestCase):
                 os.remove(os.path.join(self.dir, name))
         config = self.write_config(hostile, **settings)
         started = time.monotonic()
-        result = subprocess.run([TATTLE, "run", "--workers", "2", "-c", config, SAMPLES],
-                                capture_output=True, text=True, timeout=300)
+        result = run_tattle("run", "--workers", "2", "-c", config, SAMPLES, text=True, timeout=300)
         return result, time.monotonic() - started
 
     def keyed(self, alerts: list[dict]) -> list[tuple]:
@@ -168,13 +161,13 @@ class HostileRules(unittest.TestCase):
 
     def test_check_and_test_stop_the_rule_on_its_test_events(self) -> None:
         config = self.write_config(["loops"], cpu_ms=200, with_tests=True)
-        check = subprocess.run([TATTLE, "check", "-c", config], capture_output=True, text=True, timeout=120)
+        check = run_tattle("check", "-c", config, text=True, timeout=120)
         self.assertEqual(check.returncode, 2, check.stdout + check.stderr)
         output = check.stdout + check.stderr
         self.assertRegex(output, r'red\.toml:\d+.*rule "red/loops" was stopped on its test event')
         self.assertIn("ran for more than 200 ms of CPU time", output)
 
-        tested = subprocess.run([TATTLE, "test", config], capture_output=True, text=True, timeout=120)
+        tested = run_tattle("test", config, text=True, timeout=120)
         self.assertEqual(tested.returncode, 1, tested.stdout + tested.stderr)
         fail_lines = [line for line in tested.stdout.splitlines() if line.startswith("FAIL")]
         self.assertEqual(len(fail_lines), 1, tested.stdout)
@@ -182,7 +175,7 @@ class HostileRules(unittest.TestCase):
         self.assertIn("the rule was stopped: it ran for more than 200 ms of CPU time", tested.stdout)
 
         good = self.write_config([], with_tests=True)
-        check = subprocess.run([TATTLE, "check", "-c", good], capture_output=True, text=True, timeout=120)
+        check = run_tattle("check", "-c", good, text=True, timeout=120)
         self.assertEqual(check.returncode, 0, check.stdout + check.stderr)
         self.assertIn("rule budget (300 ms CPU, 64 MiB per rule and event)", check.stdout)
 
@@ -197,8 +190,7 @@ jq_match = 'select(.eventName == "CreateSecret")'
 title = 'def f: f; f'
 destinations = ["alerts"]
 """)
-        result = subprocess.run([TATTLE, "run", "--workers", "2", "-c", config, SAMPLES],
-                                capture_output=True, text=True, timeout=300)
+        result = run_tattle("run", "--workers", "2", "-c", config, SAMPLES, text=True, timeout=300)
         self.assertEqual(result.returncode, 0, result.stderr)
         red = read_alerts(os.path.join(self.dir, "red.jsonl"))
         notices = [a for a in red if a["event"].get("eventSource") == "tattle.internal"]
@@ -232,7 +224,7 @@ destinations = ["alerts"]
 event = '{"eventName": "CreateSecret"}'
 match = true
 """)
-        check = subprocess.run([TATTLE, "check", "-c", config], capture_output=True, text=True, timeout=120)
+        check = run_tattle("check", "-c", config, text=True, timeout=120)
         self.assertEqual(check.returncode, 2, check.stdout + check.stderr)
         self.assertRegex(check.stdout + check.stderr,
                          r'red\.toml:\d+:\d+: rule "red/titled": title was stopped on a test event: it ran for more')
@@ -241,8 +233,8 @@ match = true
         # A rule looping in the evaluator, a budget far away, and tattle killed outright:
         # the evaluator must not stay behind spinning a core.
         config = self.write_config(["loops"], cpu_ms=600000)
-        tattle = subprocess.Popen([TATTLE, "run", "--workers", "1", "-c", config, SAMPLES],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tattle = start_tattle("run", "--workers", "1", "-c", config, SAMPLES,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         evaluator = None
         deadline = time.monotonic() + 60
         while evaluator is None and time.monotonic() < deadline:
@@ -277,7 +269,7 @@ match = true
 
     def test_the_budget_keys_are_checked(self) -> None:
         config = self.write_config([], cpu_ms=5)
-        check = subprocess.run([TATTLE, "check", "-c", config], capture_output=True, text=True, timeout=60)
+        check = run_tattle("check", "-c", config, text=True, timeout=60)
         self.assertEqual(check.returncode, 2)
         self.assertRegex(check.stdout + check.stderr,
                          r"root\.toml:\d+:\d+: limits\.max_rule_cpu_ms must be an integer from 10 to 600000")

@@ -13,12 +13,13 @@ import gzip
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
+import sys
 import unittest
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+import tattle_process  # noqa: E402
+from tattle_process import ScratchDirTestCase  # noqa: E402
 
 CONFIG_HEAD = """
 [[rule]]
@@ -41,17 +42,10 @@ def event(name: str, extra: str = "") -> str:
     return '{"eventName": "%s", "eventID": "%s"%s}' % (name, name, extra)
 
 
-class InputLimits(unittest.TestCase):
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_limits_")
+class InputLimits(ScratchDirTestCase):
+    scratch_prefix = "tattle_limits_"
 
-    def tearDown(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def path(self, name: str) -> str:
-        return os.path.join(self.dir, name)
-
-    def write(self, name: str, data: bytes, gz: bool = False) -> str:
+    def write(self, name: str, data: bytes, gz: bool = False) -> str:  # bytes, not text: hostile input
         with (gzip.open if gz else open)(self.path(name), "wb") as out:
             out.write(data)
         return self.path(name)
@@ -60,7 +54,7 @@ class InputLimits(unittest.TestCase):
         config = self.path("tattle.toml")
         with open(config, "w") as out:
             out.write("[limits]\n" + limits + "\n" + CONFIG_HEAD)
-        result = subprocess.run([TATTLE, "run", "--config", config, *inputs], capture_output=True, timeout=120)
+        result = tattle_process.run_tattle("run", "--config", config, *inputs, timeout=120)
         # Strict: bytes must be UTF-8 and every line one JSON document.
         alerts = [json.loads(line.decode("utf-8")) for line in result.stdout.splitlines() if line.strip()]
         return result, alerts
@@ -115,7 +109,7 @@ class InputLimits(unittest.TestCase):
         config = self.path("bad.toml")
         with open(config, "w") as out:
             out.write("[limits]\nmax_record_byte = 10\nmax_depth = 0\n" + CONFIG_HEAD)
-        result = subprocess.run([TATTLE, "check", "--config", config], capture_output=True, timeout=60)
+        result = tattle_process.run_tattle("check", "--config", config, timeout=60)
         self.assertEqual(result.returncode, 2)
         stderr = result.stderr.decode()
         self.assertIn("bad.toml:2:1: limits: unknown key \"max_record_byte\" (did you mean \"max_record_bytes\"?)",

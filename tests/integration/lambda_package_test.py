@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
@@ -21,19 +19,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 
 from lambda_runtime_api import RuntimeApi  # noqa: E402
+from tattle_process import SOURCE_DIR, TATTLE_BIN, ScratchDirTestCase  # noqa: E402
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(HERE, "..", ".."))
 # The real binary: TATTLE_BIN may be the wrapper that audits its output (tests/CMakeLists.txt).
-BUILD_DIR = os.path.dirname(os.path.dirname(os.environ.get("TATTLE_AUDITED_BIN", TATTLE)))
+BUILD_DIR = os.path.dirname(os.path.dirname(os.environ.get("TATTLE_AUDITED_BIN", TATTLE_BIN)))
 
 
-class LambdaPackageTest(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="tattle-package-")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+class LambdaPackageTest(ScratchDirTestCase):
+    scratch_prefix = "tattle-package-"
 
     def test_unpacked_zip_serves_an_invocation_on_its_own_libraries(self):
         alerts = os.path.join(self.dir, "alerts.jsonl")

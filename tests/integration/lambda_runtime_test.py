@@ -16,11 +16,8 @@ import base64
 import gzip
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
@@ -29,12 +26,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
 
 from lambda_runtime_api import RuntimeApi  # noqa: E402
-from moto_server import MotoServer  # noqa: E402
+from moto_server import OneMotoPerClass  # noqa: E402
+from receiver import SERVER, free_port  # noqa: E402
+from tattle_process import SAMPLES_DIR as SAMPLES, TATTLE_BIN, ScratchDirTestCase  # noqa: E402
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(HERE, "..", ".."))
-SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
-SERVER = os.path.join(SOURCE_DIR, "tests", "support", "https_server.py")
 BUCKET = "trail-logs"
 PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/"
 # Writes other than the two noisy services: a rule whose matches are computed from the data.
@@ -77,33 +72,21 @@ def sqs_event(message_bodies):
         "awsRegion": "us-east-1"} for message_id, body in message_bodies]}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class LambdaRuntimeTest(OneMotoPerClass, ScratchDirTestCase):
+    scratch_prefix = "tattle-lambda-"
 
-
-class LambdaRuntimeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.moto = MotoServer().__enter__()
-        s3 = cls.moto.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        for name in sample_files():
-            with open(os.path.join(SAMPLES, name), "rb") as f:
-                s3.put_object(Bucket=BUCKET, Key=PREFIX + name, Body=f.read())
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.moto.__exit__(None, None, None)
+        super().setUpClass()
+        cls.moto.bucket_with_files(BUCKET, PREFIX, [os.path.join(SAMPLES, name) for name in sample_files()])
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="tattle-lambda-")
+        super().setUp()
         # The function's code directory, as `scripts/package-lambda` lays it out: bootstrap + config.
         self.task_root = os.path.join(self.dir, "task")
         os.makedirs(self.task_root)
         self.bootstrap = os.path.join(self.task_root, "bootstrap")
-        os.symlink(TATTLE, self.bootstrap)
+        os.symlink(TATTLE_BIN, self.bootstrap)
         self.alerts = os.path.join(self.dir, "alerts.jsonl")
         self.processes = []
 
@@ -115,7 +98,7 @@ class LambdaRuntimeTest(unittest.TestCase):
             for pipe in (process.stdin, process.stdout):
                 if pipe is not None:
                     pipe.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def write_config(self, destination):
         with open(os.path.join(self.task_root, "tattle.toml"), "w") as f:

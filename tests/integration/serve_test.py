@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import time
@@ -25,23 +24,18 @@ import unittest
 import urllib.error
 import urllib.request
 
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "support"))
-from moto_server import MotoServer  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from moto_server import OneMotoPerClass  # noqa: E402
+from receiver import Receiver  # noqa: E402
+from tattle_process import (SAMPLES_DIR as SAMPLES, ScratchDirTestCase, followed_file_source,  # noqa: E402
+                            run_tattle, sample_cloudtrail_files, start_tattle)
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SERVER = os.path.join(SOURCE_DIR, "tests", "support", "https_server.py")
-SAMPLES = os.path.join(SOURCE_DIR, "configs", "samples")
 BUCKET = "trail-logs"
 KEY_PREFIX = "AWSLogs/218007301253/CloudTrail/us-east-1/2023/07/10/"
 HOOK_PATH = "hooks/T0123SECRETPATH"  # part of the webhook URL: a secret, never printed
 WRITES = "select(.readOnly == false)"
 READS = "select(.readOnly == true)"
 TIMEOUT = 60  # seconds: how long a condition that must come true may take
-
-
-def sample_files() -> list[str]:
-    return sorted(n for n in os.listdir(SAMPLES) if n.endswith(".json.gz") and "_CloudTrail_" in n)
 
 
 def records(name: str) -> list[dict]:
@@ -65,41 +59,22 @@ def wait_for(condition, what: str, timeout: float = TIMEOUT):
         time.sleep(0.05)
 
 
-class Receiver:
-    """https_server.py (plain HTTP) as a subprocess; its stdin pipe keeps it alive."""
+class AlertReceiver(Receiver):
+    """The receiver answering every request with status after delay_ms; what it accepted, as alerts."""
 
     def __init__(self, directory: str, delay_ms: int = 0, status: int = 200):
-        self.log = os.path.join(directory, "requests.jsonl")
-        command = [sys.executable, SERVER, "--log", self.log]
-        if delay_ms or status != 200:
-            script = os.path.join(directory, "script.json")
-            with open(script, "w", encoding="utf-8") as f:
-                json.dump([{"status": status, "delay_ms": delay_ms}], f)
-            command += ["--script", script]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.port = int(self.process.stdout.readline())
+        super().__init__(directory, script=[{"status": status, "delay_ms": delay_ms}]
+                         if delay_ms or status != 200 else None)
 
     def delivered(self) -> list[dict]:
         """The alerts answered with 200, in arrival order."""
-        if not os.path.exists(self.log):
-            return []
-        with open(self.log, encoding="utf-8") as f:
-            requests = [json.loads(line) for line in f if line.endswith("\n")]
-        return [json.loads(r["body"]) for r in requests if r["response"] == 200]
+        return [json.loads(r["body"]) for r in self.requests() if r["response"] == 200]
 
     def delivered_event_ids(self) -> list[str]:
         return [alert["event"]["eventID"] for alert in self.delivered()]
 
     def request_count(self) -> int:
-        if not os.path.exists(self.log):
-            return 0
-        with open(self.log, encoding="utf-8") as f:
-            return sum(1 for line in f if line.endswith("\n"))
-
-    def stop(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
+        return len(self.requests())
 
 
 class Daemon:
@@ -107,9 +82,9 @@ class Daemon:
 
     def __init__(self, config: str, env: dict, grace_period: float = 10):
         self.grace_period = grace_period
-        self.process = subprocess.Popen(
-            [TATTLE, "--log-level", "debug", "serve", "--config", config, "--listen", "127.0.0.1:0",
-             "--grace-period", str(grace_period), "--poll-interval", "0.1"],
+        self.process = start_tattle(
+            "--log-level", "debug", "serve", "--config", config, "--listen", "127.0.0.1:0",
+            "--grace-period", str(grace_period), "--poll-interval", "0.1",
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         self.lines: list[str] = []
         self._lock = threading.Lock()
@@ -169,12 +144,14 @@ class Daemon:
             self.process.stdout.close()
 
 
-class ServeTestCase(unittest.TestCase):
+class ServeTestCase(ScratchDirTestCase):
+    scratch_prefix = "tattle_serve_"
+
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_serve_")
+        super().setUp()
         self.printed = ""
         self.daemons: list[Daemon] = []
-        self.receiver: Receiver | None = None
+        self.receiver: AlertReceiver | None = None
 
     def tearDown(self) -> None:
         for daemon in self.daemons:
@@ -183,7 +160,7 @@ class ServeTestCase(unittest.TestCase):
         if self.receiver is not None:
             self.receiver.stop()
         self.assertNotIn("T0123SECRETPATH", self.printed, "the webhook URL is a secret")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def start(self, config: str, env: dict, grace_period: float = 10) -> Daemon:
         daemon = Daemon(config, env, grace_period)
@@ -216,23 +193,14 @@ class FollowBase(ServeTestCase):
         super().setUp()
         self.watched = os.path.join(self.dir, "incoming")
         os.makedirs(self.watched)
-        self.receiver = Receiver(self.dir, status=self.receiver_status)
+        self.receiver = AlertReceiver(self.dir, status=self.receiver_status)
         self.config_path = os.path.join(self.dir, "tattle.toml")
-        self.files = sample_files()
+        self.files = sample_cloudtrail_files()
 
     def write_config(self, rule_name: str, jq: str) -> None:
         with open(self.config_path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""
-                spool_dir = "spool"
-
-                [[source]]
-                id = "incoming"
-                type = "file"
-                paths = ["incoming"]
-                follow = true
-                scan_interval_seconds = 0.1
-                checkpoint = "state/incoming.checkpoint"
-
+            f.write('spool_dir = "spool"\n' + followed_file_source("incoming", "state/incoming.checkpoint") +
+                    textwrap.dedent(f"""
                 [[rule]]
                 name = "{rule_name}"
                 jq_match = '{jq}'
@@ -358,15 +326,8 @@ class BrokenBundleTest(FollowBase):
                 spool_dir = "spool"
                 bundles = ["teams/*.toml"]
                 {on_bundle_error}
-
-                [[source]]
-                id = "incoming"
-                type = "file"
-                paths = ["incoming"]
-                follow = true
-                scan_interval_seconds = 0.1
-                checkpoint = "state/incoming.checkpoint"
-                """) + self.destination() + '\nshare_with = ["*"]\n')
+                """) + followed_file_source("incoming", "state/incoming.checkpoint") +
+                    self.destination() + '\nshare_with = ["*"]\n')
 
     def test_a_broken_bundle_is_skipped_with_an_alert_and_the_others_run(self) -> None:
         self.write_bundles(broken=True)
@@ -400,8 +361,8 @@ class BrokenBundleTest(FollowBase):
 
     def test_on_bundle_error_fail_keeps_the_daemon_from_starting(self) -> None:
         self.write_bundles(broken=True, on_bundle_error='on_bundle_error = "fail"')
-        result = subprocess.run([TATTLE, "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
-                                capture_output=True, timeout=60, env=self.env())
+        result = run_tattle("serve", "--config", self.config_path, "--listen", "127.0.0.1:0", timeout=60,
+                            env=self.env())
         self.assertEqual(result.returncode, 2)
         self.assertIn("bad.toml", result.stderr.decode() + result.stdout.decode())
         self.assertEqual(self.receiver.request_count(), 0)
@@ -422,8 +383,7 @@ class GracePeriodTest(FollowBase):
         self.assertEqual(code, 0, daemon.output())
         self.assertLess(took, daemon.grace_period)
         self.assertEqual(self.receiver.delivered(), [])
-        listing = subprocess.run([TATTLE, "spool", "list", "--json", "--config", self.config_path],
-                                 capture_output=True, timeout=60, env=self.env())
+        listing = run_tattle("spool", "list", "--json", "--config", self.config_path, timeout=60, env=self.env())
         self.printed += listing.stdout.decode() + listing.stderr.decode()
         spooled = json.loads(listing.stdout)
         self.assertEqual(len(spooled), len(event_ids(name, False)), listing.stdout.decode())
@@ -432,23 +392,15 @@ class GracePeriodTest(FollowBase):
             self.assertEqual([json.loads(line) for line in f], [os.path.join(self.watched, name)])
 
 
-class SqsTest(ServeTestCase):
+class SqsTest(OneMotoPerClass, ServeTestCase):
     """SIGTERM in the middle of a queue: nothing lost, nothing twice."""
 
     @classmethod
     def setUpClass(cls) -> None:
-        cls.moto = MotoServer().__enter__()
-        cls.s3 = cls.moto.client("s3")
+        super().setUpClass()
         cls.sqs = cls.moto.client("sqs")
-        cls.s3.create_bucket(Bucket=BUCKET)
-        cls.files = sample_files()
-        for name in cls.files:
-            with open(os.path.join(SAMPLES, name), "rb") as f:
-                cls.s3.put_object(Bucket=BUCKET, Key=KEY_PREFIX + name, Body=f.read())
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.moto.__exit__(None, None, None)
+        cls.files = sample_cloudtrail_files()
+        cls.moto.bucket_with_files(BUCKET, KEY_PREFIX, [os.path.join(SAMPLES, name) for name in cls.files])
 
     def tearDown(self) -> None:
         super().tearDown()
@@ -461,12 +413,6 @@ class SqsTest(ServeTestCase):
             "s3": {"bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
                    "object": {"key": key, "size": 1}}}]})
 
-    def messages_in_queue(self, queue_url: str) -> tuple[int, int]:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
     def test_sigterm_mid_queue_loses_nothing_and_duplicates_nothing(self) -> None:
         queue_url = self.sqs.create_queue(QueueName="serve-sigterm")["QueueUrl"]
         expected: list[str] = []
@@ -475,7 +421,7 @@ class SqsTest(ServeTestCase):
             expected += event_ids(name, False)
         # A slow receiver and a short delivery queue: the daemon reads at the receiver's pace,
         # so SIGTERM comes while most messages are not read yet.
-        self.receiver = Receiver(self.dir, delay_ms=20)
+        self.receiver = AlertReceiver(self.dir, delay_ms=20)
         config = os.path.join(self.dir, "tattle.toml")
         with open(config, "w", encoding="utf-8") as f:
             f.write(textwrap.dedent(f"""
@@ -510,11 +456,11 @@ class SqsTest(ServeTestCase):
         # delivers exactly the remainder and empties the queue.
         daemon = self.start(config, env, grace_period=15)
         wait_for(lambda: len(self.receiver.delivered_event_ids()) >= len(expected), "the remaining alerts")
-        wait_for(lambda: self.messages_in_queue(queue_url) == (0, 0), "an empty queue")
+        wait_for(lambda: self.moto.queue_depth(queue_url) == (0, 0), "an empty queue")
         code, _ = daemon.stop()
         self.assertEqual(code, 0, daemon.output())
         self.assertEqual(sorted(self.receiver.delivered_event_ids()), sorted(expected), "every alert exactly once")
-        self.assertEqual(self.messages_in_queue(queue_url), (0, 0))
+        self.assertEqual(self.moto.queue_depth(queue_url), (0, 0))
 
 
 if __name__ == "__main__":

@@ -13,20 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import textwrap
 import unittest
 
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-SUPPORT = os.path.join(SOURCE_DIR, "tests", "support")
-
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+from receiver import Receiver, make_test_ca  # noqa: E402
 # Real CloudTrail events (cloudtrail-tattletail's test log), with hostile text put in.
-TESTDATA = os.path.join(DATA, "tattletail", "testdata-1.json")
+from tattle_process import TATTLETAIL_TESTDATA as TESTDATA, ScratchDirTestCase, run_tattle  # noqa: E402
 
 HOSTILE = {
     "userAgent": "<!channel> aws-cli/2.0",
@@ -51,24 +44,17 @@ def strings_in(value, path="$"):
             yield from strings_in(item, f"{path}[{index}]")
 
 
-class SlackMentionsTest(unittest.TestCase):
+class SlackMentionsTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_slack_mentions_"
+
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_slack_mentions_")
-        self.ca_dir = os.path.join(self.dir, "ca")
-        subprocess.run(["bash", os.path.join(SUPPORT, "make_test_ca.sh"), self.ca_dir], check=True,
-                       capture_output=True)
-        self.log = os.path.join(self.dir, "requests.jsonl")
-        self.receiver = subprocess.Popen(
-            [sys.executable, os.path.join(SUPPORT, "https_server.py"), "--log", self.log,
-             "--cert", os.path.join(self.ca_dir, "server.pem"), "--key", os.path.join(self.ca_dir, "server.key")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.port = int(self.receiver.stdout.readline())
+        super().setUp()
+        self.ca_dir = make_test_ca(os.path.join(self.dir, "ca"))
+        self.receiver = Receiver(self.dir, ca_dir=self.ca_dir)
 
     def tearDown(self) -> None:
-        self.receiver.stdin.close()
-        self.receiver.wait(timeout=10)
-        self.receiver.stdout.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.receiver.stop()
+        super().tearDown()
 
     def write_events(self) -> str:
         with open(TESTDATA, encoding="utf-8") as f:
@@ -87,10 +73,8 @@ class SlackMentionsTest(unittest.TestCase):
 
     def write_config(self) -> str:
         ca_file = os.path.join(self.ca_dir, "ca.pem")
-        url = f"https://127.0.0.1:{self.port}"
-        path = os.path.join(self.dir, "tattle.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""\
+        url = self.receiver.url("")
+        return self.write("tattle.toml", f"""\
                 state_dir = "state"
                 spool_dir = "spool"
 
@@ -118,15 +102,13 @@ class SlackMentionsTest(unittest.TestCase):
                    {{"type": "context", "elements": [{{"type": "mrkdwn", "text": "{{{{event.userIdentity.userName}}}}"}}]}}
                  ]}}
                 '''
-                """))
-        return path
+                """)
 
     def test_event_text_mentions_nobody(self) -> None:
-        result = subprocess.run([TATTLE, "run", "--config", self.write_config(), self.write_events()],
-                                capture_output=True, text=True, timeout=120, cwd=self.dir)
+        result = run_tattle("run", "--config", self.write_config(), self.write_events(), timeout=120, text=True,
+                            cwd=self.dir)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        with open(self.log, encoding="utf-8") as f:
-            requests = [json.loads(line) for line in f if line.endswith("\n")]
+        requests = self.receiver.requests()
         self.assertEqual(sorted(r["path"] for r in requests),
                          ["/services/T0/B0/layout", "/services/T0/B0/template"])
 

@@ -25,11 +25,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import re
-import tempfile
 import textwrap
 import time
 import tomllib
@@ -38,14 +36,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 from moto_server import MotoServer  # noqa: E402
+from receiver import Receiver, free_port, make_test_ca  # noqa: E402
 from secret_search import leaks  # noqa: E402
-
-TATTLE = os.environ.get("TATTLE_BIN", "")
-SOURCE_DIR = os.environ.get("TATTLE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-DATA = os.environ.get("TATTLE_SHARED_DATA_DIR", os.path.join(SOURCE_DIR, "..", "shared", "data"))
-SUPPORT = os.path.join(SOURCE_DIR, "tests", "support")
-SERVER = os.path.join(SUPPORT, "https_server.py")
-TATTLETAIL_TESTDATA = os.path.join(DATA, "tattletail", "testdata-1.json")
+from tattle_process import (SOURCE_DIR, TATTLETAIL_TESTDATA, ScratchDirTestCase, followed_file_source,  # noqa: E402
+                            run_tattle, start_tattle)
 
 # The tokens are what makes each URL a credential; each is long and unlike any other text.
 SLACK_ENV_TOKEN = "slackEnvToken7f3a9c2e1b"
@@ -61,52 +55,15 @@ EXAMPLE_HEADER = "Bearer exampleHeaderSecret0f2d4b6a8c"
 EXAMPLE_HMAC = "exampleHmacSecret9e7c5a3f1b"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class NoSecretInLogsTest(ScratchDirTestCase):
+    scratch_prefix = "tattle_no_secret_"
 
-
-class Receiver:
-    """https_server.py (TLS when a CA directory is given); its stdin pipe keeps it alive."""
-
-    def __init__(self, directory: str, name: str, script: list | None = None, ca_dir: str | None = None):
-        self.log = os.path.join(directory, f"{name}-requests.jsonl")
-        args = [sys.executable, SERVER, "--log", self.log]
-        if ca_dir is not None:
-            args += ["--cert", os.path.join(ca_dir, "server.pem"), "--key", os.path.join(ca_dir, "server.key")]
-        if script is not None:
-            script_path = os.path.join(directory, f"{name}-script.json")
-            with open(script_path, "w", encoding="utf-8") as f:
-                json.dump(script, f)
-            args += ["--script", script_path]
-        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        self.port = int(self.process.stdout.readline())
-        self.scheme = "https" if ca_dir is not None else "http"
-
-    def url(self, path: str) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
-
-    def requests(self) -> list[dict]:
-        if not os.path.exists(self.log):
-            return []
-        with open(self.log, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.endswith("\n")]
-
-    def stop(self) -> None:
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-        self.process.stdout.close()
-
-
-class NoSecretInLogsTest(unittest.TestCase):
     maxDiff = None
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="tattle_no_secret_")
+        super().setUp()
         self.ca_dir = os.path.join(self.dir, "ca")
-        subprocess.run(["bash", os.path.join(SUPPORT, "make_test_ca.sh"), self.ca_dir], check=True,
-                       capture_output=True)
+        make_test_ca(self.ca_dir)
         self.receivers: list[Receiver] = []
         self.outputs: list[tuple[str, str]] = []  # (what, text) of everything to search
         self.moto = MotoServer().__enter__()
@@ -115,10 +72,10 @@ class NoSecretInLogsTest(unittest.TestCase):
         for receiver in self.receivers:
             receiver.stop()
         self.moto.__exit__(None, None, None)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def receiver(self, name: str, script: list | None = None, tls: bool = True) -> Receiver:
-        receiver = Receiver(self.dir, name, script, self.ca_dir if tls else None)
+        receiver = Receiver(self.dir, f"{name}-requests", script, ca_dir=self.ca_dir if tls else None)
         self.receivers.append(receiver)
         return receiver
 
@@ -140,8 +97,7 @@ class NoSecretInLogsTest(unittest.TestCase):
 
     def tattle(self, what: str, *args: str, env: dict, expect: int | tuple = 0) -> str:
         for log_format in ("text", "json"):
-            result = subprocess.run([TATTLE, "--log-format", log_format, "--log-level", "trace", *args],
-                                    capture_output=True, timeout=300, env=env)
+            result = run_tattle("--log-format", log_format, "--log-level", "trace", *args, timeout=300, env=env)
             printed = result.stdout.decode(errors="replace") + result.stderr.decode(errors="replace")
             self.outputs.append((f"{what} ({log_format})", printed))
             expected = expect if isinstance(expect, tuple) else (expect,)
@@ -161,10 +117,8 @@ class NoSecretInLogsTest(unittest.TestCase):
 
     def write_config(self, name: str, slack: Receiver, pagerduty: Receiver, webhook: Receiver,
                      ssm_slack_port: int, delivery: str) -> str:
-        path = os.path.join(self.dir, name)
         ca_file = os.path.join(self.ca_dir, "ca.pem")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(textwrap.dedent(f"""\
+        path = self.write(name, f"""\
                 spool_dir = "spool"
                 state_dir = "state-{name}"
 
@@ -210,11 +164,9 @@ class NoSecretInLogsTest(unittest.TestCase):
                 headers = {{ Authorization = "env:TATTLE_TEST_HEADER", X-Api-Key = "secretsmanager:tattle/api#key" }}
                 hmac_secret = "file:hmac.txt"
                 delivery = {{ {delivery} }}
-                """))
-        with open(os.path.join(self.dir, "slack_url.txt"), "w", encoding="utf-8") as f:
-            f.write(slack.url(f"/services/TFILE0001/BFILE0001/{SLACK_FILE_TOKEN}") + "\n")
-        with open(os.path.join(self.dir, "hmac.txt"), "w", encoding="utf-8") as f:
-            f.write(HMAC_SECRET + "\n")
+                """)
+        self.write("slack_url.txt", slack.url(f"/services/TFILE0001/BFILE0001/{SLACK_FILE_TOKEN}") + "\n")
+        self.write("hmac.txt", HMAC_SECRET + "\n")
         return path
 
     def test_no_secret_is_printed_or_written_in_any_mode(self) -> None:
@@ -316,22 +268,15 @@ class NoSecretInLogsTest(unittest.TestCase):
             text = f.read()
         with open(daemon_config, "w", encoding="utf-8") as f:
             text = text.replace('spool_dir = "spool"', 'spool_dir = "spool-serve"', 1)
-            f.write(text.replace('state_dir = "state-bad.toml"', 'state_dir = "state-serve"', 1) + textwrap.dedent("""
-                [[source]]
-                id = "incoming"
-                type = "file"
-                paths = ["incoming"]
-                follow = true
-                scan_interval_seconds = 0.1
-                checkpoint = "state-serve/incoming.checkpoint"
-                """))
+            f.write(text.replace('state_dir = "state-bad.toml"', 'state_dir = "state-serve"', 1) +
+                    followed_file_source("incoming", "state-serve/incoming.checkpoint"))
         shutil.copy(TATTLETAIL_TESTDATA, incoming)
         log_path = os.path.join(self.dir, "serve.log")
         with open(log_path, "wb") as log:
             # The log goes to a file, so that the daemon never blocks on a full pipe.
-            process = subprocess.Popen([TATTLE, "--log-level", "trace", "serve", "--config", daemon_config,
-                                        "--listen", "127.0.0.1:0", "--poll-interval", "0.1"],
-                                       stdout=log, stderr=subprocess.STDOUT, env=env)
+            process = start_tattle("--log-level", "trace", "serve", "--config", daemon_config,
+                                   "--listen", "127.0.0.1:0", "--poll-interval", "0.1",
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
 
         def printed() -> str:
             with open(log_path, encoding="utf-8", errors="replace") as f:

@@ -5,9 +5,10 @@ CreateAccessKey, PutUserPolicy) go unauthenticated, every later one must be sign
 the key they create. `MotoServer.tattle_env()` gives tattle that key and the endpoint.
 
     with MotoServer() as moto:
-        s3 = moto.client("s3")
-        s3.create_bucket(Bucket="trail")
-        subprocess.run([tattle, "run", ...], env=moto.tattle_env(home=tmpdir))
+        moto.bucket_with_files("trail", "AWSLogs/", paths)
+        run_tattle("run", ..., timeout=300, env=moto.tattle_env(home=tmpdir))  # tattle_process.py
+
+A test class whose tests share one server inherits OneMotoPerClass (it sets cls.moto).
 """
 
 import json
@@ -20,6 +21,8 @@ import urllib.request
 
 import boto3
 from botocore.config import Config
+
+from receiver import free_port
 
 REGION = "us-east-1"
 _UNAUTHENTICATED_ACTIONS = 3
@@ -36,19 +39,14 @@ main(sys.argv[1:])
 """
 
 
-def unused_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class MotoServer:
     def __init__(self):
-        self.port = unused_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
         self.access_key_id = None
         self.secret_access_key = None
+        self._sqs = None
 
     def __enter__(self):
         env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(_UNAUTHENTICATED_ACTIONS))
@@ -100,7 +98,40 @@ class MotoServer:
         env.update(extra)
         return env
 
+    def bucket_with_files(self, bucket, key_prefix, paths):
+        """Creates bucket and puts each file of paths in it as key_prefix + its name."""
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=bucket)
+        for path in paths:
+            with open(path, "rb") as f:
+                s3.put_object(Bucket=bucket, Key=key_prefix + os.path.basename(path), Body=f.read())
+
+    def queue_depth(self, queue_url):
+        """(messages waiting, messages received and not yet deleted) in the queue, as SQS counts them."""
+        if self._sqs is None:  # one client for all: a test may ask many times a second
+            self._sqs = self.client("sqs")
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
     def api(self, path):
         """moto's own inspection API (/moto-api/...), e.g. the SES and SNS stores."""
         with urllib.request.urlopen(self.url + path, timeout=30) as answer:
             return json.loads(answer.read())
+
+
+class OneMotoPerClass:
+    """Mixin for a unittest.TestCase: one MotoServer (cls.moto) for all the tests of the
+    class, started before the first and stopped after the last; starting moto and creating
+    its user takes seconds, too long to pay for each test."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.moto = MotoServer().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.moto.__exit__(None, None, None)
+        super().tearDownClass()
