@@ -86,8 +86,8 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
     std::size_t held_ready_matches = 0;  // in held entries without a group
     std::shared_ptr<Group> gathering;
     std::shared_ptr<Group> asked;  // the group the evaluator decides
-    // Groups of at most kGroup events; at most kHeld events wait (the memory of a batch
-    // stays bounded, as when every event was decided on arrival).
+    // Groups of at most kGroup events; at most kHeld matched events wait, so what a batch
+    // holds stays bounded whatever its size (as the 256 events waiting before did).
     constexpr std::size_t kGroup = 256;
     constexpr std::size_t kHeld = 256;
     auto undecided_matches = [&] {
