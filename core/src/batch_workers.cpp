@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <exception>
 
 namespace tattle {
@@ -21,21 +22,25 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
     }
     // With rendering the decoder reuses each event's memory once its callback returns.
     const EventLifetime lifetime = rendering != nullptr ? EventLifetime::callback : EventLifetime::owned;
+    auto runs = [&](std::size_t rule_index) { return rule_index < rules_to_run.size() && rules_to_run[rule_index]; };
+    auto check_alert_limit = [&] {
+        if (result.matches.size() >= limits.max_alerts_per_batch) {
+            throw DecodeLimitError(std::string(origin) + ": more than " + std::to_string(limits.max_alerts_per_batch) +
+                                       " alerts from one batch (limits.max_alerts_per_batch); the batch is failed",
+                                   "max_alerts_per_batch");
+        }
+    };
 
-    // One event's matches into the result, in rule order. event_is_ours: it may be moved from.
-    auto add_matches = [&](boost::json::object& event, bool event_is_ours, std::size_t index,
-                           PendingEvaluation& evaluation) {
+    // One event's matches (of the rules to run) as results, in rule order. event_is_ours:
+    // it may be moved from. kept_json: the event's text when made already.
+    // straight_to_result: each is checked against the alert limit and added at once.
+    auto render_matches = [&](std::vector<EvaluatedMatch>& out, boost::json::object& event, bool event_is_ours,
+                              std::size_t index, std::vector<RuleMatch>& matches,
+                              std::shared_ptr<const std::string> kept_json, bool straight_to_result) {
         std::shared_ptr<const boost::json::object> kept;
-        std::shared_ptr<const std::string> kept_json;
-        for (auto& match : evaluation.matches) {
-            if (match.rule_index >= rules_to_run.size() || !rules_to_run[match.rule_index]) continue;
-            if (result.matches.size() >= limits.max_alerts_per_batch) {
-                throw DecodeLimitError(std::string(origin) + ": more than " +
-                                           std::to_string(limits.max_alerts_per_batch) +
-                                           " alerts from one batch (limits.max_alerts_per_batch); the batch "
-                                           "is failed",
-                                       "max_alerts_per_batch");
-            }
+        for (auto& match : matches) {
+            if (!runs(match.rule_index)) continue;
+            if (straight_to_result) check_alert_limit();
             EvaluatedMatch evaluated{match.rule_index, index, nullptr, std::nullopt, std::nullopt, nullptr};
             if (rendering == nullptr) {
                 if (!kept) kept = std::make_shared<const boost::json::object>(std::move(event));
@@ -55,46 +60,135 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                     evaluated.event = kept;
                 }
             }
-            result.matches.push_back(std::move(evaluated));
+            out.push_back(std::move(evaluated));
         }
     };
 
-    // Events with rules left for libjq wait here, in order (with the events after them
-    // that matched natively), until libjq has decided a group of them: one request to the
-    // rule evaluator per group.
-    struct Waiting {
-        std::size_t index = 0;
-        boost::json::object event;  // our own copy or the moved event
-    };
-    std::vector<Waiting> waiting;
-    std::vector<PendingEvaluation> pending;
-    std::vector<const boost::json::object*> waiting_events;
-    constexpr std::size_t kGroup = 256;
-    // The most matches the waiting events can still give: once that could pass
-    // max_alerts_per_batch they are decided at once, so the limit fails the batch at the
-    // same record as when every event was decided on arrival.
-    std::size_t possible_matches = 0;
-    auto flush = [&] {
-        possible_matches = 0;
-        if (waiting.empty()) return;
-        waiting_events.clear();
-        for (const auto& w : waiting) waiting_events.push_back(&w.event);
-        filter.finish(waiting_events, pending);
-        // Taken out first: if the alert limit stops this group, none of it is finished twice.
-        std::vector<Waiting> group;
+    // Events with rules left for libjq, gathered into groups: one request to the rule
+    // evaluator per group, and while it decides one group the next is gathered. The
+    // matched events after the first of them wait in `held`, in order, until every event
+    // before them is decided: those whose matches need no libjq as finished results (no
+    // copy of the event), the others as a copy in their group.
+    struct Group {
+        std::deque<boost::json::object> events;  // our copies (libjq_events point into it)
+        std::vector<LibjqEvent> libjq_events;
         std::vector<PendingEvaluation> evaluations;
-        group.swap(waiting);
-        evaluations.swap(pending);
-        for (std::size_t i = 0; i < group.size(); ++i) add_matches(group[i].event, true, group[i].index, evaluations[i]);
+        std::size_t possible_matches = 0;  // the most matches its events can give
+        bool decided = false;
+    };
+    struct Held {
+        std::size_t index = 0;
+        std::vector<EvaluatedMatch> ready;  // without group: the event's results
+        std::shared_ptr<Group> group;       // or its event in this group, at slot
+        std::size_t slot = 0;
+    };
+    std::deque<Held> held;
+    std::size_t held_ready_matches = 0;  // in held entries without a group
+    std::shared_ptr<Group> gathering;
+    std::shared_ptr<Group> asked;  // the group the evaluator decides
+    // Groups of at most kGroup events; at most kHeld matched events wait, so what a batch
+    // holds stays bounded whatever its size (as the 256 events waiting before did).
+    constexpr std::size_t kGroup = 256;
+    constexpr std::size_t kHeld = 256;
+    auto undecided_matches = [&] {
+        return held_ready_matches + (gathering ? gathering->possible_matches : 0) +
+               (asked ? asked->possible_matches : 0);
+    };
+
+    // Held entries that are decided, from the front, into the result.
+    auto release_decided = [&] {
+        try {
+            while (!held.empty() && (!held.front().group || held.front().group->decided)) {
+                Held& front = held.front();
+                if (front.group) {
+                    Group& group = *front.group;
+                    std::vector<EvaluatedMatch> evaluated;
+                    render_matches(evaluated, group.events[front.slot], true, front.index,
+                                   group.evaluations[front.slot].matches, group.libjq_events[front.slot].json, false);
+                    for (auto& match : evaluated) {
+                        check_alert_limit();
+                        result.matches.push_back(std::move(match));
+                    }
+                } else {
+                    held_ready_matches -= front.ready.size();
+                    for (auto& match : front.ready) {
+                        check_alert_limit();
+                        result.matches.push_back(std::move(match));
+                    }
+                }
+                held.pop_front();
+            }
+        } catch (const DecodeLimitError&) {
+            // The batch fails here: nothing after this record is kept.
+            held.clear();
+            held_ready_matches = 0;
+            gathering.reset();
+            throw;
+        }
+    };
+    // Matches of rules the group just decided got disabled: not for the events after it,
+    // which the rules were evaluated on natively before that was known.
+    auto drop_disabled_after = [&](const Group& decided) {
+        std::vector<bool> disabled(rule_count, false);
+        for (std::size_t i = 0; i < rule_count; ++i) disabled[i] = filter.disabled_reason(i).has_value();
+        auto is_disabled = [&](std::size_t rule) { return rule < disabled.size() && disabled[rule]; };
+        std::size_t first_after = 0;
+        for (std::size_t i = 0; i < held.size(); ++i) {
+            if (held[i].group.get() == &decided) first_after = i + 1;
+        }
+        for (std::size_t i = first_after; i < held.size(); ++i) {
+            Held& entry = held[i];
+            if (entry.group) {
+                std::erase_if(entry.group->evaluations[entry.slot].matches,
+                              [&](const RuleMatch& match) { return is_disabled(match.rule_index); });
+            } else {
+                const std::size_t before = entry.ready.size();
+                std::erase_if(entry.ready, [&](const EvaluatedMatch& match) { return is_disabled(match.rule_index); });
+                held_ready_matches -= before - entry.ready.size();
+            }
+        }
+    };
+    // The asked group's answers, if there (or, with wait, when there); then the gathered
+    // group is asked.
+    auto advance = [&](bool wait) {
+        if (asked && (wait || filter.finish_ready())) {
+            std::shared_ptr<Group> decided = std::move(asked);
+            asked.reset();
+            const bool disabled_some = filter.complete_finish();
+            decided->decided = true;
+            if (disabled_some) drop_disabled_after(*decided);
+            release_decided();
+        }
+        if (!asked && gathering) {
+            asked = std::move(gathering);
+            gathering.reset();
+            filter.start_finish(asked->libjq_events, asked->evaluations);
+        }
+    };
+    auto decide_all = [&] {
+        while (asked || gathering) advance(true);
+        release_decided();
     };
     // The records before a failure keep their alerts.
-    auto flush_after_failure = [&] {
+    auto decide_after_failure = [&] {
         try {
-            flush();
+            decide_all();
         } catch (const DecodeLimitError&) {
             // the batch has failed already; the alerts up to the limit are kept
         }
     };
+    // Whatever ends this call, the evaluator's thread is done with our groups first.
+    struct AnswersAwaited {
+        FilterStage& filter;
+        ~AnswersAwaited() {
+            if (!filter.finishing()) return;
+            try {
+                filter.complete_finish();
+            } catch (...) {
+                // already failing; the batch's other error is the one reported
+            }
+        }
+    } answers_awaited{filter};
 
     filter.begin_batch(origin);
     try {
@@ -104,39 +198,61 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                 ++result.events;
                 PendingEvaluation evaluation = filter.evaluate_natively(event);
                 if (evaluation.matches.empty() && evaluation.libjq_rules.empty()) return;
-                if (waiting.empty() && evaluation.libjq_rules.empty()) {
-                    add_matches(event, lifetime == EventLifetime::owned, index, evaluation);
+                const bool event_is_ours = lifetime == EventLifetime::owned;
+                if (evaluation.libjq_rules.empty()) {
+                    if (held.empty()) {
+                        render_matches(result.matches, event, event_is_ours, index, evaluation.matches, nullptr, true);
+                        return;
+                    }
+                    Held entry{index, {}, nullptr, 0};
+                    render_matches(entry.ready, event, event_is_ours, index, evaluation.matches, nullptr, false);
+                    if (entry.ready.empty()) return;
+                    held_ready_matches += entry.ready.size();
+                    held.push_back(std::move(entry));
+                } else {
+                    if (!gathering) gathering = std::make_shared<Group>();
+                    if (lifetime == EventLifetime::callback) {
+                        // Native annotations may share the event's reused memory too.
+                        // (Assigning would keep the old storage: Boost.JSON values keep theirs.)
+                        for (auto& match : evaluation.matches) {
+                            if (!match.annotation) continue;
+                            boost::json::value own(*match.annotation, boost::json::storage_ptr());
+                            match.annotation.reset();
+                            match.annotation.emplace(std::move(own));
+                        }
+                    }
+                    Group& group = *gathering;
+                    group.possible_matches += evaluation.matches.size() + evaluation.libjq_rules.size();
+                    group.events.push_back(event_is_ours ? std::move(event)
+                                                         : boost::json::object(event, boost::json::storage_ptr()));
+                    // The evaluator is sent the text the alerts show: made once, for both.
+                    group.libjq_events.push_back(LibjqEvent{
+                        &group.events.back(),
+                        rendering != nullptr ? std::make_shared<const std::string>(event_json(group.events.back()))
+                                             : nullptr});
+                    group.evaluations.push_back(std::move(evaluation));
+                    held.push_back(Held{index, {}, gathering, group.events.size() - 1});
+                }
+                // The alert limit fails the batch at the record it failed at when every
+                // event was decided on arrival: once the waiting events could pass it,
+                // they are decided now.
+                if (result.matches.size() + undecided_matches() > limits.max_alerts_per_batch) {
+                    decide_all();
                     return;
                 }
-                possible_matches += evaluation.matches.size() + evaluation.libjq_rules.size();
-                if (lifetime == EventLifetime::callback) {
-                    // Native annotations may share the event's reused memory too.
-                    // (Assigning would keep the old storage: Boost.JSON values keep theirs.)
-                    for (auto& match : evaluation.matches) {
-                        if (!match.annotation) continue;
-                        boost::json::value own(*match.annotation, boost::json::storage_ptr());
-                        match.annotation.reset();
-                        match.annotation.emplace(std::move(own));
-                    }
-                }
-                waiting.push_back({index, lifetime == EventLifetime::owned
-                                              ? std::move(event)
-                                              : boost::json::object(event, boost::json::storage_ptr())});
-                pending.push_back(std::move(evaluation));
-                if (waiting.size() >= kGroup || result.matches.size() + possible_matches > limits.max_alerts_per_batch) {
-                    flush();
-                }
+                // The evaluator gets the gathered events whenever it is idle.
+                advance(held.size() >= kHeld || (gathering && gathering->events.size() >= kGroup));
             },
             limits, lifetime);
-        flush();
+        decide_all();
         result.limits_hit = result.report.limits_hit;
     } catch (const DecodeLimitError& e) {
         result.decode_error = e.what();
         result.limits_hit.emplace_back(e.limit());
-        flush_after_failure();
+        decide_after_failure();
     } catch (const DecodeError& e) {
         result.decode_error = e.what();
-        flush_after_failure();
+        decide_after_failure();
     }
     result.disabled = filter.take_disabled();
     for (std::size_t i = 0; i < rule_count; ++i) {

@@ -12,12 +12,15 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -685,14 +688,94 @@ private:
     std::vector<std::string> reasons_;
 };
 
+// A thread that hands one request at a time to a rule evaluator and waits for its answers
+// (RuleSandbox::run, which watches the evaluator's CPU time and memory meanwhile), so that
+// the thread that asked goes on with other work.
+class EvaluatorRequests {
+public:
+    EvaluatorRequests() : thread_([this] { serve(); }) {}
+    ~EvaluatorRequests() {
+        {
+            std::lock_guard lock(mutex_);
+            closing_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
+    EvaluatorRequests(const EvaluatorRequests&) = delete;
+    EvaluatorRequests& operator=(const EvaluatorRequests&) = delete;
+
+    // sandbox and jobs must stay as they are until wait returns.
+    void submit(RuleSandbox& sandbox, std::span<const RuleSandbox::Job> jobs) {
+        {
+            std::lock_guard lock(mutex_);
+            sandbox_ = &sandbox;
+            jobs_ = jobs;
+            state_ = State::submitted;
+            answered_.store(false, std::memory_order_relaxed);
+        }
+        wake_.notify_all();
+    }
+
+    bool answered() const noexcept { return answered_.load(std::memory_order_acquire); }
+
+    // The answers to the request submitted; rethrows what run threw.
+    std::vector<std::vector<LibjqOutcome>> wait() {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [this] { return state_ == State::answered; });
+        state_ = State::idle;
+        if (failure_) std::rethrow_exception(std::exchange(failure_, nullptr));
+        return std::move(results_);
+    }
+
+private:
+    enum class State : std::uint8_t { idle, submitted, answered };
+
+    void serve() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            wake_.wait(lock, [this] { return closing_ || state_ == State::submitted; });
+            if (closing_) return;
+            RuleSandbox* sandbox = sandbox_;
+            const std::span<const RuleSandbox::Job> jobs = jobs_;
+            lock.unlock();
+            std::vector<std::vector<LibjqOutcome>> results;
+            std::exception_ptr failure;
+            try {
+                results = sandbox->run(jobs);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            lock.lock();
+            results_ = std::move(results);
+            failure_ = failure;
+            state_ = State::answered;
+            answered_.store(true, std::memory_order_release);
+            wake_.notify_all();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable wake_;  // a request for the thread, or its answer for the caller
+    State state_ = State::idle;
+    bool closing_ = false;
+    RuleSandbox* sandbox_ = nullptr;
+    std::span<const RuleSandbox::Job> jobs_;
+    std::vector<std::vector<LibjqOutcome>> results_;
+    std::exception_ptr failure_;
+    std::atomic<bool> answered_{false};
+    std::thread thread_;  // last: it starts using the members above at once
+};
+
 struct FilterStage::Impl {
     struct CompiledRule {
         JqStatePtr own_program;   // a program of its own (per_rule, or a rule kept apart)
         bool in_combined = false; // evaluated by a combined program instead
         std::size_t combined_program = 0;
         std::size_t combined_slot = 0;
-        // Read in full by the native reader, so libjq would compile it: its
-        // program is compiled the first time libjq must run it.
+        // Read in full by the native reader, so libjq would compile it (or, in a sibling
+        // whose libjq runs in the evaluator, compiled by the first stage already): its
+        // program is compiled the first time libjq must run it in this process.
         bool deferred = false;
         std::size_t deferred_group = 0;
         std::optional<std::string> deferred_failure;  // libjq refused it after all
@@ -725,7 +808,15 @@ struct FilterStage::Impl {
     // programs of 256, 1.3 s in programs of 48; 85 rules: the same either way).
     static constexpr std::size_t kRulesPerProgram = 48;
     std::vector<CombinedProgram> combined;
-    std::vector<std::vector<std::size_t>> deferred_groups;
+    struct DeferredGroup {
+        std::vector<std::size_t> members;
+        bool own_programs = false;  // each member alone (needs_own_program, per_rule)
+    };
+    std::vector<DeferredGroup> deferred_groups;
+    // Which rules compiled when this stage was made (siblings leave the others out).
+    std::vector<bool> compiled_at_load;
+    // Some rule's matches are decided by libjq: the evaluator is started at the first batch.
+    bool expects_libjq = false;
     std::unique_ptr<jq_native::RuleIndex> router;
     std::string batch_origin = "<no batch>";
     KeyCache event_keys;
@@ -735,6 +826,24 @@ struct FilterStage::Impl {
     std::vector<std::size_t> needs_libjq;
     std::vector<std::vector<int>> selected_slots;
     std::vector<std::size_t> output_position;
+
+    // A group between start_finish and complete_finish.
+    struct Group {
+        bool open = false;
+        std::vector<const boost::json::object*> events;  // the caller's
+        std::span<PendingEvaluation> pending;            // the caller's
+        std::vector<std::size_t> asking;                 // positions with rules left for libjq
+        bool sent = false;                               // to the evaluator thread
+        // What the evaluator is given, ours: the caller may move its copies meanwhile.
+        std::vector<std::shared_ptr<const std::string>> texts;
+        std::vector<std::vector<std::size_t>> rules;
+        std::vector<RuleSandbox::Job> jobs;
+        std::vector<std::vector<LibjqOutcome>> results;
+        std::optional<std::string> not_ready;  // the evaluator never got ready: why
+    };
+    Group group;
+    // Declared after what its thread uses (sandbox, group), so it is stopped first.
+    std::unique_ptr<EvaluatorRequests> requests;
 
     void record_runtime_error(std::size_t index, const std::string& message) {
         CompiledRule& rule = compiled[index];
@@ -927,11 +1036,15 @@ struct FilterStage::Impl {
     }
 
     // The first time one of a deferred group's rules needs libjq.
-    void compile_deferred(std::size_t group) {
+    void compile_deferred(std::size_t group_index) {
         std::vector<std::size_t> members;
-        members.swap(deferred_groups[group]);
+        members.swap(deferred_groups[group_index].members);
         std::vector<std::pair<std::size_t, std::string>> errors;
-        compile_combined(members).swap(errors);
+        if (deferred_groups[group_index].own_programs) {
+            for (std::size_t index : members) compile_own(index, errors);
+        } else {
+            compile_combined(members).swap(errors);
+        }
         for (std::size_t index : members) compiled[index].deferred = false;
         for (auto& [index, error] : errors) {
             spdlog::error("rule \"{}\": libjq refused a program the native reader accepted: {}",
@@ -943,9 +1056,22 @@ struct FilterStage::Impl {
     PendingEvaluation evaluate_natively(const boost::json::object& event);
     void libjq_in_process(const boost::json::object& event, const std::vector<std::size_t>& rule_indices,
                           std::vector<LibjqOutcome>& outcomes);
-    void finish(std::span<const boost::json::object* const> events, std::span<PendingEvaluation> pending);
     RuleSandbox* running_sandbox();
     void apply(std::vector<LibjqOutcome>& outcomes, PendingEvaluation& pending);
+    // finish: open a group; ask the evaluator (here, or on the requests thread) or run
+    // libjq in this process; take in the answers; close it.
+    void start_finish(std::span<const LibjqEvent> events, std::span<PendingEvaluation> pending, bool wait_here);
+    bool complete_finish();
+    void run_group_in_process();
+    void close_group();
+
+    void set_up(std::vector<Diagnostic>& problems, const std::vector<bool>* compiled_in_first);
+    void defer_in_groups(const std::vector<std::size_t>& members, bool own_programs);
+    // The rule's matches need libjq: it is not native, or libjq computes the annotation of
+    // its native condition.
+    static bool libjq_decides(const CompiledRule& rule) {
+        return !rule.native || (rule.read.form == jq_native::RuleForm::select_then_rest && !rule.read.annotation);
+    }
 };
 
 PendingEvaluation FilterStage::Impl::evaluate_natively(const boost::json::object& event) {
@@ -1038,7 +1164,8 @@ RuleSandbox* FilterStage::Impl::running_sandbox() {
     for (std::size_t i = 0; i < sent.size(); ++i) {
         if (!compiled[i].compiled()) sent[i].jq_program.clear();
     }
-    sandbox = start_rule_sandbox(std::move(sent), compilation, *options.isolation, "rules");
+    sandbox = start_rule_sandbox(std::move(sent), compilation, *options.isolation, "rules",
+                                 EvaluatorStart::ready_at_first_run);
     sandbox_unavailable = sandbox == nullptr;
     return sandbox.get();
 }
@@ -1067,43 +1194,111 @@ void FilterStage::Impl::apply(std::vector<LibjqOutcome>& outcomes, PendingEvalua
     }
 }
 
-void FilterStage::Impl::finish(std::span<const boost::json::object* const> events,
-                               std::span<PendingEvaluation> pending) {
-    std::vector<std::size_t> asking;
-    for (std::size_t i = 0; i < pending.size(); ++i) {
-        auto& rules_left = pending[i].libjq_rules;
-        if (quarantine->any_disabled()) {
-            std::erase_if(rules_left, [&](std::size_t rule) { return quarantine->disabled(rule); });
+void FilterStage::Impl::start_finish(std::span<const LibjqEvent> events, std::span<PendingEvaluation> pending,
+                                     bool wait_here) {
+    if (group.open) throw std::logic_error("FilterStage: a group is being finished already");
+    if (events.size() != pending.size()) throw std::invalid_argument("FilterStage::finish: one event per evaluation");
+    group.open = true;
+    group.sent = false;
+    group.not_ready.reset();
+    group.results.clear();
+    group.pending = pending;
+    group.events.clear();
+    group.asking.clear();
+    try {
+        for (std::size_t i = 0; i < pending.size(); ++i) {
+            group.events.push_back(events[i].event);
+            auto& rules_left = pending[i].libjq_rules;
+            if (quarantine->any_disabled()) {
+                std::erase_if(rules_left, [&](std::size_t rule) { return quarantine->disabled(rule); });
+            }
+            if (!rules_left.empty()) group.asking.push_back(i);
         }
-        if (!rules_left.empty()) asking.push_back(i);
-    }
-    if (!asking.empty()) {
-        if (RuleSandbox* evaluator = running_sandbox()) {
-            std::vector<std::string> texts;
-            texts.reserve(asking.size());
-            std::vector<RuleSandbox::Job> jobs;
-            jobs.reserve(asking.size());
+        if (group.asking.empty()) return;
+        RuleSandbox* evaluator = running_sandbox();
+        if (evaluator == nullptr) {
+            run_group_in_process();
+            return;
+        }
+        group.texts.clear();
+        group.rules.clear();
+        group.jobs.clear();
+        for (std::size_t i : group.asking) {
             // The evaluator parses what it is given: text that is JSON whatever the event held.
-            for (std::size_t i : asking) texts.push_back(valid_json_text(boost::json::serialize(*events[i])));
-            for (std::size_t k = 0; k < asking.size(); ++k) {
-                jobs.push_back(RuleSandbox::Job{&texts[k], &pending[asking[k]].libjq_rules});
+            group.texts.push_back(events[i].json ? events[i].json
+                                                 : std::make_shared<const std::string>(
+                                                       valid_json_text(boost::json::serialize(*events[i].event))));
+            group.rules.push_back(pending[i].libjq_rules);
+        }
+        for (std::size_t k = 0; k < group.asking.size(); ++k) {
+            group.jobs.push_back(RuleSandbox::Job{group.texts[k].get(), &group.rules[k]});
+        }
+        if (wait_here) {
+            try {
+                group.results = evaluator->run(group.jobs);
+            } catch (const RuleEvaluatorNotReady& e) {
+                group.not_ready = e.what();
             }
-            auto results = evaluator->run(jobs);
-            for (std::size_t k = 0; k < asking.size(); ++k) apply(results[k], pending[asking[k]]);
-        } else {
-            std::vector<LibjqOutcome> outcomes;
-            for (std::size_t i : asking) {
-                outcomes.clear();
-                libjq_in_process(*events[i], pending[i].libjq_rules, outcomes);
-                apply(outcomes, pending[i]);
+            return;
+        }
+        if (!requests) requests = std::make_unique<EvaluatorRequests>();
+        requests->submit(*evaluator, group.jobs);
+        group.sent = true;
+    } catch (...) {
+        group.open = false;
+        throw;
+    }
+}
+
+void FilterStage::Impl::run_group_in_process() {
+    std::vector<LibjqOutcome> outcomes;
+    for (std::size_t i : group.asking) {
+        outcomes.clear();
+        libjq_in_process(*group.events[i], group.pending[i].libjq_rules, outcomes);
+        apply(outcomes, group.pending[i]);
+    }
+    group.asking.clear();
+}
+
+bool FilterStage::Impl::complete_finish() {
+    if (!group.open) return false;
+    const std::size_t disabled_before = newly_disabled.size();
+    try {
+        if (group.sent) {
+            group.sent = false;
+            try {
+                group.results = requests->wait();
+            } catch (const RuleEvaluatorNotReady& e) {
+                group.not_ready = e.what();
             }
         }
+        if (group.not_ready) {
+            log_rule_evaluator_unavailable(*group.not_ready, "rules");
+            sandbox.reset();
+            sandbox_unavailable = true;
+            run_group_in_process();
+        } else {
+            for (std::size_t k = 0; k < group.results.size() && k < group.asking.size(); ++k) {
+                apply(group.results[k], group.pending[group.asking[k]]);
+            }
+        }
+    } catch (...) {
+        group.open = false;
+        throw;
     }
-    for (auto& evaluation : pending) {
+    close_group();
+    return newly_disabled.size() > disabled_before;
+}
+
+void FilterStage::Impl::close_group() {
+    for (auto& evaluation : group.pending) {
         evaluation.libjq_rules.clear();
         std::sort(evaluation.matches.begin(), evaluation.matches.end(),
                   [](const RuleMatch& a, const RuleMatch& b) { return a.rule_index < b.rule_index; });
     }
+    group.open = false;
+    group.pending = {};
+    group.results.clear();
 }
 
 namespace {
@@ -1156,21 +1351,52 @@ FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>&
 
 FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>& problems, FilterOptions options)
     : impl_(std::make_unique<Impl>()) {
-    const RuleCompilation compilation = options.compilation;
     impl_->rules = std::move(rules);
-    impl_->compiled.resize(impl_->rules.size());
-    impl_->compilation = compilation;
     impl_->options = options;
-    impl_->quarantine = std::make_shared<RuleQuarantine>(impl_->rules.size());
-    if (!impl_->rules.empty()) warn_about_home_jq_file();
+    impl_->set_up(problems, nullptr);
+}
+
+FilterStage::FilterStage(std::vector<FilterRule> rules, FilterOptions options, const std::vector<bool>& compiled_in_first)
+    : impl_(std::make_unique<Impl>()) {
+    impl_->rules = std::move(rules);
+    impl_->options = options;
+    std::vector<Diagnostic> same_problems_as_the_first;
+    impl_->set_up(same_problems_as_the_first, &compiled_in_first);
+}
+
+void FilterStage::Impl::defer_in_groups(const std::vector<std::size_t>& members, bool own_programs) {
+    for (std::size_t start = 0; start < members.size(); start += kRulesPerProgram) {
+        const auto first = members.begin() + static_cast<std::ptrdiff_t>(start);
+        const auto last =
+            members.begin() + static_cast<std::ptrdiff_t>(std::min(members.size(), start + kRulesPerProgram));
+        for (auto it = first; it != last; ++it) {
+            compiled[*it].deferred = true;
+            compiled[*it].deferred_group = deferred_groups.size();
+        }
+        deferred_groups.push_back(DeferredGroup{std::vector<std::size_t>(first, last), own_programs});
+    }
+}
+
+void FilterStage::Impl::set_up(std::vector<Diagnostic>& problems, const std::vector<bool>* compiled_in_first) {
+    compilation = options.compilation;
+    compiled.resize(rules.size());
+    quarantine = std::make_shared<RuleQuarantine>(rules.size());
+    if (!rules.empty()) warn_about_home_jq_file();
+    // A sibling whose libjq runs in the evaluator needs no programs of its own unless the
+    // evaluator cannot start; the first stage compiled them, and found their errors.
+    const bool compile_later = compiled_in_first != nullptr && options.isolation.has_value();
 
     // Problems are reported in rule order, whichever way a rule was compiled.
-    std::vector<std::optional<std::string>> rule_problems(impl_->rules.size());
+    std::vector<std::optional<std::string>> rule_problems(rules.size());
     std::vector<std::pair<std::size_t, std::string>> compile_errors;
     std::vector<std::size_t> combine;
     std::vector<std::size_t> defer;
-    for (std::size_t index = 0; index < impl_->rules.size(); ++index) {
-        const FilterRule& rule = impl_->rules[index];
+    std::vector<std::size_t> own_later;
+    for (std::size_t index = 0; index < rules.size(); ++index) {
+        if (compiled_in_first != nullptr && !(index < compiled_in_first->size() && (*compiled_in_first)[index])) {
+            continue;  // the first stage reported why
+        }
+        const FilterRule& rule = rules[index];
         // libjq reads the program as a C string: a NUL would hide the rest of it.
         if (rule.jq_program.find('\0') != std::string::npos) {
             rule_problems[index] = "the jq program contains a NUL character";
@@ -1184,44 +1410,43 @@ FilterStage::FilterStage(std::vector<FilterRule> rules, std::vector<Diagnostic>&
             rule_problems[index] = std::move(violation);
             continue;
         }
-        auto& compiled_rule = impl_->compiled[index];
+        auto& compiled_rule = compiled[index];
         if (compilation == RuleCompilation::indexed) {
             compiled_rule.read = jq_native::read_rule(rule.jq_program);
             compiled_rule.native = compiled_rule.read.native;
         }
         if (compilation == RuleCompilation::per_rule || needs_own_program(rule.jq_program)) {
-            impl_->compile_own(index, compile_errors);
-        } else if (compiled_rule.read.fully_read) {
+            if (compile_later) {
+                own_later.push_back(index);
+            } else {
+                compile_own(index, compile_errors);
+            }
+        } else if (compiled_rule.read.fully_read || compile_later) {
             defer.push_back(index);
         } else {
             combine.push_back(index);
         }
     }
-    impl_->compile_in_groups(combine, compile_errors);
-    for (std::size_t start = 0; start < defer.size(); start += Impl::kRulesPerProgram) {
-        const auto first = defer.begin() + static_cast<std::ptrdiff_t>(start);
-        const auto last =
-            defer.begin() + static_cast<std::ptrdiff_t>(std::min(defer.size(), start + Impl::kRulesPerProgram));
-        for (auto it = first; it != last; ++it) {
-            impl_->compiled[*it].deferred = true;
-            impl_->compiled[*it].deferred_group = impl_->deferred_groups.size();
-        }
-        impl_->deferred_groups.emplace_back(first, last);
-    }
+    compile_in_groups(combine, compile_errors);
+    defer_in_groups(defer, false);
+    defer_in_groups(own_later, true);
     for (auto& [index, error] : compile_errors) rule_problems[index] = "jq: " + error;
 
-    std::vector<std::optional<jq_native::IndexCondition>> conditions(impl_->rules.size());
-    for (std::size_t index = 0; index < impl_->rules.size(); ++index) {
-        const FilterRule& rule = impl_->rules[index];
+    std::vector<std::optional<jq_native::IndexCondition>> conditions(rules.size());
+    compiled_at_load.assign(rules.size(), false);
+    for (std::size_t index = 0; index < rules.size(); ++index) {
+        const FilterRule& rule = rules[index];
         if (rule_problems[index]) {
             problems.push_back({rule.where, "rule \"" + rule.name + "\": " + *rule_problems[index]});
-        } else if (impl_->compiled[index].compiled()) {
-            ++impl_->compiled_count;
-            conditions[index] = impl_->compiled[index].read.condition;
+        } else if (compiled[index].compiled()) {
+            ++compiled_count;
+            compiled_at_load[index] = true;
+            conditions[index] = compiled[index].read.condition;
+            if (libjq_decides(compiled[index])) expects_libjq = true;
         }
     }
     if (compilation == RuleCompilation::indexed) {
-        impl_->router = std::make_unique<jq_native::RuleIndex>(conditions);
+        router = std::make_unique<jq_native::RuleIndex>(conditions);
     }
 }
 
@@ -1232,14 +1457,17 @@ FilterStage& FilterStage::operator=(FilterStage&&) noexcept = default;
 void FilterStage::begin_batch(std::string_view origin) {
     impl_->batch_origin = origin.empty() ? std::string("<unknown origin>") : std::string(origin);
     for (auto& rule : impl_->compiled) rule.error_logged_in_batch = false;
+    // Started now, the evaluator compiles its programs while this batch is decoded.
+    if (impl_->expects_libjq) impl_->running_sandbox();
 }
 
 std::vector<RuleMatch> FilterStage::evaluate(const boost::json::object& event) {
     if (impl_->compiled_count == 0) return {};
     PendingEvaluation pending = impl_->evaluate_natively(event);
     if (!pending.libjq_rules.empty()) {
-        const boost::json::object* events[] = {&event};
-        impl_->finish(events, std::span(&pending, 1));
+        const LibjqEvent events[] = {{&event, nullptr}};
+        impl_->start_finish(events, std::span(&pending, 1), true);
+        impl_->complete_finish();
     }
     return std::move(pending.matches);
 }
@@ -1250,9 +1478,24 @@ PendingEvaluation FilterStage::evaluate_natively(const boost::json::object& even
 }
 
 void FilterStage::finish(std::span<const boost::json::object* const> events, std::span<PendingEvaluation> pending) {
-    if (events.size() != pending.size()) throw std::invalid_argument("FilterStage::finish: one event per evaluation");
-    impl_->finish(events, pending);
+    std::vector<LibjqEvent> group;
+    group.reserve(events.size());
+    for (const auto* event : events) group.push_back(LibjqEvent{event, nullptr});
+    impl_->start_finish(group, pending, true);
+    impl_->complete_finish();
 }
+
+void FilterStage::start_finish(std::span<const LibjqEvent> events, std::span<PendingEvaluation> pending) {
+    impl_->start_finish(events, pending, false);
+}
+
+bool FilterStage::finish_ready() const noexcept {
+    return !impl_->group.open || !impl_->group.sent || impl_->requests->answered();
+}
+
+bool FilterStage::complete_finish() { return impl_->complete_finish(); }
+
+bool FilterStage::finishing() const noexcept { return impl_->group.open; }
 
 std::vector<LibjqOutcome> FilterStage::run_libjq(const boost::json::object& event,
                                                  const std::vector<std::size_t>& rule_indices) {
@@ -1262,8 +1505,7 @@ std::vector<LibjqOutcome> FilterStage::run_libjq(const boost::json::object& even
 }
 
 std::unique_ptr<FilterStage> FilterStage::sibling() const {
-    std::vector<Diagnostic> same_problems_as_this_one;
-    auto copy = std::make_unique<FilterStage>(impl_->rules, same_problems_as_this_one, impl_->options);
+    std::unique_ptr<FilterStage> copy(new FilterStage(impl_->rules, impl_->options, impl_->compiled_at_load));
     copy->impl_->quarantine = impl_->quarantine;
     return copy;
 }
@@ -1304,7 +1546,7 @@ RuleExplanation FilterStage::explain(std::size_t rule_index) const {
     }
     explanation.native = rule.native;
     if (rule.native) {
-        explanation.evaluation = rule.read.form == jq_native::RuleForm::select_then_rest && !rule.read.annotation
+        explanation.evaluation = Impl::libjq_decides(rule)
                                      ? "native condition; libjq computes the annotation of a match"
                                      : "native";
     } else {

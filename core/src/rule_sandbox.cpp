@@ -152,16 +152,20 @@ std::string describe_size(std::size_t bytes) {
 
 void set_rule_evaluator_program(std::string program) { evaluator_program() = std::move(program); }
 
+void log_rule_evaluator_unavailable(std::string_view why, std::string_view what) {
+    spdlog::error("the rule evaluator process could not start ({}); {} run in this process, so one that "
+                  "never ends would stall alerting",
+                  why, what);
+}
+
 std::unique_ptr<RuleSandbox> start_rule_sandbox(std::vector<FilterRule> rules, RuleCompilation compilation,
-                                                RuleBudget budget, std::string_view what) {
+                                                RuleBudget budget, std::string_view what, EvaluatorStart start) {
     const std::string& program = rule_evaluator_program();
     if (program.empty()) return nullptr;  // a library user that never named the evaluator
     try {
-        return std::make_unique<RuleSandbox>(std::move(rules), compilation, budget, program);
+        return std::make_unique<RuleSandbox>(std::move(rules), compilation, budget, program, start);
     } catch (const std::exception& e) {
-        spdlog::error("the rule evaluator process could not start ({}); {} run in this process, so one that "
-                      "never ends would stall alerting",
-                      e.what(), what);
+        log_rule_evaluator_unavailable(e.what(), what);
         return nullptr;
     }
 }
@@ -254,18 +258,25 @@ int run_rule_evaluator(int channel_fd) {
 // The parent's side.
 
 RuleSandbox::RuleSandbox(std::vector<FilterRule> rules, RuleCompilation compilation, RuleBudget budget,
-                         std::string program)
+                         std::string program, EvaluatorStart start_mode)
     : rules_(std::move(rules)),
       compilation_(compilation),
       budget_(budget),
       program_(std::move(program)),
       stopped_(rules_.size(), false) {
-    start();
+    spawn();
+    if (start_mode == EvaluatorStart::wait_until_ready) await_ready();
 }
 
 RuleSandbox::~RuleSandbox() { stop(); }
 
 void RuleSandbox::start() {
+    spawn();
+    await_ready();
+}
+
+void RuleSandbox::spawn() {
+    ready_ = false;
     int ends[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
         throw std::system_error(errno, std::generic_category(), "socketpair");
@@ -306,12 +317,18 @@ void RuleSandbox::start() {
         init.str(rules_[i].name);
         init.str(stopped_[i] ? std::string_view() : std::string_view(rules_[i].jq_program));
     }
+    // A program that is no evaluator may be gone already: await_ready tells.
+    init_sent_ = write_all(channel_, init.frame());
+}
+
+void RuleSandbox::await_ready() {
     std::optional<std::string> ready;
-    if (write_all(channel_, init.frame())) ready = read_frame_blocking(channel_, pending_);
+    if (init_sent_) ready = read_frame_blocking(channel_, pending_);
     if (!ready || ready->size() != 1 || static_cast<std::uint8_t>((*ready)[0]) != kReady) {
         stop();
-        throw std::runtime_error(program_ + " did not start as a rule evaluator");
+        throw RuleEvaluatorNotReady(program_ + " did not start as a rule evaluator");
     }
+    ready_ = true;
     baseline_rss_ = child_rss();
 }
 
@@ -473,6 +490,9 @@ std::vector<std::vector<LibjqOutcome>> RuleSandbox::run(std::span<const Job> job
             results.push_back(std::move(outcomes));
         }
     };
+    // Started without waiting: the first run waits. An evaluator that never became ready
+    // is the caller's to handle (no rule is to blame).
+    if (pid_ > 0 && !ready_) await_ready();
     // Killed from outside while idle (the OOM killer): start another.
     if (pid_ > 0) {
         int status = 0;

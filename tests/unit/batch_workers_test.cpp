@@ -1,9 +1,13 @@
 // Batches decoded and filtered on several threads give what one thread gives.
 #include "tattle/batch_workers.hpp"
 
+#include "tattle/rule_sandbox.hpp"
+
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <string>
 #include <tuple>
@@ -139,6 +143,226 @@ TEST(BatchWorkers, ManyWorkersGiveWhatOneGivesBatchForBatch) {
         }
         EXPECT_EQ(copies.load(), worker_count - 1);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Rules libjq decides, in the rule evaluator process: the batch worker goes on decoding
+// while the evaluator decides a group of events, and must give what deciding every
+// event on arrival gives.
+
+class QuietLogs {
+public:
+    QuietLogs() : level_(spdlog::get_level()) { spdlog::set_level(spdlog::level::off); }
+    ~QuietLogs() { spdlog::set_level(level_); }
+    QuietLogs(const QuietLogs&) = delete;
+    QuietLogs& operator=(const QuietLogs&) = delete;
+
+private:
+    spdlog::level::level_enum level_;
+};
+
+// Native rules and rules only libjq decides (range), with matches, annotations and
+// runtime errors on both sides. The libjq rules are indexed on kind, so the events that
+// need libjq (a third) are spread through the batch between events matched natively.
+std::vector<FilterRule> mixed_rules() {
+    return {{"native write", R"(select(.readOnly == false) | .eventName)", {}},
+            {"libjq pairs", R"(select(.kind == "jq") | select([range(.n % 4)] | length == 2) | {n, name: .eventName})", {}},
+            {"native errors", R"(.detail | ascii_downcase == "x")", {}},
+            {"libjq errors", R"(select(.kind == "jq") | select([range(.n % 9)] | length == 4) | .detail + 1)", {}},
+            {"libjq true", R"(select(.kind == "jq") | [range(.n % 13)] | length == 12)", {}}};
+}
+
+std::string mixed_batch(int batch, int events) {
+    std::string text = R"({"Records":[)";
+    for (int i = 0; i < events; ++i) {
+        if (i > 0) text += ",";
+        const int n = i + batch;
+        text += R"({"eventName":"Call)" + std::to_string(batch) + "_" + std::to_string(i) + R"(","n":)" +
+                std::to_string(n) + R"(,"kind":)" + (n % 3 == 1 ? R"("jq")" : R"("plain")") + R"(,"readOnly":)" + (n % 3 == 0 ? "false" : "true") + R"(,"detail":)" +
+                (n % 5 == 0 ? "1" : "\"x\"") + "}";
+    }
+    return text + "]}";
+}
+
+FilterOptions isolated() { return FilterOptions{RuleCompilation::indexed, RuleBudget{}}; }
+FilterOptions in_this_process() { return FilterOptions{RuleCompilation::indexed, std::nullopt}; }
+
+// What deciding each event on arrival gives (FilterStage::evaluate, libjq in this
+// process): rows in event order, then rule order, up to the alert limit, and how many
+// records were read when the limit failed the batch (or all of them).
+struct OnArrival {
+    std::vector<Row> rows;
+    std::size_t events = 0;
+    bool limit_failed = false;
+};
+
+OnArrival decided_on_arrival(const std::string& batch, const std::vector<bool>& rules_to_run,
+                             std::size_t max_alerts = InputLimits{}.max_alerts_per_batch) {
+    std::vector<Diagnostic> problems;
+    FilterStage reference(mixed_rules(), problems, in_this_process());
+    reference.begin_batch("reference");
+    OnArrival expected;
+    const boost::json::value parsed = boost::json::parse(batch);
+    for (const auto& record : parsed.at("Records").as_array()) {
+        ++expected.events;
+        for (const auto& match : reference.evaluate(record.as_object())) {
+            if (!rules_to_run[match.rule_index]) continue;
+            if (expected.rows.size() == max_alerts) {
+                expected.limit_failed = true;
+                return expected;
+            }
+            expected.rows.emplace_back(match.rule_index, expected.events - 1,
+                                       match.annotation ? boost::json::serialize(*match.annotation) : "");
+        }
+    }
+    return expected;
+}
+
+TEST(EvaluateBatchWithRuleEvaluator, TheRulesReallyNeedLibjq) {
+    std::vector<Diagnostic> problems;
+    FilterStage filter(mixed_rules(), problems, in_this_process());
+    ASSERT_TRUE(problems.empty());
+    EXPECT_EQ(filter.explain(0).evaluation, "native");
+    for (const std::size_t rule : {1U, 3U, 4U}) {
+        EXPECT_NE(filter.explain(rule).evaluation, "native");  // libjq decides, or makes the output
+        EXPECT_TRUE(filter.explain(rule).indexed) << filter.explain(rule).index;
+    }
+}
+
+TEST(EvaluateBatchWithRuleEvaluator, ManyGroupsGiveWhatDecidingEachEventOnArrivalGives) {
+    QuietLogs quiet;
+    set_rule_evaluator_program(TATTLE_BINARY);
+    // A third of the events need libjq: groups fill up (256) or go out whenever the
+    // evaluator is idle, between events matched natively.
+    const std::string text = mixed_batch(0, 1500);
+    const auto data = bytes_of(text);
+    const std::vector<bool> rules_to_run{true, true, true, true, false};
+    const OnArrival expected = decided_on_arrival(text, rules_to_run);
+    ASSERT_GT(expected.rows.size(), 700U);
+
+    std::vector<Diagnostic> problems;
+    FilterStage filter(mixed_rules(), problems, isolated());
+    for (int round = 0; round < 2; ++round) {  // the second batch finds the evaluator running
+        const BatchEvaluation evaluation = evaluate_batch(filter, data, "mixed", rules_to_run);
+        EXPECT_EQ(evaluation.events, 1500U);
+        EXPECT_EQ(rows_of(evaluation), expected.rows) << "round " << round;
+        // Runtime errors per rule: a numeric detail has no ascii_downcase (rule 2, found
+        // natively, worded by libjq), a string detail cannot be added to 1 (rule 3).
+        std::size_t native_errors = 0;
+        std::size_t libjq_errors = 0;
+        for (int n = 0; n < 1500; ++n) {
+            native_errors += n % 5 == 0 ? 1 : 0;
+            libjq_errors += (n % 3 == 1 && n % 9 == 4 && n % 5 != 0) ? 1 : 0;
+        }
+        EXPECT_EQ(evaluation.rule_errors,
+                  (std::vector<std::pair<std::size_t, std::size_t>>{{2, native_errors}, {3, libjq_errors}}));
+        EXPECT_TRUE(evaluation.disabled.empty());
+        EXPECT_FALSE(evaluation.decode_error);
+    }
+}
+
+TEST(EvaluateBatchWithRuleEvaluator, RenderedAlertsAreTheSameAsWithLibjqInThisProcess) {
+    QuietLogs quiet;
+    set_rule_evaluator_program(TATTLE_BINARY);
+    const auto data = bytes_of(mixed_batch(1, 900));
+    const std::vector<bool> every_rule(5, true);
+    AlertRendering rendering;
+    rendering.source_id = "src";
+    for (const auto& rule : mixed_rules()) rendering.rules.push_back({rule.name, "", "", "", "", {}, ""});
+    rendering.router_needs_event = {false, true, false, false, true};
+    auto alerts_of = [&](FilterOptions options) {
+        std::vector<Diagnostic> problems;
+        FilterStage filter(mixed_rules(), problems, options);
+        const BatchEvaluation evaluation = evaluate_batch(filter, data, "b", every_rule, {}, &rendering);
+        std::vector<std::string> alerts;
+        for (const auto& match : evaluation.matches) {
+            EXPECT_EQ(match.event != nullptr, rendering.router_needs_event[match.rule_index]);
+            alerts.push_back(alert_json(*match.alert, "out", *match.event_json, {}));
+        }
+        return alerts;
+    };
+    const auto here = alerts_of(in_this_process());
+    ASSERT_GT(here.size(), 400U);
+    EXPECT_EQ(alerts_of(isolated()), here);
+}
+
+TEST(EvaluateBatchWithRuleEvaluator, TheAlertLimitFailsTheBatchAtTheSameRecord) {
+    QuietLogs quiet;
+    set_rule_evaluator_program(TATTLE_BINARY);
+    const std::string text = mixed_batch(2, 800);
+    const auto data = bytes_of(text);
+    const std::vector<bool> rules_to_run{true, true, false, true, true};
+    std::vector<Diagnostic> problems;
+    FilterStage filter(mixed_rules(), problems, isolated());
+    for (const std::size_t limit : {1U, 2U, 7U, 64U, 255U, 301U}) {
+        const OnArrival expected = decided_on_arrival(text, rules_to_run, limit);
+        ASSERT_TRUE(expected.limit_failed) << limit;
+        InputLimits limits;
+        limits.max_alerts_per_batch = limit;
+        const BatchEvaluation evaluation = evaluate_batch(filter, data, "storm", rules_to_run, limits);
+        EXPECT_EQ(evaluation.events, expected.events) << "limit " << limit;
+        EXPECT_EQ(rows_of(evaluation), expected.rows) << "limit " << limit;
+        ASSERT_TRUE(evaluation.decode_error.has_value());
+        EXPECT_NE(evaluation.decode_error->find("max_alerts_per_batch"), std::string::npos);
+        EXPECT_EQ(evaluation.limits_hit, std::vector<std::string>{"max_alerts_per_batch"});
+    }
+}
+
+TEST(EvaluateBatchWithRuleEvaluator, ABatchThatCannotBeDecodedKeepsTheAlertsBeforeIt) {
+    QuietLogs quiet;
+    set_rule_evaluator_program(TATTLE_BINARY);
+    std::string text = mixed_batch(3, 400);
+    const OnArrival expected = decided_on_arrival(text, std::vector<bool>(5, true));
+    text.resize(text.size() - 3);  // the last record is cut short: no '}', no "]}"
+    std::vector<Diagnostic> problems;
+    FilterStage filter(mixed_rules(), problems, isolated());
+    const BatchEvaluation evaluation = evaluate_batch(filter, bytes_of(text), "cut", std::vector<bool>(5, true));
+    ASSERT_TRUE(evaluation.decode_error.has_value());
+    std::vector<Row> before_the_last;
+    for (const auto& row : expected.rows) {
+        if (std::get<1>(row) < 399U) before_the_last.push_back(row);
+    }
+    EXPECT_EQ(rows_of(evaluation), before_the_last);
+}
+
+TEST(BatchWorkersWithRuleEvaluator, SiblingStagesOnSeveralWorkersGiveWhatOneGives) {
+    QuietLogs quiet;
+    set_rule_evaluator_program(TATTLE_BINARY);
+    std::vector<std::string> texts;
+    for (int i = 0; i < 8; ++i) texts.push_back(mixed_batch(i, 400));
+    std::vector<std::vector<std::uint8_t>> batches;
+    for (const auto& text : texts) batches.push_back(bytes_of(text));
+    const std::vector<bool> every_rule(5, true);
+    std::vector<Diagnostic> problems;
+    FilterStage first(mixed_rules(), problems, isolated());
+    std::vector<std::future<BatchEvaluation>> results;
+    {
+        BatchWorkers workers(first, [&first] { return first.sibling(); }, 2);
+        for (std::size_t i = 0; i < batches.size(); ++i) {
+            results.push_back(workers.submit(batches[i], "b" + std::to_string(i), &every_rule));
+        }
+        for (std::size_t i = 0; i < results.size(); ++i) {
+            EXPECT_EQ(rows_of(results[i].get()), decided_on_arrival(texts[i], every_rule).rows) << "batch " << i;
+        }
+    }
+}
+
+TEST(BatchWorkersWithRuleEvaluator, WhenTheEvaluatorNeverGetsReadyLibjqRunsHereEvenInASibling) {
+    QuietLogs quiet;
+    // Starts, but is no rule evaluator: found at the first group, after decoding began.
+    set_rule_evaluator_program("/bin/true");
+    const std::string text = mixed_batch(4, 600);
+    const auto data = bytes_of(text);
+    const std::vector<bool> every_rule(5, true);
+    const OnArrival expected = decided_on_arrival(text, every_rule);
+    std::vector<Diagnostic> problems;
+    FilterStage first(mixed_rules(), problems, isolated());
+    // The sibling compiled no libjq programs: it compiles them now.
+    const auto sibling = first.sibling();
+    EXPECT_EQ(rows_of(evaluate_batch(first, data, "b", every_rule)), expected.rows);
+    EXPECT_EQ(rows_of(evaluate_batch(*sibling, data, "b", every_rule)), expected.rows);
+    EXPECT_EQ(rows_of(evaluate_batch(*sibling, data, "b", every_rule)), expected.rows);
+    set_rule_evaluator_program(TATTLE_BINARY);
 }
 
 TEST(BatchWorkers, ZeroMeansOnePerHardwareThread) {

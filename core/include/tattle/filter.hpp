@@ -106,6 +106,14 @@ struct PendingEvaluation {
     std::vector<std::size_t> libjq_rules;
 };
 
+// One event of a group for libjq: the parsed event and, when the caller has made it
+// already, its JSON text as event_json (alert.hpp) makes it, which is what the rule
+// evaluator process is sent.
+struct LibjqEvent {
+    const boost::json::object* event = nullptr;
+    std::shared_ptr<const std::string> json;
+};
+
 // What `tattle check --explain` shows for a rule.
 struct RuleExplanation {
     bool native = false;     // decided without libjq (libjq may still compute an annotation)
@@ -147,6 +155,19 @@ public:
     PendingEvaluation evaluate_natively(const boost::json::object& event);
     void finish(std::span<const boost::json::object* const> events, std::span<PendingEvaluation> pending);
 
+    // finish in two calls, so that the caller goes on with other events while the rule
+    // evaluator process decides a group: start_finish hands the group to a thread of this
+    // stage that waits for the evaluator under the rule budget (without an evaluator, libjq
+    // runs at once, in this thread); complete_finish waits for the answers and does what
+    // finish does with them (runtime errors, disabled rules, matches in rule order), on
+    // the caller's thread. One group at a time; the events and pending must stay where
+    // they are until complete_finish returns. complete_finish returns whether the group
+    // disabled a rule (disabled_reason names it).
+    void start_finish(std::span<const LibjqEvent> events, std::span<PendingEvaluation> pending);
+    bool finish_ready() const noexcept;  // complete_finish would not wait
+    bool complete_finish();
+    bool finishing() const noexcept;  // a group was started and not completed
+
     // libjq alone on the given rules, in this process: what the rule evaluator runs.
     std::vector<LibjqOutcome> run_libjq(const boost::json::object& event, const std::vector<std::size_t>& rule_indices);
 
@@ -165,6 +186,10 @@ public:
     RuleExplanation explain(std::size_t rule_index) const;
 
 private:
+    // A sibling: rules that did not compile in the first stage are left out, and with
+    // isolation the libjq programs are compiled only if the evaluator cannot start.
+    FilterStage(std::vector<FilterRule> rules, FilterOptions options, const std::vector<bool>& compiled_in_first);
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -3,9 +3,11 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <ctime>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,10 +38,24 @@ int run_rule_evaluator(int channel_fd);
 
 class RuleSandbox;
 
+// Whether starting an evaluator waits until it has compiled the rules (libjq 1.6: tens of
+// ms per program), or lets the caller go on and waits at the first run.
+enum class EvaluatorStart : std::uint8_t { wait_until_ready, ready_at_first_run };
+
 // A sandbox for these rules, started; null when no evaluator program is set or it could
-// not start (logged, naming `what` is left to run in-process without a budget).
+// not start (logged, naming `what` is left to run in-process without a budget). With
+// ready_at_first_run, an evaluator that starts but never becomes ready is found by run.
 std::unique_ptr<RuleSandbox> start_rule_sandbox(std::vector<FilterRule> rules, RuleCompilation compilation,
-                                                RuleBudget budget, std::string_view what);
+                                                RuleBudget budget, std::string_view what,
+                                                EvaluatorStart start = EvaluatorStart::wait_until_ready);
+
+// What is logged when the evaluator could not start and libjq runs in this process instead.
+void log_rule_evaluator_unavailable(std::string_view why, std::string_view what);
+
+// The evaluator started but did not get ready (the program is no rule evaluator).
+struct RuleEvaluatorNotReady : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 // The parent's side: one evaluator process, restarted after every kill.
 class RuleSandbox {
@@ -49,17 +65,19 @@ public:
         const std::vector<std::size_t>* rules;  // rule indices, ascending
     };
 
-    // Starts the evaluator and waits until it has compiled the rules; throws
-    // std::runtime_error if it cannot.
+    // Starts the evaluator and (unless told to wait at the first run) waits until it has
+    // compiled the rules; throws std::runtime_error if it cannot.
     RuleSandbox(std::vector<FilterRule> rules, RuleCompilation compilation, RuleBudget budget,
-                std::string program);
+                std::string program, EvaluatorStart start = EvaluatorStart::wait_until_ready);
     ~RuleSandbox();
     RuleSandbox(const RuleSandbox&) = delete;
     RuleSandbox& operator=(const RuleSandbox&) = delete;
 
     // One list of outcomes per job, in job order. A rule that exceeded the budget or
     // crashed the evaluator gets a `stopped` outcome (its reason as message) on the
-    // event it was given, and is not run again by this sandbox.
+    // event it was given, and is not run again by this sandbox. Throws
+    // RuleEvaluatorNotReady, having run nothing, when an evaluator started with
+    // ready_at_first_run never became ready. Not for two threads at once.
     std::vector<std::vector<LibjqOutcome>> run(std::span<const Job> jobs);
 
     std::size_t restarts() const noexcept { return restarts_; }
@@ -75,6 +93,9 @@ private:
     };
 
     void start();
+    // start in two halves: the process and its rules, then its kReady.
+    void spawn();
+    void await_ready();
     // Starts the evaluator again if it is gone; false (and why) if it cannot.
     bool running(std::string& why_not);
     void stop() noexcept;
@@ -90,6 +111,8 @@ private:
     std::vector<bool> stopped_;  // rules that killed an evaluator
     pid_t pid_ = -1;
     int channel_ = -1;
+    bool init_sent_ = false;  // the running evaluator was given its rules
+    bool ready_ = false;      // and said kReady
     clockid_t cpu_clock_{};
     std::size_t baseline_rss_ = 0;
     std::size_t restarts_ = 0;
