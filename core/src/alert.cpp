@@ -129,6 +129,13 @@ void append_string(std::string& out, std::string_view text) {
     while (!serializer.done()) out += serializer.read(chunk.data(), chunk.size());
 }
 
+// Alert texts wait, a batch's worth of them, until the batch is routed: they keep no
+// room a growing string left behind (up to as much again as the text).
+std::string without_spare_room(std::string text) {
+    text.shrink_to_fit();
+    return text;
+}
+
 // ,"key":"value" when value is not empty, as put_if_present and serialize give it.
 void append_if_present(std::string& out, bool& first, std::string_view key, std::string_view value) {
     if (value.empty()) return;
@@ -203,12 +210,14 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     middle += ",\"index\":";
     middle += std::to_string(static_cast<std::uint64_t>(origin.index));
     middle += "},\"event\":";
-    text.head = valid_json_text(std::move(head));
-    text.middle = valid_json_text(std::move(middle));
+    text.head = without_spare_room(valid_json_text(std::move(head)));
+    text.middle = without_spare_room(valid_json_text(std::move(middle)));
     return text;
 }
 
-std::string event_json(const boost::json::object& event) { return valid_json_text(boost::json::serialize(event)); }
+std::string event_json(const boost::json::object& event) {
+    return without_spare_room(valid_json_text(boost::json::serialize(event)));
+}
 
 std::string alert_json(const AlertText& text, std::string_view destination, std::string_view event_json,
                        const boost::json::object& shaping_fields) {
