@@ -3,6 +3,8 @@
 
 #include "tattle/rule_sandbox.hpp"
 
+#include "quiet_logs.hpp"
+
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
@@ -150,16 +152,7 @@ TEST(BatchWorkers, ManyWorkersGiveWhatOneGivesBatchForBatch) {
 // while the evaluator decides a group of events, and must give what deciding every
 // event on arrival gives.
 
-class QuietLogs {
-public:
-    QuietLogs() : level_(spdlog::get_level()) { spdlog::set_level(spdlog::level::off); }
-    ~QuietLogs() { spdlog::set_level(level_); }
-    QuietLogs(const QuietLogs&) = delete;
-    QuietLogs& operator=(const QuietLogs&) = delete;
-
-private:
-    spdlog::level::level_enum level_;
-};
+using tattle::test_support::QuietLogs;
 
 // Native rules and rules only libjq decides (range), with matches, annotations and
 // runtime errors on both sides. The libjq rules are indexed on kind, so the events that

@@ -4,9 +4,10 @@
 #include "jq_predicate.hpp"
 #include "tattle/filter.hpp"
 
+#include "quiet_logs.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <memory>
@@ -22,19 +23,7 @@ using jq_native::read_rule;
 using jq_native::RuleForm;
 using jq_native::Verdict;
 
-class QuietLogs {
-public:
-    QuietLogs() : previous_(spdlog::default_logger()) {
-        spdlog::set_default_logger(std::make_shared<spdlog::logger>(
-            "jq_predicate_test", std::make_shared<spdlog::sinks::null_sink_st>()));
-    }
-    ~QuietLogs() { spdlog::set_default_logger(previous_); }
-    QuietLogs(const QuietLogs&) = delete;
-    QuietLogs& operator=(const QuietLogs&) = delete;
-
-private:
-    std::shared_ptr<spdlog::logger> previous_;
-};
+using tattle::test_support::QuietLogs;
 
 boost::json::object event(std::string_view json) { return boost::json::parse(json).as_object(); }
 

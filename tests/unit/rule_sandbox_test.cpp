@@ -3,6 +3,8 @@
 
 #include "tattle/filter.hpp"
 
+#include "quiet_logs.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
@@ -23,16 +25,7 @@ using tattle::RuleCompilation;
 using tattle::RuleMatch;
 using testing::HasSubstr;
 
-class QuietLogs {
-public:
-    QuietLogs() : level_(spdlog::get_level()) { spdlog::set_level(spdlog::level::off); }
-    ~QuietLogs() { spdlog::set_level(level_); }
-    QuietLogs(const QuietLogs&) = delete;
-    QuietLogs& operator=(const QuietLogs&) = delete;
-
-private:
-    spdlog::level::level_enum level_;
-};
+using tattle::test_support::QuietLogs;
 
 boost::json::object event_of(std::string_view json) { return boost::json::parse(json).as_object(); }
 
