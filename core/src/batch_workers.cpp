@@ -153,7 +153,6 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
     auto advance = [&](bool wait) {
         if (asked && (wait || filter.finish_ready())) {
             std::shared_ptr<Group> decided = std::move(asked);
-            asked.reset();
             const bool disabled_some = filter.complete_finish();
             decided->decided = true;
             if (disabled_some) drop_disabled_after(*decided);
@@ -161,7 +160,6 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
         }
         if (!asked && gathering) {
             asked = std::move(gathering);
-            gathering.reset();
             filter.start_finish(asked->libjq_events, asked->evaluations);
         }
     };

@@ -2,8 +2,8 @@
 
 #include "jq_compile.hpp"
 #include "jq_predicate.hpp"
+#include "tattle/alert.hpp"
 #include "tattle/rule_sandbox.hpp"
-#include "tattle/text_safety.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -1226,8 +1226,7 @@ void FilterStage::Impl::start_finish(std::span<const LibjqEvent> events, std::sp
         for (std::size_t i : group.asking) {
             // The evaluator parses what it is given: text that is JSON whatever the event held.
             group.texts.push_back(events[i].json ? events[i].json
-                                                 : std::make_shared<const std::string>(
-                                                       valid_json_text(boost::json::serialize(*events[i].event))));
+                                                 : std::make_shared<const std::string>(event_json(*events[i].event)));
             group.rules.push_back(pending[i].libjq_rules);
         }
         for (std::size_t k = 0; k < group.asking.size(); ++k) {
