@@ -24,6 +24,12 @@ namespace {
 using Clock = std::chrono::system_clock;
 using namespace std::chrono_literals;
 using Fetch = std::function<Credentials()>;
+using TimeSource = std::function<Clock::time_point()>;
+
+TimeSource time_source(const CredentialsOptions& options) {
+    if (options.clock) return options.clock;
+    return [] { return Clock::now(); };
+}
 
 // Link-local metadata endpoints answer within milliseconds when they exist at all; a long
 // wait would only delay the "no credentials" error off EC2.
@@ -98,18 +104,20 @@ struct FetchedCredentials {
 // on the lock during a fetch: they would need the new credentials anyway.
 class RefreshingProvider final : public CredentialsProvider {
 public:
-    RefreshingProvider(Fetch fetch, std::chrono::seconds margin) : fetch_(std::move(fetch)), margin_(margin) {}
+    RefreshingProvider(Fetch fetch, std::chrono::seconds margin, TimeSource now)
+        : fetch_(std::move(fetch)), margin_(margin), now_(std::move(now)) {}
     // Starts with credentials fetched before (a source that had to be asked to know it is
     // there), refreshed as if this provider had fetched them when they were.
-    RefreshingProvider(Fetch fetch, std::chrono::seconds margin, FetchedCredentials first)
+    RefreshingProvider(Fetch fetch, std::chrono::seconds margin, TimeSource now, FetchedCredentials first)
         : fetch_(std::move(fetch)),
           margin_(margin),
+          now_(std::move(now)),
           cached_(std::move(first.credentials)),
           fetched_at_(first.fetched_at) {}
 
     Credentials credentials() override {
         std::lock_guard lock(mutex_);
-        const auto now = Clock::now();
+        const auto now = now_();
         if (cached_ && !due_for_refresh(now)) return *cached_;
         if (cached_ && still_valid(now) && now < next_attempt_) return *cached_;
         try {
@@ -138,6 +146,7 @@ private:
     std::mutex mutex_;
     const Fetch fetch_;
     const std::chrono::seconds margin_;
+    const TimeSource now_;
     std::optional<Credentials> cached_;
     Clock::time_point fetched_at_{};
     Clock::time_point next_attempt_{};
@@ -279,11 +288,14 @@ Fetch container_fetch(ContainerEndpoint endpoint, Environment env, http::ClientO
 class InstanceMetadata {
 public:
     InstanceMetadata(std::string endpoint, std::chrono::milliseconds timeout, int attempts, bool v1_allowed,
-                     const http::ClientOptions& base_http)
+                     const http::ClientOptions& base_http, TimeSource now)
         : endpoint_(std::move(endpoint)),
           attempts_(std::max(1, attempts)),
           v1_allowed_(v1_allowed),
-          http_options_(metadata_client_options(timeout, base_http)) {}
+          now_(std::move(now)),
+          client_(metadata_client_options(timeout, base_http)) {
+        client_.allow_plain_http(true);
+    }
 
     const std::string& endpoint() const { return endpoint_; }
 
@@ -302,13 +314,13 @@ private:
 
     static std::string first_line(const std::string& text) { return trim_copy(text.substr(0, text.find('\n'))); }
 
+    // One client for every request of this instance (a fetch is three): its connection is
+    // kept alive between them. Callers take turns (the refreshing provider's lock).
     http::Response send(http::Request request) {
-        http::Client client(http_options_);
-        client.allow_plain_http(true);
         std::string last_failure;
         for (int attempt = 1; attempt <= attempts_; ++attempt) {
             try {
-                return client.send(request);
+                return client_.send(request);
             } catch (const http::TransportError& error) {
                 last_failure = error.what();
             }
@@ -318,7 +330,7 @@ private:
 
     // Empty when IMDSv1 is in use.
     std::string session_token() {
-        const auto now = Clock::now();
+        const auto now = now_();
         if (token_ && now < token_expiry_) return *token_;
         http::Request request;
         request.method = "PUT";
@@ -366,12 +378,14 @@ private:
     const std::string endpoint_;
     const int attempts_;
     const bool v1_allowed_;
-    const http::ClientOptions http_options_;
+    const TimeSource now_;
+    http::Client client_;
     std::optional<std::string> token_;
     Clock::time_point token_expiry_{};
 };
 
-std::shared_ptr<InstanceMetadata> make_instance_metadata(const Environment& env, const http::ClientOptions& http) {
+std::shared_ptr<InstanceMetadata> make_instance_metadata(const Environment& env, const http::ClientOptions& http,
+                                                         const TimeSource& now) {
     std::string endpoint(kImdsDefaultEndpoint);
     if (auto configured = env_value(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT")) {
         endpoint = trim_copy(*configured);
@@ -393,7 +407,7 @@ std::shared_ptr<InstanceMetadata> make_instance_metadata(const Environment& env,
     const auto timeout = std::chrono::seconds(seconds_setting("AWS_METADATA_SERVICE_TIMEOUT", 1));
     const int attempts = seconds_setting("AWS_METADATA_SERVICE_NUM_ATTEMPTS", 1);
     const bool v1_allowed = !env_flag(env, "AWS_EC2_METADATA_V1_DISABLED");
-    return std::make_shared<InstanceMetadata>(endpoint, timeout, attempts, v1_allowed, http);
+    return std::make_shared<InstanceMetadata>(endpoint, timeout, attempts, v1_allowed, http, now);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -489,7 +503,8 @@ private:
             const std::string token = trim_copy(read_text_file(token_file, "AWS_WEB_IDENTITY_TOKEN_FILE"));
             return detail::assume_role_with_web_identity(token, parameters, http);
         };
-        return {std::make_shared<RefreshingProvider>(std::move(fetch), options_.refresh_margin), {}};
+        return {std::make_shared<RefreshingProvider>(std::move(fetch), options_.refresh_margin, time_source(options_)),
+                {}};
     }
 
     StepResult from_shared_files() {
@@ -607,9 +622,9 @@ private:
             return provider;
         }
         if (source == "Ec2InstanceMetadata") {
-            auto metadata = make_instance_metadata(env(), options_.http);
+            auto metadata = make_instance_metadata(env(), options_.http, time_source(options_));
             return std::make_shared<RefreshingProvider>([metadata] { return metadata->fetch(); },
-                                                        options_.refresh_margin);
+                                                        options_.refresh_margin, time_source(options_));
         }
         throw CredentialsError(label + ": credential_source must be Environment, EcsContainer or Ec2InstanceMetadata");
     }
@@ -622,7 +637,7 @@ private:
                     "AWS_CONTAINER_CREDENTIALS_FULL_URI not set)"};
         }
         return {std::make_shared<RefreshingProvider>(container_fetch(std::move(*endpoint), env(), options_.http),
-                                                     options_.refresh_margin),
+                                                     options_.refresh_margin, time_source(options_)),
                 {}};
     }
 
@@ -630,14 +645,15 @@ private:
         if (env_flag(env(), "AWS_EC2_METADATA_DISABLED")) {
             return {nullptr, "EC2 instance metadata (disabled by AWS_EC2_METADATA_DISABLED)"};
         }
-        auto metadata = make_instance_metadata(env(), options_.http);
+        auto metadata = make_instance_metadata(env(), options_.http, time_source(options_));
         // Unlike the other sources, being configured cannot be told from the environment:
         // the first fetch decides, and a failure means "not on EC2".
         try {
-            const auto fetched_at = Clock::now();
+            const auto fetched_at = time_source(options_)();
             FetchedCredentials first{metadata->fetch(), fetched_at};
             auto provider = std::make_shared<RefreshingProvider>([metadata] { return metadata->fetch(); },
-                                                                 options_.refresh_margin, std::move(first));
+                                                                 options_.refresh_margin, time_source(options_),
+                                                                 std::move(first));
             return {std::move(provider), {}};
         } catch (const CredentialsError& error) {
             std::string reason = error.what();
@@ -759,7 +775,7 @@ std::shared_ptr<CredentialsProvider> make_assume_role_provider(std::shared_ptr<C
     Fetch fetch = [base = std::move(base), parameters = std::move(parameters), http = options.http]() {
         return detail::assume_role(base->credentials(), parameters, http);
     };
-    return std::make_shared<RefreshingProvider>(std::move(fetch), options.refresh_margin);
+    return std::make_shared<RefreshingProvider>(std::move(fetch), options.refresh_margin, time_source(options));
 }
 
 std::shared_ptr<CredentialsProvider> make_credentials_provider(CredentialsOptions options) {

@@ -55,7 +55,21 @@ std::string iso8601(Clock::time_point time) {
     return text;
 }
 
-// A HOME of its own, IMDS off unless a test turns it on, and files written on demand.
+// The time the providers see: it stands still until a test moves it, so a refresh
+// happens exactly when a test says, however slow the machine (sanitizers, load).
+class TestClock {
+public:
+    // Whole seconds, as the ISO 8601 expirations in the scripted responses carry them.
+    TestClock() : now_(std::chrono::floor<std::chrono::seconds>(Clock::now())) {}
+    Clock::time_point now() const { return now_.load(); }
+    void set(Clock::time_point time) { now_.store(time); }
+
+private:
+    std::atomic<Clock::time_point> now_;
+};
+
+// A HOME of its own, IMDS off unless a test turns it on, files written on demand, and a
+// clock of its own.
 class Sandbox {
 public:
     Sandbox() : dir_(tattle::test::make_temp_dir("tattle-aws-credentials-")) {
@@ -84,27 +98,23 @@ public:
         options.http.no_proxy = "";
         options.http.connect_timeout = 2s;
         options.http.total_timeout = 5s;
+        options.clock = [this] { return clock.now(); };
         return options;
     }
 
     Credentials resolve() const { return make_credentials_provider(options())->credentials(); }
 
     std::map<std::string, std::string, std::less<>> variables;
+    TestClock clock;
 
 private:
     fs::path dir_;
 };
 
-// Whole seconds, as the ISO 8601 expirations in the scripted responses carry them.
-Clock::time_point whole_seconds_from_now(std::chrono::seconds seconds) {
-    return std::chrono::floor<std::chrono::seconds>(Clock::now() + seconds);
-}
-
-// Sleeps until a provider that fetched at `fetched` is due to refresh credentials expiring at
-// `expiration` (half their lifetime, since that is shorter than the default margin here),
-// plus some slack. Measured from the fetch, so a slow server start cannot eat the margin.
-void sleep_past_half_life(Clock::time_point fetched, Clock::time_point expiration) {
-    std::this_thread::sleep_until(fetched + (expiration - fetched) / 2 + 300ms);
+// When credentials living `lifetime` from the sandbox's present are due for refresh: at
+// half their life, since that is shorter than the default margin (300 s) here.
+Clock::time_point half_life(const Sandbox& sandbox, std::chrono::seconds lifetime) {
+    return sandbox.clock.now() + lifetime / 2;
 }
 
 std::string error_of(const std::function<void()>& call) {
@@ -305,19 +315,18 @@ TEST(ContainerCredentials, FullUriWithAuthorizationToken) {
 }
 
 TEST(ContainerCredentials, TokenFileBeatsTokenVariableAndIsReadAtEachRefresh) {
-    const auto expiration = whole_seconds_from_now(8s);
-    auto server = scripted_server({reply(credentials_json("ASIA1", expiration)),
-                                   reply(credentials_json("ASIA2", Clock::now() + 1h))});
     Sandbox sandbox;
+    auto server = scripted_server({reply(credentials_json("ASIA1", sandbox.clock.now() + 8s)),
+                                   reply(credentials_json("ASIA2", sandbox.clock.now() + 1h))});
     const auto token_file = sandbox.write("token", "token-from-file-1\n");
     sandbox.variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = server.url("/creds");
     sandbox.variables["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] = token_file;
     sandbox.variables["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = "token-from-variable";
     const auto provider = make_credentials_provider(sandbox.options());
-    const auto fetched = Clock::now();
+    const auto refresh_at = half_life(sandbox, 8s);
     EXPECT_EQ(provider->credentials().access_key_id, "ASIA1");
     sandbox.write("token", "token-from-file-2");  // rotated, as EKS Pod Identity does
-    sleep_past_half_life(fetched, expiration);
+    sandbox.clock.set(refresh_at);
     EXPECT_EQ(provider->credentials().access_key_id, "ASIA2");
     const auto requests = server.requests();
     ASSERT_EQ(requests.size(), 2U);
@@ -326,37 +335,47 @@ TEST(ContainerCredentials, TokenFileBeatsTokenVariableAndIsReadAtEachRefresh) {
 }
 
 TEST(ContainerCredentials, RefreshedBeforeExpiry) {
-    const auto expiration = whole_seconds_from_now(8s);
-    auto server = scripted_server({reply(credentials_json("ASIAFIRST", expiration)),
-                                   reply(credentials_json("ASIASECOND", Clock::now() + 1h))});
     Sandbox sandbox;
+    auto server = scripted_server({reply(credentials_json("ASIAFIRST", sandbox.clock.now() + 8s)),
+                                   reply(credentials_json("ASIASECOND", sandbox.clock.now() + 1h))});
     sandbox.variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = server.url("/creds");
     const auto provider = make_credentials_provider(sandbox.options());
-    const auto fetched = Clock::now();
+    const auto refresh_at = half_life(sandbox, 8s);
     const auto first = provider->credentials();
     EXPECT_EQ(first.access_key_id, "ASIAFIRST");
     EXPECT_EQ(provider->credentials().access_key_id, "ASIAFIRST");
     EXPECT_EQ(server.requests().size(), 1U);
 
-    // Past half of their short life, still before their expiry: fetched again.
-    sleep_past_half_life(fetched, expiration);
-    ASSERT_LT(Clock::now(), *first.expiration);
+    // Just before half of their short life: still cached.
+    sandbox.clock.set(refresh_at - 1ms);
+    EXPECT_EQ(provider->credentials().access_key_id, "ASIAFIRST");
+    EXPECT_EQ(server.requests().size(), 1U);
+
+    // Half of their life, still before their expiry: fetched again.
+    sandbox.clock.set(refresh_at);
+    ASSERT_LT(sandbox.clock.now(), *first.expiration);
     EXPECT_EQ(provider->credentials().access_key_id, "ASIASECOND");
     EXPECT_EQ(provider->credentials().access_key_id, "ASIASECOND");
     EXPECT_EQ(server.requests().size(), 2U);
 }
 
 TEST(ContainerCredentials, FailedRefreshKeepsCredentialsThatStillWork) {
-    const auto expiration = whole_seconds_from_now(10s);
-    auto server = scripted_server({reply(credentials_json("ASIAFIRST", expiration)), reply("down", 503)});
     Sandbox sandbox;
+    const auto expiration = sandbox.clock.now() + 10s;
+    auto server = scripted_server({reply(credentials_json("ASIAFIRST", expiration)), reply("down", 503)});
     sandbox.variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = server.url("/creds");
     const auto provider = make_credentials_provider(sandbox.options());
-    const auto fetched = Clock::now();
+    const auto refresh_at = half_life(sandbox, 10s);
     EXPECT_EQ(provider->credentials().access_key_id, "ASIAFIRST");
-    sleep_past_half_life(fetched, expiration);
+    sandbox.clock.set(refresh_at);
     EXPECT_EQ(provider->credentials().access_key_id, "ASIAFIRST");
-    EXPECT_GT(server.requests().size(), 1U);
+    const auto tried = server.requests().size();
+    EXPECT_GT(tried, 1U);
+
+    // Expired, with the endpoint still down: an error, not credentials that no longer work.
+    sandbox.clock.set(expiration);
+    EXPECT_THAT(error_of([&] { provider->credentials(); }), HasSubstr("HTTP 503"));
+    EXPECT_GT(server.requests().size(), tried);
 }
 
 TEST(ContainerCredentials, ErrorNamesTheSourceNotTheToken) {
@@ -400,22 +419,24 @@ TEST(ContainerCredentials, OneFetchForManyThreads) {
 // --- EC2 instance metadata ---------------------------------------------------------------------
 
 TEST(InstanceMetadata, Imdsv2TokenRoleAndCredentialsThenRefresh) {
-    // Longer-lived than the container's: the first fetch takes three requests, which
-    // ThreadSanitizer and a loaded machine slow to seconds, and must end before half of it.
-    const auto expiration = whole_seconds_from_now(12s);
-    auto server = scripted_server({reply("imds-session-token"), reply("tattle-instance-role\n"),
-                                   reply(credentials_json("ASIAIMDS1", expiration)), reply("tattle-instance-role"),
-                                   reply(credentials_json("ASIAIMDS2", Clock::now() + 6h))});
     Sandbox sandbox;
+    auto server = scripted_server({reply("imds-session-token"), reply("tattle-instance-role\n"),
+                                   reply(credentials_json("ASIAIMDS1", sandbox.clock.now() + 1h)),
+                                   reply("tattle-instance-role"),
+                                   reply(credentials_json("ASIAIMDS2", sandbox.clock.now() + 6h))});
     sandbox.variables.erase("AWS_EC2_METADATA_DISABLED");
     sandbox.variables["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = server.url("");
     const auto provider = make_credentials_provider(sandbox.options());
-    const auto fetched = Clock::now();
+    const auto fetched = sandbox.clock.now();
     const auto first = provider->credentials();
     EXPECT_EQ(first.access_key_id, "ASIAIMDS1");
     EXPECT_EQ(first.session_token, "token-of-ASIAIMDS1");
     EXPECT_EQ(first.source, "EC2 instance metadata (role tattle-instance-role)");
-    sleep_past_half_life(fetched, expiration);
+    // An hour's credentials are refreshed 300 s (the default margin) before they expire.
+    sandbox.clock.set(fetched + 1h - 301s);
+    EXPECT_EQ(provider->credentials().access_key_id, "ASIAIMDS1");
+    EXPECT_EQ(server.requests().size(), 3U);
+    sandbox.clock.set(fetched + 1h - 300s);
     EXPECT_EQ(provider->credentials().access_key_id, "ASIAIMDS2");
 
     const auto requests = server.requests();

@@ -22,6 +22,7 @@
 // authorization token.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -64,6 +65,9 @@ struct CredentialsOptions {
     http::ClientOptions http;
     // Empty: the process environment.
     Environment environment;
+    // What time it is when deciding to refresh; empty: the system clock. Tests move their
+    // own instead of sleeping through a credential's lifetime.
+    std::function<std::chrono::system_clock::time_point()> clock;
 };
 
 // The default chain (above), with AssumeRole on top when options.role_arn is set. Nothing is
