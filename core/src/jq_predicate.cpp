@@ -1774,6 +1774,18 @@ public:
     Binding& operator=(const Binding&) = delete;
 };
 
+// Takes a binding off while what follows its body runs; puts it back after.
+class OutOfScope {
+public:
+    explicit OutOfScope(const Val& value) : value_(&value) {}
+    ~OutOfScope() { t_bound.push_back(value_); }
+    OutOfScope(const OutOfScope&) = delete;
+    OutOfScope& operator=(const OutOfScope&) = delete;
+
+private:
+    const Val* value_;
+};
+
 Flow flow_of(Status status) {
     switch (status) {
         case Status::empty:
@@ -2441,7 +2453,14 @@ Flow generate(const Node& node, const Val& input, const Sink& sink) {
         case Op::bind: {
             auto body = [&](Val&& value) {
                 Binding binding(value);
-                return generate(*node.kids[1], input, sink);
+                // The body's outputs go on outside the variable's scope: what consumes
+                // them sees the bindings around this node, not this one.
+                auto leave_scope = [&](Val&& output) {
+                    t_bound.pop_back();
+                    const OutOfScope back_in_scope_after(value);
+                    return sink(std::move(output));
+                };
+                return generate(*node.kids[1], input, Sink(leave_scope));
             };
             return generate(*node.kids[0], input, Sink(body));
         }

@@ -428,6 +428,11 @@ TEST(JqNativeSemantics, BindingsAndGeneratorsLikeLibjq) {
             {R"(. as $e | $e)", R"({"a": 1})"},
             {R"(. as $e | select(any(.l[]; . == $e.want)))", R"({"l": [1, 2], "want": 2})"},
             {R"(. as $e | .l[] | select(. > $e.min))", R"({"l": [1, 5, 9], "min": 4})"},
+            // What follows a binding's body is outside its scope, though it runs inside it.
+            {R"(. as $a | (.l[] as $b | $b) | $a.n)", R"({"l": [5], "n": "outer"})"},
+            {R"(. as $a | select(any(.l[] as $b | $b; . == $a.n)) | $a.n)", R"({"l": [1, 2], "n": 2})"},
+            {R"(. as $x | (.l[] as $x | $x) as $y | [$x.n, $y])", R"({"l": [7], "n": "x"})"},
+            {"def inner: . as $v | $v.l; . as $o | inner | [.[0], $o.n]", R"({"l": [3], "n": "o"})"},
             {R"(if .l[] then "t" else "f" end)", R"({"l": [false, 1]})"},
             {R"(.l[] and .b)", R"({"l": [1, null], "b": true})"},
             {R"(.l[] or .b[])", R"({"l": [null], "b": [0, false]})"},
