@@ -1738,10 +1738,12 @@ Val copy_of(const Val& input) {
 Result evaluate(const Node& node, const Val& input);
 
 // How a stream of outputs went, or what its consumer answered about one output:
-// go on (the stream ended normally), stop (the consumer wants no more: a rule's
-// first output, any/2's break), an error (raised by the stream or, in jq 1.6's
-// order, by a consumer downstream) or not modelled.
-enum class Flow : std::uint8_t { more, stop, error, unknown };
+// go on (the stream ended normally), stop (any/2's break: the consumer wants no
+// more), an error (raised by the stream or, in jq 1.6's order, by a consumer
+// downstream), not modelled, or first_taken: the rule's first output was taken
+// and libjq's `first` breaks out, which in jq 1.6 a try still open catches like
+// an error (and the rule then runs on).
+enum class Flow : std::uint8_t { more, stop, error, unknown, first_taken };
 
 // Where a stream's outputs go: a reference to a callable taking Val&& and
 // returning Flow, without std::function's allocation.
@@ -2466,9 +2468,10 @@ Flow generate(const Node& node, const Val& input, const Sink& sink) {
         }
         case Op::try_: {
             // jq 1.6 (FORK_OPT): an error raised while the try's body is running, in
-            // the body or downstream of one of its outputs, ends the try's stream.
+            // the body or downstream of one of its outputs (a break too), ends the
+            // try's stream.
             const Flow flow = generate(*node.kids[0], input, sink);
-            return flow == Flow::error ? Flow::more : flow;
+            return flow == Flow::error || flow == Flow::first_taken ? Flow::more : flow;
         }
         case Op::iterate: {
             auto each = [&](Val&& base) {
@@ -2841,18 +2844,24 @@ Verdict decide(const ReadRule& rule, const boost::json::object& event,
     root.root = &event;
     if (rule.streams) {
         if (!rule.program) return Verdict::ask_libjq;
-        // The rule's first output, as libjq's first jq_next gives it: nothing after
-        // it is evaluated.
+        // The rule's first output. libjq takes it with `first(rule)` (filter.cpp's
+        // combined program), whose break a try still open in the rule catches in
+        // jq 1.6: the rule then runs on, and an error after the first output makes
+        // it a runtime error there. Such rules and events stay libjq's.
         Verdict verdict = Verdict::no_match;
         bool decided = false;
         auto first = [&](Val&& value) {
-            verdict = decide_output(Result::of(std::move(value)), event, annotation);
-            decided = true;
-            return Flow::stop;
+            if (!decided) {
+                verdict = decide_output(Result::of(std::move(value)), event, annotation);
+                decided = true;
+            }
+            return Flow::first_taken;
         };
         const Flow flow = generate(*rule.program, root, Sink(first));
-        if (decided) return verdict;
-        return flow == Flow::more ? Verdict::no_match : Verdict::ask_libjq;
+        if (!decided) return flow == Flow::more ? Verdict::no_match : Verdict::ask_libjq;
+        if (flow == Flow::first_taken || flow == Flow::more) return verdict;
+        annotation.reset();
+        return Verdict::ask_libjq;
     }
     const Result result = evaluate(*rule.predicate, root);
     switch (rule.form) {

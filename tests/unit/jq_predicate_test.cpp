@@ -472,6 +472,29 @@ TEST(JqNativeSemantics, BindingsAndGeneratorsLikeLibjq) {
         false);
 }
 
+// libjq takes a rule's first output with `first(rule)`; in jq 1.6 a try still
+// open in the rule catches first's break, the rule runs on, and a later error
+// makes the rule fail where one jq_next would have matched. The evaluator
+// leaves those events to libjq and decides the others.
+TEST(JqNativeSemantics, FirstOutputUnderAnOpenTryIsDecidedOnlyIfNothingFailsAfterIt) {
+    const std::string program = R"(((.s // "1") | fromjson?), .n.y)";
+    const auto rule = read_rule(program);
+    ASSERT_TRUE(rule.native) << rule.not_native_reason;
+    EXPECT_EQ(jq_native::decide(rule, event(R"({"n": "x"})")), Verdict::ask_libjq);
+    expect_like_libjq({{program, R"({"n": {"y": 2}})"}, {program, R"({"s": "[2]", "n": null})"}}, true);
+
+    QuietLogs quiet;
+    std::vector<FilterRule> rules{{"r", program, SourceLocation{"t.toml", 1, 0}}};
+    std::vector<Diagnostic> problems;
+    FilterStage indexed(rules, problems, RuleCompilation::indexed);
+    FilterStage combined(rules, problems, RuleCompilation::combined);
+    ASSERT_TRUE(problems.empty());
+    const auto failing = event(R"({"n": "x"})");
+    EXPECT_EQ(indexed.evaluate(failing).size(), combined.evaluate(failing).size());
+    EXPECT_EQ(indexed.runtime_errors(0), 1U);
+    EXPECT_EQ(combined.runtime_errors(0), 1U);
+}
+
 TEST(JqNativeSemantics, StringsThatAreNotUtf8GoToLibjq) {
     boost::json::object invalid;
     invalid["s"] = boost::json::string("caf\xE9");
