@@ -522,6 +522,12 @@ bool is_keyword(std::string_view word) {
     return std::find(std::begin(kKeywords), std::end(kKeywords), word) != std::end(kKeywords);
 }
 
+// A name jq 1.6 takes after '$' in a binding: no keyword (its lexer makes those
+// tokens of their own) and no module path.
+bool plain_variable_name(std::string_view name) {
+    return !is_keyword(name) && name.find("::") == std::string_view::npos;
+}
+
 struct Definition {
     std::string name;
     std::size_t arity = 0;
@@ -793,6 +799,7 @@ private:
                 ++pos_;
                 if (peek().kind != Tok::variable) fail("a destructuring 'as' pattern");
                 std::string name = peek().text;
+                if (!plain_variable_name(name)) fail("variable name $" + name);
                 ++pos_;
                 expect_punct("|");
                 scope_.push_back(std::move(name));
@@ -1139,6 +1146,7 @@ private:
             case Tok::variable: {
                 const std::size_t offset = token.offset;
                 const std::string name = token.text;
+                if (!plain_variable_name(name) && name != "__loc__") fail("variable name $" + name);
                 ++pos_;
                 for (std::size_t i = scope_.size(); i-- > 0;) {
                     if (scope_[i] == name) {
