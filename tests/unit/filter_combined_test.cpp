@@ -296,6 +296,9 @@ std::vector<FilterRule> stress_rules() {
         rule("carriage-return", "# comment\r select(true) | .eventName"),
         rule("deep-annotation", "[range(300)] | reduce .[] as $x (null; [.])"),
         rule("last", "select(.eventName | test(\"Describe\")) | true"),
+        rule("generator-then-error", ".resources[]?.ARN, .eventName.x"),
+        rule("binding-any-collect", ". as $e | select(any(.resources[]?; .accountId == $e.recipientAccountId)) | "
+                                    "[.resources[]?.type] | unique | join(\",\")"),
     };
 }
 
