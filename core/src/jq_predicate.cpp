@@ -8,6 +8,7 @@
 #include <limits>
 #include <stdexcept>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 namespace tattle::jq_native {
@@ -197,6 +198,15 @@ enum class Op {
     split,          // split("literal separator")
     interpolation,  // "a\\(x)b": keys are the literal pieces, kids the interpolated expressions
     object,         // {key: value, ...}: keys and kids in the program's order
+    variable,       // $name: index is how many bindings lie between it and its own
+    bind,           // E as $name | BODY: kids are E and BODY
+    iterate,        // .[] (optional: .[]?)
+    collect,        // [E]
+    any2,           // any(GENERATOR; CONDITION)
+    unique,
+    join,           // join("literal separator"): the kid is the literal
+    fromjson,
+    add,            // a + b
     opaque,  // something only libjq evaluates; reason says what
 };
 
@@ -210,6 +220,11 @@ struct Node {
     std::shared_ptr<Regex> regex;
     std::string reason;
     std::vector<std::string> keys;
+    // .a? .[0]? .[]?: jq 1.6's optional steps suppress only their own error.
+    bool optional = false;
+    // May yield several outputs, or holds a try that catches later errors: evaluated
+    // as a stream (generate), never as one value. Set once after reading.
+    mutable bool stream = false;
 };
 
 namespace {
@@ -507,6 +522,12 @@ bool is_keyword(std::string_view word) {
     return std::find(std::begin(kKeywords), std::end(kKeywords), word) != std::end(kKeywords);
 }
 
+// A name jq 1.6 takes after '$' in a binding: no keyword (its lexer makes those
+// tokens of their own) and no module path.
+bool plain_variable_name(std::string_view name) {
+    return !is_keyword(name) && name.find("::") == std::string_view::npos;
+}
+
 struct Definition {
     std::string name;
     std::size_t arity = 0;
@@ -704,6 +725,10 @@ private:
             const std::string op = peek().text;
             const std::size_t offset = peek().offset;
             ++pos_;
+            if (op == "+") {
+                left = make(Op::add, {left, parse_multiplicative()});
+                continue;
+            }
             left = make_opaque("arithmetic '" + op + "' at " + where(offset),
                                {left, parse_multiplicative()});
         }
@@ -729,9 +754,15 @@ private:
         return node;
     }
 
-    NodePtr parse_postfix() {
+    // A term and its suffixes; with allow_binding, `TERM as $name | BODY` too (the
+    // body reaches as far right as it can, as in jq 1.6's grammar).
+    NodePtr parse_postfix(bool allow_binding = true) {
+        const bool negated = at_punct("-");
+        // `.a`, `."a"`, `.[...]`: a step, which a '?' makes optional.
+        bool after_step = peek().kind == Tok::field ||
+                          (peek().kind == Tok::dot && ((peek(1).kind == Tok::string && !peek(1).interpolated) ||
+                                                       at_punct("[", 1)));
         NodePtr term = parse_primary();
-        bool after_step = false;
         for (;;) {
             if (peek().kind == Tok::field) {
                 term = field_step(term, peek().text);
@@ -747,17 +778,40 @@ private:
                 after_step = true;
             } else if (at_punct("?")) {
                 ++pos_;
-                term = make(Op::try_, {term});
-                if (!after_step) {
-                    // jq 1.6 reads this as `Exp '?'`: nothing may follow but more '?'.
-                    while (at_punct("?")) {
-                        ++pos_;
-                        term = make(Op::try_, {term});
-                    }
-                    break;
+                if (after_step && term->op != Op::opaque) {
+                    // `.a?`, `.[0]?`, `.[]?`: only the step's own error is suppressed.
+                    auto optional = std::make_shared<Node>(*term);
+                    optional->optional = true;
+                    term = optional;
+                    after_step = false;
+                    continue;
                 }
-            } else if (at_word("as")) {
-                fail("an 'as' binding");
+                // jq 1.6 reads this as `Exp '?'` (a try, which in 1.6 also catches
+                // errors raised after its body's output): nothing may follow but more '?'.
+                term = make(Op::try_, {term});
+                while (at_punct("?")) {
+                    ++pos_;
+                    term = make(Op::try_, {term});
+                }
+                break;
+            } else if (at_word("as") && allow_binding) {
+                if (negated) fail("'-' before an 'as' binding");
+                ++pos_;
+                if (peek().kind != Tok::variable) fail("a destructuring 'as' pattern");
+                std::string name = peek().text;
+                if (!plain_variable_name(name)) fail("variable name $" + name);
+                ++pos_;
+                expect_punct("|");
+                scope_.push_back(std::move(name));
+                NodePtr body;
+                try {
+                    body = parse_pipe();
+                } catch (...) {
+                    scope_.pop_back();
+                    throw;
+                }
+                scope_.pop_back();
+                return make(Op::bind, {term, body});
             } else {
                 break;
             }
@@ -770,7 +824,7 @@ private:
         ++pos_;  // '['
         if (at_punct("]")) {
             ++pos_;
-            return make_opaque("iteration '[]' at " + where(offset), {base});
+            return make(Op::iterate, {base});
         }
         NodePtr key = parse_pipe();
         if (at_punct(":")) fail("a slice");
@@ -859,6 +913,21 @@ private:
             if (name == "ascii_upcase") return simple(Op::ascii_upcase);
             if (name == "length") return simple(Op::length);
             if (name == "type") return simple(Op::type);
+            if (name == "unique") return simple(Op::unique);
+            if (name == "fromjson") return simple(Op::fromjson);
+            // jq 1.6: def objects: select(type == "object"); and so on.
+            static constexpr std::pair<std::string_view, std::string_view> kTypeSelectors[] = {
+                {"objects", "object"}, {"arrays", "array"},     {"strings", "string"},
+                {"numbers", "number"}, {"booleans", "boolean"}, {"nulls", "null"}};
+            for (const auto& [selector, type_name] : kTypeSelectors) {
+                if (name == selector) {
+                    return make(Op::select,
+                                {make(Op::eq, {make(Op::type), make_literal(boost::json::string(type_name))})});
+                }
+            }
+            if (name == "values") {  // def values: select(. != null);
+                return make(Op::select, {make(Op::ne, {make(Op::identity), make_literal(nullptr)})});
+            }
             if (name == "last") {  // jq 1.6: def last: .[-1];
                 auto node = std::make_shared<Node>();
                 node->op = Op::index;
@@ -887,6 +956,10 @@ private:
                 return make(Op::in_generator, std::move(items));
             }
             if (name == "test") return make_test(args[0], nullptr, at);
+            if (name == "join") {
+                if (args[0]->op == Op::literal && args[0]->literal.is_string()) return simple(Op::join);
+                return make_opaque("join/1 with a separator that is not a string literal" + at, std::move(args));
+            }
         } else if (arity == 2) {
             if (name == "IN") {
                 auto node = std::make_shared<Node>();
@@ -896,6 +969,7 @@ private:
                 return node;
             }
             if (name == "test") return make_test(args[0], args[1], at);
+            if (name == "any") return simple(Op::any2);
         }
         return make_opaque("\"" + name + "/" + std::to_string(arity) + "\"" + at, std::move(args));
     }
@@ -957,7 +1031,7 @@ private:
                 bool named = false;
                 const std::string key = member_key(named);
                 expect_punct(":");
-                NodePtr value = parse_postfix();
+                NodePtr value = parse_postfix(false);
                 if (value->op != Op::literal || !valid_utf8(key)) throw ReadFailure{};
                 object[key] = value->literal;
                 end_of_member();
@@ -988,7 +1062,7 @@ private:
                 // jq 1.6 takes no 'if' here (and reads '-' ExpD its own way).
                 auto term = [this] {
                     if (at_word("if") || at_punct("-")) throw ReadFailure{};
-                    return parse_postfix();
+                    return parse_postfix(false);
                 };
                 NodePtr value;
                 if (at_punct(":")) {
@@ -1023,6 +1097,7 @@ private:
         for (const auto& [begin, end] : token.interpolations) {
             Parser inner(text_, Lexer(text_.substr(0, end), begin).run());
             inner.defs_ = defs_;
+            inner.scope_ = scope_;
             NodePtr expression = inner.parse_pipe();
             if (!inner.at_end()) inner.fail("unexpected '" + inner.peek().text + "'");
             node->kids.push_back(std::move(expression));
@@ -1071,8 +1146,18 @@ private:
             case Tok::variable: {
                 const std::size_t offset = token.offset;
                 const std::string name = token.text;
+                if (!plain_variable_name(name) && name != "__loc__") fail("variable name $" + name);
                 ++pos_;
-                return make_opaque("variable $" + name + " at " + where(offset));
+                for (std::size_t i = scope_.size(); i-- > 0;) {
+                    if (scope_[i] == name) {
+                        auto node = std::make_shared<Node>();
+                        node->op = Op::variable;
+                        node->name = name;
+                        node->index = static_cast<std::int64_t>(scope_.size() - 1 - i);
+                        return node;
+                    }
+                }
+                return make_opaque("variable $" + name + " (not bound by 'as' in the rule) at " + where(offset));
             }
             case Tok::format: {
                 const std::size_t offset = token.offset;
@@ -1106,7 +1191,7 @@ private:
                 if (token.text == "if") {
                     NodePtr result = parse_if();
                     if (peek().kind == Tok::field || peek().kind == Tok::dot || at_punct("[") ||
-                        at_punct("?")) {
+                        at_punct("?") || at_word("as")) {
                         fail("a suffix after 'end'");
                     }
                     return result;
@@ -1126,7 +1211,6 @@ private:
             return inner;
         }
         if (at_punct("[")) {
-            const std::size_t offset = peek().offset;
             ++pos_;
             if (at_punct("]")) {
                 ++pos_;
@@ -1138,9 +1222,7 @@ private:
             flatten(inner, items);
             boost::json::array elements;
             for (const auto& item : items) {
-                if (item->op != Op::literal) {
-                    return make_opaque("array construction at " + where(offset), {inner});
-                }
+                if (item->op != Op::literal) return make(Op::collect, {inner});
                 elements.push_back(item->literal);
             }
             return make_literal(std::move(elements));
@@ -1165,27 +1247,108 @@ private:
     std::vector<Token> tokens_;
     std::size_t pos_ = 0;
     std::vector<Definition> defs_;
+    std::vector<std::string> scope_;  // variables bound where the parser is, innermost last
 };
 
 // ---------------------------------------------------------------------------
 // Static analysis.
 
-std::optional<std::string> unsupported(const Node& node, bool generator_allowed) {
+// Sets Node::stream bottom-up; returns it.
+bool mark_streams(const Node& node) {
+    bool kid_streams = false;
+    for (const auto& kid : node.kids) kid_streams = mark_streams(*kid) || kid_streams;
+    for (const auto& kid : node.more) kid_streams = mark_streams(*kid) || kid_streams;
     switch (node.op) {
-        case Op::opaque:
-            return node.reason;
         case Op::comma:
-            if (!generator_allowed) return std::string("',' (several outputs) outside IN(...)");
+        case Op::iterate:
+        case Op::bind:
+        case Op::try_:
+            node.stream = true;
+            break;
+        case Op::collect:
+        case Op::any2:
+            node.stream = false;  // they consume their generators
+            break;
+        default:
+            node.stream = kid_streams;
+            break;
+    }
+    return node.stream;
+}
+
+// A try (jq 1.6's FORK_OPT) whose fork point could still be active when a
+// consumer of node's outputs raises an error: jq 1.6 lets it catch that error.
+bool holds_open_try(const Node& node) {
+    if (node.op == Op::try_) return true;
+    if (node.op == Op::collect || node.op == Op::any2) return false;
+    for (const auto& kid : node.kids) {
+        if (holds_open_try(*kid)) return true;
+    }
+    for (const auto& kid : node.more) {
+        if (holds_open_try(*kid)) return true;
+    }
+    return false;
+}
+
+// How a reason names an operator or builtin that takes one value per operand.
+std::string operand_text(Op op) {
+    switch (op) {
+        case Op::eq: return "'=='";
+        case Op::ne: return "'!='";
+        case Op::lt: return "'<'";
+        case Op::le: return "'<='";
+        case Op::gt: return "'>'";
+        case Op::ge: return "'>='";
+        case Op::add: return "'+'";
+        case Op::in_generator:
+        case Op::in_source: return "IN(...)";
+        case Op::interpolation: return "a string interpolation";
+        case Op::object: return "an object construction";
+        case Op::startswith: return "startswith/1";
+        case Op::endswith: return "endswith/1";
+        case Op::contains: return "contains/1";
+        case Op::has: return "has/1";
+        default: return "a builtin";
+    }
+}
+
+// What the evaluator cannot decide exactly in node (after mark_streams).
+std::optional<std::string> unsupported(const Node& node) {
+    if (node.op == Op::opaque) return node.reason;
+    bool kids_may_stream = false;
+    switch (node.op) {
+        case Op::pipe:
+        case Op::comma:
+        case Op::iterate:
+        case Op::field:
+        case Op::index:
+        case Op::try_:
+        case Op::alt:
+        case Op::select:
+        case Op::if_:
+        case Op::bind:
+        case Op::and_:
+        case Op::or_:
+        case Op::collect:
+            kids_may_stream = true;
+            break;
+        case Op::any2:
+            if (node.kids[1]->stream) return std::string("any/2 with a condition that has several outputs");
+            // any/2 stops its generator with `break`, which a try left open in it would catch.
+            if (holds_open_try(*node.kids[0])) return std::string("any/2 over a generator holding a try");
+            kids_may_stream = true;
             break;
         default:
             break;
     }
-    const bool items_are_generators = node.op == Op::in_generator || node.op == Op::in_source;
-    for (const auto& kid : node.kids) {
-        if (auto reason = unsupported(*kid, items_are_generators)) return reason;
-    }
-    for (const auto& kid : node.more) {
-        if (auto reason = unsupported(*kid, items_are_generators)) return reason;
+    for (const auto* list : {&node.kids, &node.more}) {
+        for (const auto& kid : *list) {
+            if (!kids_may_stream && kid->stream) {
+                return "an operand of " + operand_text(node.op) +
+                       " with several outputs (or a try or binding in it)";
+            }
+            if (auto reason = unsupported(*kid)) return reason;
+        }
     }
     return std::nullopt;
 }
@@ -1203,6 +1366,7 @@ bool may_error(const Node& node, bool at_root) {
         case Op::tostring:
             return false;
         case Op::field:
+            if (node.optional) return may_error(*node.kids[0], at_root);
             return !(at_root && node.kids[0]->op == Op::identity);
         case Op::pipe:
             return may_error(*node.kids[0], at_root) || may_error(*node.kids[1], false);
@@ -1581,6 +1745,74 @@ Val copy_of(const Val& input) {
 
 Result evaluate(const Node& node, const Val& input);
 
+// How a stream of outputs went, or what its consumer answered about one output:
+// go on (the stream ended normally), stop (any/2's break: the consumer wants no
+// more), an error (raised by the stream or, in jq 1.6's order, by a consumer
+// downstream), not modelled, or first_taken: the rule's first output was taken
+// and libjq's `first` breaks out, which in jq 1.6 a try still open catches like
+// an error (and the rule then runs on).
+enum class Flow : std::uint8_t { more, stop, error, unknown, first_taken };
+
+// Where a stream's outputs go: a reference to a callable taking Val&& and
+// returning Flow, without std::function's allocation.
+class Sink {
+public:
+    template <class F>
+        requires(!std::is_same_v<std::remove_cvref_t<F>, Sink>)
+    explicit Sink(F& consumer)
+        : consumer_(&consumer), call_([](void* c, Val&& v) { return (*static_cast<F*>(c))(std::move(v)); }) {}
+    Flow operator()(Val&& value) const { return call_(consumer_, std::move(value)); }
+
+private:
+    void* consumer_;
+    Flow (*call_)(void*, Val&&);
+};
+
+// Runs node on input and hands each output to sink, in jq's order; the Flow says
+// how the stream ended (more: normally).
+Flow generate(const Node& node, const Val& input, const Sink& sink);
+
+// The values bound by `as` around what is being evaluated, innermost last. The
+// evaluator runs in several threads at once, each with its own bindings.
+thread_local std::vector<const Val*> t_bound;
+
+class Binding {
+public:
+    explicit Binding(const Val& value) { t_bound.push_back(&value); }
+    ~Binding() { t_bound.pop_back(); }
+    Binding(const Binding&) = delete;
+    Binding& operator=(const Binding&) = delete;
+};
+
+// Takes a binding off while what follows its body runs; puts it back after.
+class OutOfScope {
+public:
+    explicit OutOfScope(const Val& value) : value_(&value) {}
+    ~OutOfScope() { t_bound.push_back(value_); }
+    OutOfScope(const OutOfScope&) = delete;
+    OutOfScope& operator=(const OutOfScope&) = delete;
+
+private:
+    const Val* value_;
+};
+
+Flow flow_of(Status status) {
+    switch (status) {
+        case Status::empty:
+        case Status::value:
+            return Flow::more;
+        case Status::error:
+            return Flow::error;
+        case Status::unknown:
+            break;
+    }
+    return Flow::unknown;
+}
+
+Result result_of(Flow flow) {
+    return flow == Flow::error ? Result::error() : Result::unknown();
+}
+
 Result index_field(const Val& base, const std::string& name) {
     if (base.root != nullptr) {
         const auto* found = base.root->if_contains(name);
@@ -1765,7 +1997,162 @@ std::optional<boost::json::value> as_jq_returns(const Val& val) {
     return as_jq_returns(val.value(), 0);
 }
 
+// val without a copy, for consumers done with it before val goes.
+Val borrowed(const Val& val) {
+    Val view;
+    if (val.root != nullptr) {
+        view.root = val.root;
+    } else {
+        view.ref = &val.value();
+    }
+    return view;
+}
+
+// The value of val to keep beyond the evaluation that made it.
+boost::json::value owned_value(const Val& val) {
+    if (val.root != nullptr) return boost::json::value(*val.root);
+    return val.value();
+}
+
+// Members and integer-only numbers of a parsed value; false at any other number
+// (jq keeps doubles, which Boost.JSON may read differently).
+bool count_members(const boost::json::value& value, std::size_t& members) {
+    switch (value.kind()) {
+        case boost::json::kind::double_:
+            return false;
+        case boost::json::kind::array:
+            for (const auto& element : value.get_array()) {
+                if (!count_members(element, members)) return false;
+            }
+            return true;
+        case boost::json::kind::object:
+            members += value.get_object().size();
+            for (const auto& member : value.get_object()) {
+                if (!count_members(member.value(), members)) return false;
+            }
+            return true;
+        default:
+            return true;
+    }
+}
+
+// jq 1.6's fromjson where its answer is certain. A text Boost.JSON reads in full,
+// with integer numbers only (and no -0), no surrogate \u escapes and no repeated
+// keys, reads the same in jq 1.6; a text starting with '%' (URL-encoded) fails in
+// both. Anything else (nan, huge or deep values, texts only one parser accepts)
+// is left to libjq.
+Result parse_json_text(std::string_view text) {
+    if (!valid_utf8(text)) return Result::unknown();
+    // jq 1.6 fails on a text with no value ("Expected JSON value") and on one whose
+    // first token starts with '%' (not a number, literal or structure).
+    const std::size_t start = text.find_first_not_of(" \t\n\r");
+    if (start == std::string_view::npos || text[start] == '%') return Result::error();
+    std::size_t colons = 0;  // outside strings: one per object member
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '"') {
+                in_string = false;
+            } else if (c == '\\') {
+                if (i + 3 < text.size() && text[i + 1] == 'u' && (text[i + 2] == 'd' || text[i + 2] == 'D')) {
+                    const int digit = hex_value(text[i + 3]);
+                    if (digit >= 8) return Result::unknown();
+                }
+                ++i;
+            }
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ':') {
+            ++colons;
+        } else if (c == '-' && i + 1 < text.size() && text[i + 1] == '0') {
+            return Result::unknown();
+        }
+    }
+    boost::system::error_code error;
+    boost::json::value parsed = boost::json::parse(boost::json::string_view(text.data(), text.size()), error);
+    if (error) return Result::unknown();
+    std::size_t members = 0;
+    if (!count_members(parsed, members) || members != colons) return Result::unknown();
+    return Result::of(Val::make(std::move(parsed)));
+}
+
+// jq 1.6's join($x) with a string separator:
+//   reduce .[] as $i (null; (if .==null then "" else .+$x end) +
+//     ($i | if type=="boolean" or type=="number" then tostring else .//"" end)) // ""
+Result join_strings(const Val& input, std::string_view separator) {
+    if (input.root != nullptr) return Result::unknown();
+    const auto& value = input.value();
+    if (value.is_object()) return Result::unknown();  // its order of values is libjq's
+    if (!value.is_array()) return Result::error();      // .[] fails
+    std::string text;
+    bool first = true;
+    for (const auto& element : value.get_array()) {
+        if (!first) text.append(separator.data(), separator.size());
+        first = false;
+        if (element.is_array() || element.is_object()) return Result::error();  // "" + array
+        if (element.is_null()) continue;
+        if (!tostring_text(Val::of(element), text)) return Result::unknown();
+    }
+    return Result::of(Val::make(boost::json::string(text)));
+}
+
+// jq 1.6's unique (group_by(.) | map(.[0])): sorted in jq's order, the first of
+// equal values kept (its sort is stable).
+Result unique_values(const Val& input) {
+    if (input.root != nullptr || !input.value().is_array()) return Result::unknown();
+    const auto& array = input.value().get_array();
+    std::vector<const boost::json::value*> order;
+    order.reserve(array.size());
+    for (const auto& element : array) order.push_back(&element);
+    bool comparable = true;
+    std::stable_sort(order.begin(), order.end(), [&](const boost::json::value* a, const boost::json::value* b) {
+        auto r = compare(View(*a), View(*b));
+        if (!r) comparable = false;
+        return r && *r < 0;
+    });
+    if (!comparable) return Result::unknown();
+    boost::json::array result;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        if (i > 0) {
+            auto r = compare(View(*order[i - 1]), View(*order[i]));
+            if (!r) return Result::unknown();
+            if (*r == 0) continue;
+        }
+        result.push_back(*order[i]);
+    }
+    return Result::of(Val::make(std::move(result)));
+}
+
+Result add_values(const Node& node, const Val& input) {
+    // As for comparisons, jq evaluates the right operand first.
+    Result right = evaluate(*node.kids[1], input);
+    Result left = evaluate(*node.kids[0], input);
+    if (right.status == Status::unknown || left.status == Status::unknown) return Result::unknown();
+    if (right.status == Status::error || left.status == Status::error) return Result::error();
+    if (right.status == Status::empty || left.status == Status::empty) return Result::none();
+    const View a(left.val);
+    const View b(right.val);
+    if (a.rank() == 1) return Result::of(Val::make(owned_value(right.val)));
+    if (b.rank() == 1) return Result::of(Val::make(owned_value(left.val)));
+    if (a.rank() == 4 && b.rank() == 4) return Result::of(Val::make(a.number() + b.number()));
+    if (a.rank() == 5 && b.rank() == 5) {
+        if (!valid_utf8(a.string()) || !valid_utf8(b.string())) return Result::unknown();
+        std::string text(a.string());
+        text += b.string();
+        return Result::of(Val::make(boost::json::string(text)));
+    }
+    if (a.rank() == 6 && b.rank() == 6) {
+        boost::json::array joined = a.value->get_array();
+        for (const auto& element : b.value->get_array()) joined.push_back(element);
+        return Result::of(Val::make(std::move(joined)));
+    }
+    if (a.rank() == 7 && b.rank() == 7) return Result::unknown();  // object merge: libjq's
+    return Result::error();
+}
+
 Result evaluate(const Node& node, const Val& input) {
+    if (node.stream) return Result::unknown();  // never asked: generate runs these
     switch (node.op) {
         case Op::identity:
             return Result::of(copy_of(input));
@@ -1776,12 +2163,16 @@ Result evaluate(const Node& node, const Val& input) {
         case Op::field: {
             Result base = evaluate(*node.kids[0], input);
             if (!base.ok()) return base;
-            return index_field(base.val, node.name);
+            Result indexed = index_field(base.val, node.name);
+            if (node.optional && indexed.status == Status::error) return Result::none();
+            return indexed;
         }
         case Op::index: {
             Result base = evaluate(*node.kids[0], input);
             if (!base.ok()) return base;
-            return index_array(base.val, node.index);
+            Result indexed = index_array(base.val, node.index);
+            if (node.optional && indexed.status == Status::error) return Result::none();
+            return indexed;
         }
         case Op::try_: {
             Result inner = evaluate(*node.kids[0], input);
@@ -1998,11 +2389,167 @@ Result evaluate(const Node& node, const Val& input) {
             if (no_output) return Result::none();
             return Result::of(Val::make(std::move(object)));
         }
+        case Op::variable: {
+            const auto distance = static_cast<std::size_t>(node.index);
+            if (distance >= t_bound.size()) return Result::unknown();
+            // Borrowed: the binding outlives everything evaluated in its body.
+            return Result::of(borrowed(*t_bound[t_bound.size() - 1 - distance]));
+        }
+        case Op::collect: {
+            boost::json::array items;
+            auto append = [&items](Val&& value) {
+                items.push_back(owned_value(value));
+                return Flow::more;
+            };
+            const Flow flow = generate(*node.kids[0], input, Sink(append));
+            if (flow != Flow::more) return result_of(flow);
+            return Result::of(Val::make(std::move(items)));
+        }
+        case Op::any2: {
+            // jq 1.6: [label $out | foreach GEN as $i (false; if . then break $out
+            //   elif $i | COND then true else . end; if . then . else empty end)] | length == 1
+            // After the first true condition the generator runs to its next output
+            // (or its end, or an error) before the break.
+            bool found = false;
+            auto each = [&](Val&& item) {
+                if (found) return Flow::stop;
+                Result condition = evaluate(*node.kids[1], item);
+                if (condition.status == Status::value) {
+                    found = truthy(condition.val);
+                    return Flow::more;
+                }
+                return flow_of(condition.status);
+            };
+            const Flow flow = generate(*node.kids[0], input, Sink(each));
+            if (flow == Flow::error || flow == Flow::unknown) return result_of(flow);
+            return Result::boolean(found);
+        }
+        case Op::unique:
+            return unique_values(input);
+        case Op::join:
+            return join_strings(input, node.kids[0]->literal.get_string());
+        case Op::fromjson: {
+            std::string_view text;
+            if (!string_input(input, text)) return Result::error();
+            return parse_json_text(text);
+        }
+        case Op::add:
+            return add_values(node, input);
         case Op::comma:
         case Op::opaque:
+        case Op::iterate:
+        case Op::bind:
             return Result::unknown();
     }
     return Result::unknown();
+}
+
+Flow generate(const Node& node, const Val& input, const Sink& sink) {
+    if (!node.stream) {
+        Result result = evaluate(node, input);
+        if (result.status == Status::value) return sink(std::move(result.val));
+        return flow_of(result.status);
+    }
+    switch (node.op) {
+        case Op::pipe: {
+            auto right = [&](Val&& value) { return generate(*node.kids[1], value, sink); };
+            return generate(*node.kids[0], input, Sink(right));
+        }
+        case Op::comma: {
+            const Flow flow = generate(*node.kids[0], input, sink);
+            if (flow != Flow::more) return flow;
+            return generate(*node.kids[1], input, sink);
+        }
+        case Op::bind: {
+            auto body = [&](Val&& value) {
+                Binding binding(value);
+                // The body's outputs go on outside the variable's scope: what consumes
+                // them sees the bindings around this node, not this one.
+                auto leave_scope = [&](Val&& output) {
+                    t_bound.pop_back();
+                    const OutOfScope back_in_scope_after(value);
+                    return sink(std::move(output));
+                };
+                return generate(*node.kids[1], input, Sink(leave_scope));
+            };
+            return generate(*node.kids[0], input, Sink(body));
+        }
+        case Op::try_: {
+            // jq 1.6 (FORK_OPT): an error raised while the try's body is running, in
+            // the body or downstream of one of its outputs (a break too), ends the
+            // try's stream.
+            const Flow flow = generate(*node.kids[0], input, sink);
+            return flow == Flow::error || flow == Flow::first_taken ? Flow::more : flow;
+        }
+        case Op::iterate: {
+            auto each = [&](Val&& base) {
+                if (base.root != nullptr) return Flow::unknown;  // the event's members: libjq's order
+                const auto& value = base.value();
+                if (value.is_array()) {
+                    for (const auto& element : value.get_array()) {
+                        // Borrowed: base lives until the loop ends, and consumers are done with
+                        // each output before they return.
+                        const Flow flow = sink(Val::of(element));
+                        if (flow != Flow::more) return flow;
+                    }
+                    return Flow::more;
+                }
+                if (value.is_object()) return Flow::unknown;
+                return node.optional ? Flow::more : Flow::error;
+            };
+            return generate(*node.kids[0], input, Sink(each));
+        }
+        case Op::field:
+        case Op::index: {
+            auto step = [&](Val&& base) {
+                Result indexed = node.op == Op::field ? index_field(base, node.name) : index_array(base, node.index);
+                if (indexed.status == Status::value) return sink(std::move(indexed.val));
+                if (indexed.status == Status::error && node.optional) return Flow::more;
+                return flow_of(indexed.status);
+            };
+            return generate(*node.kids[0], input, Sink(step));
+        }
+        case Op::alt: {
+            // jq 1.6's '//': every truthy output of the left, else the right's outputs;
+            // an error on the left goes through.
+            bool found = false;
+            auto left = [&](Val&& value) {
+                if (!truthy(value)) return Flow::more;
+                found = true;
+                return sink(std::move(value));
+            };
+            const Flow flow = generate(*node.kids[0], input, Sink(left));
+            if (flow != Flow::more || found) return flow;
+            return generate(*node.kids[1], input, sink);
+        }
+        case Op::select: {
+            auto condition = [&](Val&& value) {
+                if (!truthy(value)) return Flow::more;
+                return sink(borrowed(input));
+            };
+            return generate(*node.kids[0], input, Sink(condition));
+        }
+        case Op::if_: {
+            auto condition = [&](Val&& value) {
+                return generate(*node.kids[truthy(value) ? 1 : 2], input, sink);
+            };
+            return generate(*node.kids[0], input, Sink(condition));
+        }
+        case Op::and_:
+        case Op::or_: {
+            // jq 1.6: for each output of the left, the answer or each output of the right.
+            auto right = [&](Val&& value) { return sink(Val::of(truthy(value) ? kTrueValue : kFalseValue)); };
+            auto left = [&](Val&& value) {
+                const bool left_true = truthy(value);
+                if (node.op == Op::and_ && !left_true) return sink(Val::of(kFalseValue));
+                if (node.op == Op::or_ && left_true) return sink(Val::of(kTrueValue));
+                return generate(*node.kids[1], input, Sink(right));
+            };
+            return generate(*node.kids[0], input, Sink(left));
+        }
+        default:
+            return Flow::unknown;
+    }
 }
 
 bool field_name_is_safe(const Node& node) {
@@ -2113,6 +2660,7 @@ ReadRule read_rule(std::string_view program) {
     }
     const std::size_t program_start = parser.position();
     bool rest_unread = false;
+    std::vector<NodePtr> selects;  // select(P) | select(Q) ...: each select
     std::string failure_text;
 
     // select(P) [| select(Q)]... [| REST]
@@ -2127,6 +2675,7 @@ ReadRule read_rule(std::string_view program) {
                 parser.expect_punct("(");
                 NodePtr condition = parser.parse_pipe();
                 parser.expect_punct(")");
+                selects.push_back(make(Op::select, {condition}));
                 predicate = predicate ? make(Op::and_, {predicate, condition}) : condition;
                 if (parser.at_end()) {
                     rule.form = RuleForm::select_only;
@@ -2140,7 +2689,8 @@ ReadRule read_rule(std::string_view program) {
                     const std::size_t rest_start = parser.position();
                     try {
                         NodePtr rest = parser.parse_pipe();
-                        if (parser.at_end() && !unsupported(*rest, false) && field_name_is_safe(*rest)) {
+                        mark_streams(*rest);
+                        if (parser.at_end() && !unsupported(*rest) && field_name_is_safe(*rest)) {
                             rule.annotation = rest;
                             rest_unread = false;
                         }
@@ -2157,6 +2707,7 @@ ReadRule read_rule(std::string_view program) {
             }
             rule.form = RuleForm::unread;
             rule.predicate = nullptr;
+            selects.clear();
         }
     }
     // if P then REST else empty end, with a REST that is not read.
@@ -2196,7 +2747,8 @@ ReadRule read_rule(std::string_view program) {
             parser.rewind(program_start);
             try {
                 NodePtr whole = parser.parse_pipe();
-                if (parser.at_end() && !unsupported(*whole, false)) {
+                mark_streams(*whole);
+                if (parser.at_end() && !unsupported(*whole)) {
                     rule.form = RuleForm::bare;
                     rule.predicate = whole;
                     rest_unread = false;
@@ -2221,10 +2773,26 @@ ReadRule read_rule(std::string_view program) {
         rule.not_indexed_reason = rule.not_native_reason;
         return rule;
     }
-    if (auto reason = unsupported(*rule.predicate, false)) {
+    mark_streams(*rule.predicate);
+    rule.streams = rule.predicate->stream || (rule.annotation && rule.annotation->stream);
+    if (rule.streams) {
+        // The program the stream evaluation runs: the selects, then the annotation.
+        if (rule.form == RuleForm::bare) {
+            rule.program = rule.predicate;
+        } else if (rule.form == RuleForm::select_only || rule.annotation) {
+            NodePtr whole_program = rule.form == RuleForm::select_only ? selects.back() : rule.annotation;
+            const std::size_t own = rule.form == RuleForm::select_only ? 1 : 0;
+            for (std::size_t i = selects.size() - own; i-- > 0;) whole_program = make(Op::pipe, {selects[i], whole_program});
+            mark_streams(*whole_program);
+            rule.program = whole_program;
+        }
+    }
+    if (auto reason = unsupported(*rule.predicate)) {
         rule.not_native_reason = *reason;
     } else if (!field_name_is_safe(*rule.predicate)) {
         rule.not_native_reason = "a field name with U+FFFD or bytes that are not UTF-8";
+    } else if (rule.streams && !rule.program) {
+        rule.not_native_reason = "a condition with several outputs (or a try) before a rest left to libjq";
     } else {
         rule.native = true;
     }
@@ -2282,6 +2850,27 @@ Verdict decide(const ReadRule& rule, const boost::json::object& event,
     annotation.reset();
     Val root;
     root.root = &event;
+    if (rule.streams) {
+        if (!rule.program) return Verdict::ask_libjq;
+        // The rule's first output. libjq takes it with `first(rule)` (filter.cpp's
+        // combined program), whose break a try still open in the rule catches in
+        // jq 1.6: the rule then runs on, and an error after the first output makes
+        // it a runtime error there. Such rules and events stay libjq's.
+        Verdict verdict = Verdict::no_match;
+        bool decided = false;
+        auto first = [&](Val&& value) {
+            if (!decided) {
+                verdict = decide_output(Result::of(std::move(value)), event, annotation);
+                decided = true;
+            }
+            return Flow::first_taken;
+        };
+        const Flow flow = generate(*rule.program, root, Sink(first));
+        if (!decided) return flow == Flow::more ? Verdict::no_match : Verdict::ask_libjq;
+        if (flow == Flow::first_taken || flow == Flow::more) return verdict;
+        annotation.reset();
+        return Verdict::ask_libjq;
+    }
     const Result result = evaluate(*rule.predicate, root);
     switch (rule.form) {
         case RuleForm::select_only:

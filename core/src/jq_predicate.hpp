@@ -58,6 +58,11 @@ struct ReadRule {
     RuleForm form = RuleForm::unread;
     NodePtr predicate;
     NodePtr annotation;  // select(P) | REST with a REST the evaluator handles
+    // The whole program as the evaluator runs it when some part of it may yield
+    // several outputs (or hold a try that catches later errors): then the rule's
+    // first output is taken from the stream, as libjq's first jq_next gives it.
+    NodePtr program;
+    bool streams = false;
     // The predicate holds only what the evaluator decides exactly.
     bool native = false;
     // Every character of the program was read, with the grammar jq 1.6 accepts,

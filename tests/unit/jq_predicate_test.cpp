@@ -36,7 +36,8 @@ TEST(JqReader, ReadsTheSupportedForms) {
         {"select(.eventName == \"X\") | \"user \\(.userIdentity.arn)\"", RuleForm::select_then_rest},
         {R"(.errorCode == "AccessDenied")", RuleForm::bare},
         {R"(if .a == 1 then {x: .b} else empty end)", RuleForm::bare},
-        {R"(if .a == 1 then .b[] else empty end)", RuleForm::select_then_rest},
+        {R"(if .a == 1 then .b[] else empty end)", RuleForm::bare},
+        {R"(if .a == 1 then .b | ltrimstr("x") else empty end)", RuleForm::select_then_rest},
         {R"(select(.a.b[0]? != null and (.c // "d" | test("^x"; "i"))))", RuleForm::select_only},
         {R"(select(.["odd key"] | IN("a", "b")))", RuleForm::select_only},
         {R"(select(IN(.a; 1, 2.5, -3, true, null)))", RuleForm::select_only},
@@ -48,6 +49,19 @@ TEST(JqReader, ReadsTheSupportedForms) {
         {"# comment\nselect(.a == 1) # trailing", RuleForm::select_only},
         {R"(select(.a == 1) | select(.b == 2))", RuleForm::select_only},
         {R"(select(.tags | contains(["a"])))", RuleForm::select_only},
+        // Bindings, generators and what consumes them.
+        {R"(. as $e | select($e.a == 1) | {a: $e.b})", RuleForm::bare},
+        {R"(select(.a == 1) | (.b // "") as $u | select($u != "" and ("/" + $u | endswith("x"))))",
+         RuleForm::select_then_rest},
+        {R"(select(any(.a[]?; .b == 1 or (.c.d? // 9) <= 7)))", RuleForm::select_only},
+        {R"(select(any(.a | if type == "array" then .[] else . end | objects; .x)))", RuleForm::select_only},
+        {R"(select(.a == 1) | .names[]?)", RuleForm::select_then_rest},
+        {R"(select(.a == 1) | [.l[] | strings | select(test("^x"))] | unique | select(length > 0) | join(", "))",
+         RuleForm::select_then_rest},
+        {R"(select(((.doc // "") | fromjson? // {}) | .Statement | arrays | length > 0))", RuleForm::select_only},
+        {R"jq(select(.a == 1) | "\(.x // "?") on \((.ids // []) | join(","))")jq", RuleForm::select_then_rest},
+        {R"(select(.a == 1) | (.x, .y) | values)", RuleForm::select_then_rest},
+        {R"(.a as $x | .b as $y | $x + $y)", RuleForm::bare},
     };
     for (const auto& [program, form] : accepted) {
         const auto rule = read_rule(program);
@@ -58,26 +72,40 @@ TEST(JqReader, ReadsTheSupportedForms) {
 
 TEST(JqReader, RefusesWhatItDoesNotModelAndSaysWhere) {
     const std::vector<std::pair<std::string, std::string>> refused{
-        {R"(select(any(.resources[]?; .type == "x")))", "\"any/2\" at line 1, column 8"},
-        {R"(select(.a[] == 1))", "iteration '[]' at line 1, column 10"},
-        {R"(select(.a as $x | $x == 1))", "'as' binding"},
-        {R"(select($x == 1))", "variable $x at line 1, column 8"},
-        {R"(select(.a + 1 == 2))", "arithmetic '+' at line 1, column 11"},
-        {R"(select(.a == (1, 2)))", "',' (several outputs) outside IN(...)"},
+        {R"(select(any(.a[]?; (.b, .c))))", "any/2 with a condition that has several outputs"},
+        {R"(select(any((.a[])?; .b)))", "any/2 over a generator holding a try"},
+        {R"(select(.a[] == 1))", "an operand of '==' with several outputs"},
+        {R"(select(.a | startswith(.b[])))", "an operand of startswith/1 with several outputs"},
+        {R"(select((.a | fromjson?) == 1))", "an operand of '==' with several outputs (or a try"},
+        {R"(select($x == 1))", "variable $x (not bound by 'as' in the rule) at line 1, column 8"},
+        {R"(. as $x | $__loc__)", "variable $__loc__"},
+        {R"(. as [$a] | $a)", "a destructuring 'as' pattern"},
+        {R"(. as {a: $a} | $a)", "a destructuring 'as' pattern"},
+        {R"(. as $if | $if)", "variable name $if"},
+        {R"(. as $m::x | 1)", "variable name $m::x"},
+        {R"(select($and == 1))", "variable name $and"},
+        {R"(select(-1 as $x | $x))", "'-' before an 'as' binding"},
+        {R"(select(.a - 1 == 2))", "arithmetic '-' at line 1, column 11"},
+        {R"(select(.a == (1, 2)))", "an operand of '==' with several outputs"},
+        {R"(select(.a | join(.b) == ""))", "join/1 with a separator that is not a string literal"},
+        {R"(select(.a == 1) | .b | ltrimstr("x") | .[] )", ""},  // native condition, rest for libjq
+        {R"(select(.a[] == 1) | .b | ltrimstr("x"))", "an operand of '=='"},
+        {R"(select(.a[]) | .b | ltrimstr("x"))", "a condition with several outputs (or a try) before a rest"},
         {"select(.a == 1)\n| .b | ltrimstr(\"x\") | select(. == \"y\")", ""},  // native, rest for libjq
         {R"(select(.a | test(.b)))", "test() with a regex that is not a string literal"},
         {R"(select(.a | test("(")))", "does not compile"},
         {R"(select(.a | test("x"; "q")))", "flags \"q\" are not valid"},
         {"def f(x): x; select(f(.a))", "definition \"f\" has parameters"},
         {"def r: r; select(r)", "definition \"r\" is recursive"},
-        {"select(.a == \"\\(.b as $x | $x)\")", "string interpolation (an 'as' binding"},
+        {"select(.a == \"\\(.b as $x | $x)\")", "an operand of '==' with several outputs"},
+        {R"(select(.a == {b: . as $x | $x}))", "object construction"},
         {"select(.a == \"\\(.b # comment )\n)\")", "a comment inside an interpolation"},
         {R"(select(.a == {(.b): .c}))", "object construction"},
         {R"(select(.a == {b: .c, b: .d}))", "object construction"},
         {R"(select(.a == {b: .c // 1}))", "object construction"},
         {R"(select(.a == {b: if .c then 1 else 2 end}))", "object construction"},
         {R"(select(.a | split("") | length > 1))", "split/1 with a separator"},
-        {R"(select(.a == 1) as $x)", "'as' binding"},
+        {R"(select(.a == 1) as $x)", "'|' expected"},
         {R"(reduce .[] as $x (0; . + $x))", "'reduce'"},
         {R"(select(.a < .b < .c))", "chained comparisons"},
         {R"((.a)?.b)", "unexpected 'b' at line 1, column 6"},
@@ -330,6 +358,146 @@ TEST(JqNativeSemantics, HandsErrorsAndAnnotationsToLibjq) {
         false);
 }
 
+// Rules of the kinds tattle ships (bindings, generators, any/2, collect, unique,
+// join, fromjson?) decided natively, as libjq 1.6 decides them: first outputs,
+// errors that never happen because the first output or any/2's break comes
+// first, and the 1.6 try that also catches errors raised after its output.
+TEST(JqNativeSemantics, BindingsAndGeneratorsLikeLibjq) {
+    const std::string access_key =
+        R"(select(.a == 1) | . as $e | ($e.k.u // $e.p.u // "") as $u | )"
+        R"(select($u != "" and (($e.arn // "") | endswith("/" + $u) | not)) | {target: $u, actor: $e.arn})";
+    const std::string trust =
+        R"(select(.a == 1) | . as $e | ($e.self // "") as $self | )"
+        R"([ ($e.doc // $e.doc2 // "" | fromjson? // {}) | .Statement | if type == "array" then .[] else . end )"
+        R"(| objects | .Principal | objects | .AWS | if type == "array" then .[] else . end | strings )"
+        R"(| select(test("^arn:aws:iam::[0-9]{12}:|^[0-9]{12}$") and (contains($self) | not)) ] )"
+        R"jq(| unique | select(length > 0) | "trusts \(join(", "))")jq";
+    const std::string admin =
+        R"(select(.a == 1) | ((.doc // "") | fromjson? // {}) as $doc )"
+        R"(| select(any($doc.Statement | if type == "array" then .[] else . end | objects | select(.Effect == "Allow") )"
+        R"jq(| .Action | if type == "array" then .[] else . end; . == "*" or . == "*:*")) | "admin \(.n // "")")jq";
+    const std::string selectors =
+        R"jq(select(.a == 1 and any(.s[]?; .m == false or (.r // "All") != "All")) | "trail \(.t)")jq";
+    const std::string lifecycle =
+        R"(select(any(.r | if type == "array" then .[] else . end | objects; (.e.d? // 9999) <= 7)))";
+    const std::string send = R"jq(select(.a == 1) | "\(.d // "?") on \((.ids // []) | join(","))")jq";
+    expect_like_libjq(
+        {
+            {access_key, R"({"a": 1, "k": {"u": "bob"}, "arn": "arn:aws:iam::1:user/alice"})"},
+            {access_key, R"({"a": 1, "p": {"u": "bob"}, "arn": "arn:aws:iam::1:user/bob"})"},
+            {access_key, R"({"a": 1, "arn": "arn:aws:iam::1:user/bob"})"},
+            {access_key, R"({"a": 1, "k": {"u": "bob"}, "x": 0})"},
+            {trust, R"({"a": 1, "self": "111111111111", "doc": "{\"Statement\": [{\"Principal\": {\"AWS\": )"
+                    R"([\"arn:aws:iam::222222222222:root\", \"111111111111\", \"333333333333\", )"
+                    R"(\"arn:aws:iam::222222222222:root\", 7]}}, \"x\", {\"Principal\": \"*\"}]}"})"},
+            {trust, R"({"a": 1, "self": "1", "doc2": "{\"Statement\": {\"Principal\": {\"AWS\": \"999999999999\"}}}"})"},
+            {trust, R"({"a": 1, "doc": "%7B%22Statement%22%3A%5B%5D%7D"})"},
+            {trust, R"({"a": 1, "doc": "5"})"},  // .Statement fails: the try of fromjson? catches it
+            {trust, R"({"a": 1, "doc": {"Statement": []}})"},
+            {trust, R"({"a": 1})"},
+            {admin, R"({"a": 1, "n": "p", "doc": "{\"Statement\": [{\"Effect\": \"Allow\", \"Action\": [\"s3:Get\", \"*\"]}]}"})"},
+            {admin, R"({"a": 1, "doc": "{\"Statement\": {\"Effect\": \"Allow\", \"Action\": \"*:*\"}}"})"},
+            {admin, R"({"a": 1, "doc": "{\"Statement\": [{\"Effect\": \"Deny\", \"Action\": \"*\"}]}"})"},
+            {admin, R"({"a": 1, "doc": "[1, 2]"})"},  // $doc.Statement fails, caught by fromjson?'s try
+            {admin, R"({"a": 1, "doc": " \t"})"},
+            {selectors, R"({"a": 1, "t": "x", "s": [{"m": true, "r": "All"}, {"m": false}]})"},
+            {selectors, R"({"a": 1, "t": "x", "s": [{"m": true, "r": "All"}]})"},
+            {selectors, R"({"a": 1, "t": "x", "s": "not a list"})"},
+            {selectors, R"({"a": 1, "t": "x", "s": [{"r": "ReadOnly"}, 5]})"},  // breaks before 5
+            {lifecycle, R"({"r": [{"e": {"d": 3}}]})"},
+            {lifecycle, R"({"r": {"e": {"d": 30}}})"},
+            {lifecycle, R"({"r": [1, "x", {"e": "s"}]})"},
+            {send, R"({"a": 1, "d": "AWS-RunShellScript", "ids": ["i-1", "i-2"]})"},
+            {send, R"({"a": 1, "ids": [1, null, true, false, "x"]})"},
+            {send, R"({"a": 1, "ids": []})"},
+            {send, R"({"a": 1})"},
+            {R"(select(.a == 1) | .names[]?)", R"({"a": 1, "names": ["p1", "p2"]})"},
+            {R"(select(.a == 1) | .names[]?)", R"({"a": 1, "names": []})"},
+            {R"(select(.a == 1) | .names[]?)", R"({"a": 1, "names": "s"})"},
+            {R"(select(.a == 1) | .names[]?)", R"({"a": 1})"},
+            {R"(select(.a == 1) | [.l[]] | unique)", R"({"a": 1, "l": [3, "b", 1, "a", null, true, false, [1], 3, 1.0]})"},
+            {R"(select(.a == 1) | .l | unique)", R"({"a": 1, "l": [-0.0, 0]})"},
+            {R"(.a, .b.c)", R"({"a": "x", "b": "s"})"},  // the error after the first output never happens
+            {R"((.l[] | select(. != 1)) // "none")", R"({"l": [1, false, 2]})"},
+            {R"((.l[] | select(. != 1)) // "none")", R"({"l": [1, false]})"},
+            {R"((.l[] | .x) // "n")", R"({"l": [{"x": null}, {"x": 5}, "s"]})"},
+            {R"(select(.a == 1) | (.l | fromjson?) | .x)", R"({"a": 1, "l": "5"})"},
+            {R"((.s | fromjson?), "after")", R"({"s": "%7B"})"},
+            {R"((.s | fromjson?), "after")", R"({"s": "{\"k\": [1, {\"n\": null}]}", "x": 0})"},
+            {R"(.a as $x | .b as $y | $x + $y)", R"({"a": 1, "b": 2.5})"},
+            {R"(.a as $x | .b as $y | $x + $y)", R"({"a": "x", "b": "y"})"},
+            {R"(.a as $x | .b as $y | $x + $y)", R"({"a": [1], "b": ["y"]})"},
+            {R"(.a as $x | .b as $y | $x + $y)", R"({"b": "y"})"},
+            {R"(. as $e | $e)", R"({"a": 1})"},
+            {R"(. as $e | select(any(.l[]; . == $e.want)))", R"({"l": [1, 2], "want": 2})"},
+            {R"(. as $e | .l[] | select(. > $e.min))", R"({"l": [1, 5, 9], "min": 4})"},
+            // What follows a binding's body is outside its scope, though it runs inside it.
+            {R"(. as $a | (.l[] as $b | $b) | $a.n)", R"({"l": [5], "n": "outer"})"},
+            {R"(. as $a | select(any(.l[] as $b | $b; . == $a.n)) | $a.n)", R"({"l": [1, 2], "n": 2})"},
+            {R"(. as $x | (.l[] as $x | $x) as $y | [$x.n, $y])", R"({"l": [7], "n": "x"})"},
+            {"def inner: . as $v | $v.l; . as $o | inner | [.[0], $o.n]", R"({"l": [3], "n": "o"})"},
+            {R"(if .l[] then "t" else "f" end)", R"({"l": [false, 1]})"},
+            {R"(.l[] and .b)", R"({"l": [1, null], "b": true})"},
+            {R"(.l[] or .b[])", R"({"l": [null], "b": [0, false]})"},
+            {R"(select(any(.l[] | .x; .)))", R"({"l": [{"x": true}, {"x": false}, "s"]})"},
+            {R"(select(any(.l[]; .x)))", R"({"l": [{"x": null}]})"},
+            {R"(.l[]? | strings)", R"({"l": [1, "two"]})"},
+            {R"(.l | .[0]?, .x?)", R"({"l": "s"})"},
+            {R"([.l[] | numbers] | length)", R"({"l": [1, "x", 2]})"},
+            {R"(select(.a == 1) | [.l[] | {n: .}])", R"({"a": 1, "l": ["x", 2]})"},
+            {R"(.s | fromjson | .k)", R"({"s": "{\"k\": \"v\", \"n\": 12345678901234567890}"})"},
+        },
+        true);
+    expect_like_libjq(
+        {
+            // Errors (in jq 1.6's order) and what the evaluator does not model go to libjq.
+            {send, R"({"a": 1, "ids": [[1]]})"},
+            {send, R"({"a": 1, "ids": "i-1"})"},
+            {send, R"({"a": 1, "ids": [1.5]})"},
+            {selectors, R"({"a": 1, "t": "x", "s": [5, {"m": false}]})"},
+            {R"(select(any(.l[] | .x; .)))", R"({"l": [{"x": true}, "s"]})"},  // 1.6 pulls one more
+            {R"(.l[] | .x)", R"({"l": ["s", {"x": 1}]})"},
+            {R"((.l[] | .x) // "n")", R"({"l": [{"x": null}, "s", {"x": 5}]})"},
+            {R"(.a as $x | .b as $y | $x + $y)", R"({"a": "x", "b": 1})"},
+            {R"(.a as $x | .b as $y | $x + $y)", R"({"a": {"x": 1}, "b": {"y": 1}})"},
+            {R"(select(.a == 1) | .o[])", R"({"a": 1, "o": {"x": 1}})"},
+            {R"(select(.a == 1) | .l | unique)", R"({"a": 1, "l": [{"b": 1}, {"a": 2}]})"},
+            {R"(.s | fromjson)", R"({"s": "{\"a\": 1, \"a\": 2}"})"},
+            {R"(.s | fromjson)", R"({"s": "[1.5]"})"},
+            {R"(.s | fromjson)", R"({"s": "nan"})"},
+            {R"(.s | fromjson)", R"({"s": "[-0]"})"},
+            {R"(.s | fromjson)", R"({"s": "\"\\ud83d\\ude00\""})"},
+            {R"(.s | fromjson)", R"({"s": 1})"},
+            {R"(.s | fromjson)", R"({"s": "1 2"})"},
+            {trust, R"({"a": 1, "doc": "{\"Statement\": {\"Principal\": {\"AWS\": \"123456789012\"}}, \"v\": 1.5}"})"},
+            {admin, R"({"a": 1, "doc": "not json"})"},  // jq fails; which texts fail exactly is libjq's
+        },
+        false);
+}
+
+// libjq takes a rule's first output with `first(rule)`; in jq 1.6 a try still
+// open in the rule catches first's break, the rule runs on, and a later error
+// makes the rule fail where one jq_next would have matched. The evaluator
+// leaves those events to libjq and decides the others.
+TEST(JqNativeSemantics, FirstOutputUnderAnOpenTryIsDecidedOnlyIfNothingFailsAfterIt) {
+    const std::string program = R"(((.s // "1") | fromjson?), .n.y)";
+    const auto rule = read_rule(program);
+    ASSERT_TRUE(rule.native) << rule.not_native_reason;
+    EXPECT_EQ(jq_native::decide(rule, event(R"({"n": "x"})")), Verdict::ask_libjq);
+    expect_like_libjq({{program, R"({"n": {"y": 2}})"}, {program, R"({"s": "[2]", "n": null})"}}, true);
+
+    QuietLogs quiet;
+    std::vector<FilterRule> rules{{"r", program, SourceLocation{"t.toml", 1, 0}}};
+    std::vector<Diagnostic> problems;
+    FilterStage indexed(rules, problems, RuleCompilation::indexed);
+    FilterStage combined(rules, problems, RuleCompilation::combined);
+    ASSERT_TRUE(problems.empty());
+    const auto failing = event(R"({"n": "x"})");
+    EXPECT_EQ(indexed.evaluate(failing).size(), combined.evaluate(failing).size());
+    EXPECT_EQ(indexed.runtime_errors(0), 1U);
+    EXPECT_EQ(combined.runtime_errors(0), 1U);
+}
+
 TEST(JqNativeSemantics, StringsThatAreNotUtf8GoToLibjq) {
     boost::json::object invalid;
     invalid["s"] = boost::json::string("caf\xE9");
@@ -342,18 +510,20 @@ TEST(JqNativeSemantics, StringsThatAreNotUtf8GoToLibjq) {
 TEST(JqNativeSemantics, ExplainSaysWhatWasLearned) {
     std::vector<FilterRule> rules{
         {"a", R"(select(.eventSource == "iam.amazonaws.com" and .eventName == "CreateAccessKey"))", {}},
-        {"b", R"(select(any(.resources[]?; .type == "x")))", {}},
-        {"c", "select(.eventName == \"X\") | .requestParameters.names[]?", {}}};
+        {"b", R"(select(.resources - 1))", {}},
+        {"c", "select(.eventName == \"X\") | .requestParameters.names | ltrimstr(\"x\")", {}},
+        {"d", "select(.eventName == \"X\") | .requestParameters.names[]?", {}}};
     std::vector<Diagnostic> problems;
     FilterStage stage(rules, problems, RuleCompilation::indexed);
     EXPECT_TRUE(stage.explain(0).native);
     EXPECT_EQ(stage.explain(0).evaluation, "native");
     EXPECT_EQ(stage.explain(0).index, "eventName = CreateAccessKey");
     EXPECT_FALSE(stage.explain(1).native);
-    EXPECT_EQ(stage.explain(1).evaluation, "libjq: \"any/2\" at line 1, column 8");
+    EXPECT_EQ(stage.explain(1).evaluation, "libjq: arithmetic '-' at line 1, column 19");
     EXPECT_FALSE(stage.explain(1).indexed);
     EXPECT_THAT(stage.explain(1).index, HasSubstr("every event"));
     EXPECT_THAT(stage.explain(2).evaluation, HasSubstr("libjq computes the annotation"));
+    EXPECT_EQ(stage.explain(3).evaluation, "native");
 }
 
 }  // namespace
