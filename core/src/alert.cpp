@@ -3,6 +3,7 @@
 #include "tattle/sha256.hpp"
 #include "tattle/text_safety.hpp"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -120,9 +121,30 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
 
 namespace {
 
-// A string as Boost.JSON writes it in the serialized objects (its own escapes). One
+// Boost.JSON's serializer escapes '"', '\\' and the bytes below 0x20, and copies every
+// other byte (valid_json_text mends invalid UTF-8 afterwards).
+constexpr std::array<bool, 256> kEscaped = [] {
+    std::array<bool, 256> escaped{};
+    for (std::size_t byte = 0; byte < 0x20; ++byte) escaped[byte] = true;
+    escaped['"'] = true;
+    escaped['\\'] = true;
+    return escaped;
+}();
+
+bool needs_escape(std::string_view text) {
+    return std::any_of(text.begin(), text.end(), [](char c) { return kEscaped[static_cast<unsigned char>(c)]; });
+}
+
+// A string as Boost.JSON writes it in the serialized objects (its own escapes). Most
+// strings (ids, names, times) need none and are copied; the rest go through one
 // serializer per thread: boost::json::serialize sets one up, and a string, per call.
 void append_string(std::string& out, std::string_view text) {
+    if (!needs_escape(text)) {
+        out += '"';
+        out += text;
+        out += '"';
+        return;
+    }
     thread_local boost::json::serializer serializer;
     serializer.reset(boost::json::string_view(text.data(), text.size()));
     std::array<char, 256> chunk;  // NOLINT(cppcoreguidelines-pro-type-member-init): read() writes it first

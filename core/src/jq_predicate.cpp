@@ -1557,7 +1557,9 @@ const boost::json::value kFalseValue(false);
 struct Val {
     const boost::json::value* ref = nullptr;
     const boost::json::object* root = nullptr;  // the event itself
-    boost::json::value owned;
+    // Only values made during evaluation: most refer to the event or to literals, and an
+    // empty optional is passed around and destroyed without calls into Boost.JSON.
+    std::optional<boost::json::value> owned;
 
     static Val of(const boost::json::value& value) {
         Val val;
@@ -1566,10 +1568,13 @@ struct Val {
     }
     static Val make(boost::json::value value) {
         Val val;
-        val.owned = std::move(value);
+        val.owned.emplace(std::move(value));
         return val;
     }
-    const boost::json::value& value() const { return ref != nullptr ? *ref : owned; }
+    const boost::json::value& value() const {
+        if (ref != nullptr) return *ref;
+        return owned ? *owned : kNullValue;
+    }
     bool is_root() const { return root != nullptr; }
 };
 
@@ -2937,14 +2942,20 @@ RuleIndex::RuleIndex(const std::vector<std::optional<IndexCondition>>& condition
             auto entry = std::find_if(paths_.begin(), paths_.end(),
                                       [&](const PathEntry& e) { return e.path == term.path; });
             if (entry == paths_.end()) {
-                paths_.push_back(PathEntry{term.path, {}, {}});
+                paths_.push_back(PathEntry{term.path, {}, {}, {}});
                 entry = paths_.end() - 1;
             }
             if (entry->all_rules.empty() || entry->all_rules.back() != id) entry->all_rules.push_back(id);
             for (const auto& value : term.values) {
-                if (!index_key(value, key)) continue;
-                auto& ids = entry->rules_by_value[key];
-                if (ids.empty() || ids.back() != id) ids.push_back(id);
+                std::vector<std::uint32_t>* ids = nullptr;
+                if (value.is_string()) {
+                    ids = &entry->rules_by_string[std::string(value.get_string())];
+                } else if (index_key(value, key)) {
+                    ids = &entry->rules_by_value[key];
+                } else {
+                    continue;
+                }
+                if (ids->empty() || ids->back() != id) ids->push_back(id);
             }
         }
     }
@@ -2985,6 +2996,14 @@ void RuleIndex::candidates(const boost::json::object& event, std::vector<std::ui
         if (!abnormal && value->is_string() && !valid_utf8(value->get_string())) abnormal = true;
         if (abnormal) {
             set(entry.all_rules);
+            continue;
+        }
+        if (value->is_string()) {
+            const auto& text = value->get_string();
+            if (auto found = entry.rules_by_string.find(std::string_view(text.data(), text.size()));
+                found != entry.rules_by_string.end()) {
+                set(found->second);
+            }
             continue;
         }
         if (!index_key(*value, key_buffer_)) continue;

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -99,8 +100,15 @@ public:
     std::size_t indexed_rules() const noexcept { return indexed_; }
 
 private:
+    // Looks strings up by their bytes, without a copy per event.
+    struct TextHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+    };
     struct PathEntry {
         FieldPath path;
+        // String values by their bytes (most conditions), other scalars by index_key.
+        std::unordered_map<std::string, std::vector<std::uint32_t>, TextHash, std::equal_to<>> rules_by_string;
         std::unordered_map<std::string, std::vector<std::uint32_t>> rules_by_value;
         std::vector<std::uint32_t> all_rules;
     };

@@ -107,6 +107,25 @@ TEST(AlertText, HostileEventFieldsGiveTheSameValidJson) {
     EXPECT_EQ(reparsed.at("summary").at("event_name").as_string(), "Create\xEF\xBF\xBD\xEF\xBF\xBDUser");
 }
 
+TEST(AlertText, EveryByteInEveryCopiedStringGivesTheWholeDocument) {
+    // Strings that need no escape are copied, the others serialized: both must write
+    // what serializing the whole document writes, whichever byte a string holds.
+    const EventOrigin origin{"s", "b", 3};
+    for (int byte = 0; byte < 256; ++byte) {
+        const std::string text = "a" + std::string(1, static_cast<char>(byte)) + "z";
+        SCOPED_TRACE(byte);
+        boost::json::object event = cloudtrail_event();
+        event["eventName"] = text;
+        event["userAgent"] = std::string(1, static_cast<char>(byte));
+        const AlertRule rule{text, text, text, "", "", {text}, ""};
+        const EventOrigin hostile_origin{text, text, 0};
+        EXPECT_EQ(in_parts(rule, event, std::nullopt, hostile_origin, text, {}),
+                  whole_document(rule, event, std::nullopt, hostile_origin, text, {}));
+        EXPECT_EQ(in_parts(rule, event, boost::json::value(text), origin, "out", {{"title", text}}),
+                  whole_document(rule, event, boost::json::value(text), origin, "out", {{"title", text}}));
+    }
+}
+
 TEST(AlertText, AlertIdIsTheDocumentsOwn) {
     const boost::json::object event = cloudtrail_event();
     const AlertRule rule{"Create user", "d", "iam/create-user", "", "", {}, ""};
