@@ -1847,13 +1847,22 @@ Result index_array(const Val& base, std::int64_t index) {
     return Result::of(base.ref == nullptr ? Val::make(element) : Val::of(element));
 }
 
-Result compare_op(const Node& node, const Val& input) {
-    // jq evaluates the right operand first; both are evaluated unless one is empty.
-    Result right = evaluate(*node.kids[1], input);
-    Result left = evaluate(*node.kids[0], input);
+// The operands of a binary operator, each with one output. jq evaluates the right one
+// first; both are evaluated unless one is empty. What the operator gives when either
+// does not have a value; nullopt when both have.
+std::optional<Result> operands(const Node& node, const Val& input, Result& left, Result& right) {
+    right = evaluate(*node.kids[1], input);
+    left = evaluate(*node.kids[0], input);
     if (right.status == Status::unknown || left.status == Status::unknown) return Result::unknown();
     if (right.status == Status::error || left.status == Status::error) return Result::error();
     if (right.status == Status::empty || left.status == Status::empty) return Result::none();
+    return std::nullopt;
+}
+
+Result compare_op(const Node& node, const Val& input) {
+    Result left;
+    Result right;
+    if (auto without_values = operands(node, input, left, right)) return std::move(*without_values);
     const View a(left.val);
     const View b(right.val);
     if (node.op == Op::eq || node.op == Op::ne) {
@@ -2130,12 +2139,9 @@ Result unique_values(const Val& input) {
 }
 
 Result add_values(const Node& node, const Val& input) {
-    // As for comparisons, jq evaluates the right operand first.
-    Result right = evaluate(*node.kids[1], input);
-    Result left = evaluate(*node.kids[0], input);
-    if (right.status == Status::unknown || left.status == Status::unknown) return Result::unknown();
-    if (right.status == Status::error || left.status == Status::error) return Result::error();
-    if (right.status == Status::empty || left.status == Status::empty) return Result::none();
+    Result left;
+    Result right;
+    if (auto without_values = operands(node, input, left, right)) return std::move(*without_values);
     const View a(left.val);
     const View b(right.val);
     if (a.rank() == 1) return Result::of(Val::make(owned_value(right.val)));
