@@ -26,6 +26,7 @@ using namespace std::chrono_literals;
 using Fetch = std::function<Credentials()>;
 using TimeSource = std::function<Clock::time_point()>;
 
+// The options' clock, the system clock when they name none.
 TimeSource time_source(const CredentialsOptions& options) {
     if (options.clock) return options.clock;
     return [] { return Clock::now(); };
@@ -421,7 +422,7 @@ struct StepResult {
 
 class Chain {
 public:
-    explicit Chain(CredentialsOptions options) : options_(std::move(options)) {
+    explicit Chain(CredentialsOptions options) : options_(std::move(options)), now_(time_source(options_)) {
         if (!options_.environment) options_.environment = process_environment();
     }
 
@@ -503,7 +504,7 @@ private:
             const std::string token = trim_copy(read_text_file(token_file, "AWS_WEB_IDENTITY_TOKEN_FILE"));
             return detail::assume_role_with_web_identity(token, parameters, http);
         };
-        return {std::make_shared<RefreshingProvider>(std::move(fetch), options_.refresh_margin, time_source(options_)),
+        return {std::make_shared<RefreshingProvider>(std::move(fetch), options_.refresh_margin, now_),
                 {}};
     }
 
@@ -622,9 +623,9 @@ private:
             return provider;
         }
         if (source == "Ec2InstanceMetadata") {
-            auto metadata = make_instance_metadata(env(), options_.http, time_source(options_));
+            auto metadata = make_instance_metadata(env(), options_.http, now_);
             return std::make_shared<RefreshingProvider>([metadata] { return metadata->fetch(); },
-                                                        options_.refresh_margin, time_source(options_));
+                                                        options_.refresh_margin, now_);
         }
         throw CredentialsError(label + ": credential_source must be Environment, EcsContainer or Ec2InstanceMetadata");
     }
@@ -637,7 +638,7 @@ private:
                     "AWS_CONTAINER_CREDENTIALS_FULL_URI not set)"};
         }
         return {std::make_shared<RefreshingProvider>(container_fetch(std::move(*endpoint), env(), options_.http),
-                                                     options_.refresh_margin, time_source(options_)),
+                                                     options_.refresh_margin, now_),
                 {}};
     }
 
@@ -645,14 +646,14 @@ private:
         if (env_flag(env(), "AWS_EC2_METADATA_DISABLED")) {
             return {nullptr, "EC2 instance metadata (disabled by AWS_EC2_METADATA_DISABLED)"};
         }
-        auto metadata = make_instance_metadata(env(), options_.http, time_source(options_));
+        auto metadata = make_instance_metadata(env(), options_.http, now_);
         // Unlike the other sources, being configured cannot be told from the environment:
         // the first fetch decides, and a failure means "not on EC2".
         try {
-            const auto fetched_at = time_source(options_)();
+            const auto fetched_at = now_();
             FetchedCredentials first{metadata->fetch(), fetched_at};
             auto provider = std::make_shared<RefreshingProvider>([metadata] { return metadata->fetch(); },
-                                                                 options_.refresh_margin, time_source(options_),
+                                                                 options_.refresh_margin, now_,
                                                                  std::move(first));
             return {std::move(provider), {}};
         } catch (const CredentialsError& error) {
@@ -665,6 +666,7 @@ private:
     }
 
     CredentialsOptions options_;
+    const TimeSource now_;  // for every provider the chain makes
     std::optional<SharedConfig> shared_config_;
 };
 
