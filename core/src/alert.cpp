@@ -151,13 +151,6 @@ void append_string(std::string& out, std::string_view text) {
     while (!serializer.done()) out += serializer.read(chunk.data(), chunk.size());
 }
 
-// Alert texts wait, a batch's worth of them, until the batch is routed: they keep no
-// room a growing string left behind (up to as much again as the text).
-std::string without_spare_room(std::string text) {
-    text.shrink_to_fit();
-    return text;
-}
-
 // ,"key":"value" when value is not empty, as put_if_present and serialize give it.
 void append_if_present(std::string& out, bool& first, std::string_view key, std::string_view value) {
     if (value.empty()) return;
@@ -169,18 +162,49 @@ void append_if_present(std::string& out, bool& first, std::string_view key, std:
     append_string(out, value);
 }
 
+// A part of the document as valid_json_text makes it; nearly always as it is.
+std::string_view valid_part(const std::string& part, std::string& mended) {
+    if (is_valid_json_text(part)) return part;
+    mended = valid_json_text(std::string_view(part));
+    return mended;
+}
+
+std::string destination_text(std::string_view destination) {
+    std::string text;
+    append_string(text, destination);
+    return valid_utf8(std::move(text));
+}
+
+std::string shaping_text(const boost::json::object& shaping_fields) {
+    std::string text;
+    append_members(text, shaping_fields);
+    return valid_json_text(std::move(text));
+}
+
+// Whether alert holds the document for this destination as it is: no other
+// destination, no fields after the event.
+bool written_for(const AlertText& alert, std::string_view destination_json,
+                 const boost::json::object& shaping_fields) {
+    return shaping_fields.empty() &&
+           std::string_view(alert.text).substr(alert.destination_at, alert.destination_end - alert.destination_at) ==
+               destination_json;
+}
+
 }  // namespace
 
 AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
-                       const std::optional<boost::json::value>& annotation, const EventOrigin& origin) {
+                       const std::optional<boost::json::value>& annotation, const EventOrigin& origin,
+                       std::string_view destination, std::string_view event_text) {
     // Written directly, member for member in make_alert's order: building the objects
-    // and serializing them cost more than the rest of an alert's evaluation.
-    AlertText text;
-    text.alert_id = alert_id(rule.id.empty() ? rule.name : rule.id, event);
-    std::string head;
-    head.reserve(256);
+    // and serializing them cost more than the rest of an alert's evaluation. The parts
+    // are written in buffers a worker keeps, so that the alert is one allocation of
+    // its exact size.
+    AlertText alert;
+    alert.alert_id = alert_id(rule.id.empty() ? rule.name : rule.id, event);
+    thread_local std::string head;
+    head.clear();
     head += "{\"alert_id\":";
-    append_string(head, text.alert_id);
+    append_string(head, alert.alert_id);
     head += ",\"rule\":{\"name\":";
     append_string(head, rule.name);
     head += ",\"description\":";
@@ -200,8 +224,8 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     append_if_present(head, first, "runbook", rule.runbook);
     head += "},\"destination\":";
 
-    std::string middle;
-    middle.reserve(512);
+    thread_local std::string middle;
+    middle.clear();
     middle += ',';
     if (annotation) {
         middle += "\"annotation\":";
@@ -232,38 +256,53 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     middle += ",\"index\":";
     middle += std::to_string(static_cast<std::uint64_t>(origin.index));
     middle += "},\"event\":";
-    text.head = without_spare_room(valid_json_text(std::move(head)));
-    text.middle = without_spare_room(valid_json_text(std::move(middle)));
-    return text;
+
+    std::string mended_head;
+    std::string mended_middle;
+    const std::string_view head_text = valid_part(head, mended_head);
+    const std::string_view middle_text = valid_part(middle, mended_middle);
+    const std::string destination_json = destination_text(destination);
+    std::string& text = alert.text;
+    text.reserve(head_text.size() + destination_json.size() + middle_text.size() + event_text.size() + 1);
+    text += head_text;
+    alert.destination_at = text.size();
+    text += destination_json;
+    alert.destination_end = text.size();
+    text += middle_text;
+    alert.event_at = text.size();
+    text += event_text;
+    text += '}';
+    return alert;
 }
 
 std::string event_json(const boost::json::object& event) {
-    return without_spare_room(valid_json_text(boost::json::serialize(event)));
+    return valid_json_text(boost::json::serialize(event));
 }
 
-std::string alert_json(const AlertText& text, std::string_view destination, std::string_view event_json,
+std::string alert_json(const AlertText& alert, std::string_view destination,
                        const boost::json::object& shaping_fields) {
-    std::string destination_json;
-    append_string(destination_json, destination);
-    destination_json = valid_utf8(std::move(destination_json));
-    std::string shaping_json;
-    if (!shaping_fields.empty()) {
-        append_members(shaping_json, shaping_fields);
-        shaping_json = valid_json_text(std::move(shaping_json));
-    }
+    const std::string destination_json = destination_text(destination);
+    if (written_for(alert, destination_json, shaping_fields)) return alert.text;
+    const std::string shaping_json = shaping_fields.empty() ? std::string() : shaping_text(shaping_fields);
+    const std::string_view text = alert.text;
+    const std::string_view after_destination =
+        text.substr(alert.destination_end, text.size() - 1 - alert.destination_end);
     std::string out;
-    out.reserve(text.head.size() + destination_json.size() + text.middle.size() + event_json.size() +
-                shaping_json.size() + 2);
-    out += text.head;
+    out.reserve(alert.destination_at + destination_json.size() + after_destination.size() + shaping_json.size() + 2);
+    out += text.substr(0, alert.destination_at);
     out += destination_json;
-    out += text.middle;
-    out += event_json;
+    out += after_destination;
     if (!shaping_json.empty()) {
         out += ',';
         out += shaping_json;
     }
     out += '}';
     return out;
+}
+
+std::string alert_json(AlertText&& alert, std::string_view destination, const boost::json::object& shaping_fields) {
+    if (written_for(alert, destination_text(destination), shaping_fields)) return std::move(alert.text);
+    return alert_json(static_cast<const AlertText&>(alert), destination, shaping_fields);
 }
 
 }  // namespace tattle

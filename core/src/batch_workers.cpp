@@ -38,20 +38,28 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                               std::size_t index, std::vector<RuleMatch>& matches,
                               std::shared_ptr<const std::string> kept_json, bool straight_to_result) {
         std::shared_ptr<const boost::json::object> kept;
+        // The event's text, made for its first alert and copied into the others.
+        std::string_view event_text;
+        if (kept_json) event_text = *kept_json;
+        thread_local std::string made_text;
         for (auto& match : matches) {
             if (!runs(match.rule_index)) continue;
             if (straight_to_result) check_alert_limit();
-            EvaluatedMatch evaluated{match.rule_index, index, nullptr, std::nullopt, std::nullopt, nullptr};
+            EvaluatedMatch evaluated{match.rule_index, index, nullptr, std::nullopt, std::nullopt};
             if (rendering == nullptr) {
                 if (!kept) kept = std::make_shared<const boost::json::object>(std::move(event));
                 evaluated.event = kept;
                 evaluated.annotation = std::move(match.annotation);
             } else {
                 event_origin.index = index;
-                evaluated.alert =
-                    render_alert(rendering->rules.at(match.rule_index), event, match.annotation, event_origin);
-                if (!kept_json) kept_json = std::make_shared<const std::string>(event_json(event));
-                evaluated.event_json = kept_json;
+                // Once an earlier rule's match has taken the event over, it is read there.
+                const boost::json::object& current = kept ? *kept : event;
+                if (event_text.data() == nullptr) {
+                    made_text = event_json(current);
+                    event_text = made_text;
+                }
+                evaluated.alert = render_alert(rendering->rules.at(match.rule_index), current, match.annotation,
+                                               event_origin, rendering->destinations.at(match.rule_index), event_text);
                 if (rendering->router_needs_event.at(match.rule_index)) {
                     if (!kept) {
                         kept = event_is_ours ? std::make_shared<const boost::json::object>(std::move(event))

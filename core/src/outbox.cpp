@@ -226,7 +226,8 @@ Outbox::~Outbox() {
 
 void Outbox::enqueue(DeliveryItem item, bool defer_wake) {
     Pending pending;
-    pending.key = delivery_key(destination_, item.alert_id);
+    // Only deduplication asks for the key (a SHA-256 per alert).
+    if (services_.dedup != nullptr) pending.key = delivery_key(destination_, item.alert_id);
     pending.item = std::move(item);
     std::unique_lock lock(mutex_);
     // The same alert is already here (a batch redelivered while its first copy is on
@@ -252,7 +253,7 @@ void Outbox::enqueue(DeliveryItem item, bool defer_wake) {
     if (closing_ || abandoning_)
         throw std::logic_error("outbox of \"" + destination_ + "\" is closed");
     ++held_;
-    ++held_keys_[pending.key];
+    if (services_.dedup != nullptr) ++held_keys_[pending.key];
     ready_.emplace(ReadyKey{clock_.now(), arrivals_++}, std::move(pending));
     if (!defer_wake || ++unannounced_ >= kWakeEvery || held_ >= settings_.queue_size) {
         unannounced_ = 0;
@@ -487,8 +488,7 @@ void Outbox::complete(const Pending& pending, DeliveryStatus status, std::string
         std::lock_guard lock(mutex_);
         --in_flight_;
         --held_;
-        if (auto found = held_keys_.find(pending.key);
-            found != held_keys_.end() && --found->second == 0) {
+        if (auto found = held_keys_.find(pending.key); found != held_keys_.end() && --found->second == 0) {
             held_keys_.erase(found);
         }
     }

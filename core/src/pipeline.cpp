@@ -537,6 +537,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             const RuleSpec& rule = rules[i];
             rendering.rules.push_back(
                 {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags, rule.runbook});
+            rendering.destinations.push_back(rule.destinations.empty() ? std::string() : rule.destinations.front());
             rendering.router_needs_event.push_back(shaper.shapes(i) || shaper.has_title(i));
         }
         return rendering_by_source_id.emplace(source_id, std::move(rendering)).first->second;
@@ -573,11 +574,12 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     };
     std::deque<InFlight> in_flight;
     const std::size_t max_in_flight = 2 * workers.size();
-    // Hands one alert to each of the rule's destinations (unless delivered before).
-    // Hands one alert to each of the rule's destinations (unless delivered before).
-    auto send = [&](const AlertText& alert, const std::string& event_text, const boost::json::object& shaping_fields,
-                    const RuleSpec& rule, std::uint64_t ticket) {
-        for (const auto& destination_id : rule.destinations) {
+    // Hands one alert to each of the rule's destinations (unless delivered before); the
+    // last one takes the alert's text over.
+    auto send = [&](AlertText& alert, const boost::json::object& shaping_fields, const RuleSpec& rule,
+                    std::uint64_t ticket) {
+        for (std::size_t i = 0; i < rule.destinations.size(); ++i) {
+            const std::string& destination_id = rule.destinations[i];
             Outbox* outbox = deliveries.find(destination_id);
             if (outbox == nullptr) continue;
             if (dedup != nullptr && dedup->contains(delivery_key(destination_id, alert.alert_id), clock.wall_now())) {
@@ -588,7 +590,9 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             }
             ledger.add_alert(ticket);
             DeliveryItem item;
-            item.alert_json = alert_json(alert, destination_id, event_text, shaping_fields);
+            item.alert_json = i + 1 == rule.destinations.size()
+                                  ? alert_json(std::move(alert), destination_id, shaping_fields)
+                                  : alert_json(alert, destination_id, shaping_fields);
             item.alert_id = alert.alert_id;
             item.rule = rule.key();
             item.ticket = ticket;
@@ -607,10 +611,11 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                              const std::string& stopped_on, const std::string& title, const EventOrigin& batch,
                              std::uint64_t ticket) {
         const boost::json::object event = disabled_rule_event(rule.key(), expression, problem, stopped_on, clock.wall_now());
-        const AlertText alert =
+        AlertText alert =
             render_alert({rule.name, rule.description, rule.key(), rule.team, "high", rule.tags, rule.runbook}, event,
-                         boost::json::value(boost::json::object{{"problem", problem}}), batch);
-        send(alert, event_json(event), boost::json::object{{"title", title}}, rule, ticket);
+                         boost::json::value(boost::json::object{{"problem", problem}}), batch,
+                         rule.destinations.empty() ? std::string() : rule.destinations.front(), event_json(event));
+        send(alert, boost::json::object{{"title", title}}, rule, ticket);
     };
     auto announce_disabled = [&](const DisabledRule& disabled, const EventOrigin& batch, std::uint64_t ticket) {
         const RuleSpec& rule = rules[disabled.rule_index];
@@ -662,7 +667,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             }
             shaping_fields.clear();
             shaper.annotate_alert(shaping_fields, match.rule_index, shaping, title);
-            send(*match.alert, *match.event_json, shaping_fields, rule, job.ticket);
+            send(*match.alert, shaping_fields, rule, job.ticket);
         }
         for (const auto& stopped : shaper.take_newly_stopped()) announce_stopped_expression(stopped, origin, job.ticket);
         summary.record_errors += evaluation.report.record_errors.size();

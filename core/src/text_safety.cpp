@@ -79,17 +79,21 @@ std::string valid_utf8(std::string_view text) {
     return out;
 }
 
-std::string valid_utf8(std::string&& text) {
-    // Only a non-ASCII byte can start an invalid sequence: text without one, or whose
-    // sequences all hold, is returned as it is.
+bool is_valid_utf8(std::string_view text) noexcept {
+    // Only a non-ASCII byte can start an invalid sequence.
     std::size_t at = first_non_ascii(text);
     while (at < text.size()) {
         const std::size_t length = utf8_sequence_length(text, at);
-        if (length == 0) return valid_utf8(std::string_view(text));
+        if (length == 0) return false;
         at += length;
-        at += first_non_ascii(std::string_view(text).substr(at));
+        at += first_non_ascii(text.substr(at));
     }
-    return std::move(text);
+    return true;
+}
+
+std::string valid_utf8(std::string&& text) {
+    if (is_valid_utf8(text)) return std::move(text);
+    return valid_utf8(std::string_view(text));
 }
 
 namespace {
@@ -100,6 +104,10 @@ bool may_hold_non_finite_number(std::string_view serialized) noexcept {
 }
 
 }  // namespace
+
+bool is_valid_json_text(std::string_view serialized) noexcept {
+    return !may_hold_non_finite_number(serialized) && is_valid_utf8(serialized);
+}
 
 std::string valid_json_text(std::string&& serialized) {
     if (!may_hold_non_finite_number(serialized)) return valid_utf8(std::move(serialized));

@@ -45,11 +45,26 @@ std::string whole_document(const AlertRule& rule, const boost::json::object& eve
     return valid_json_text(boost::json::serialize(alert));
 }
 
+// The text a worker writes for the rule's first destination, as the router sends it:
+// taken over for that destination, rewritten for another one or with shaping fields.
+std::string in_parts(const AlertRule& rule, const boost::json::object& event,
+                     const std::optional<boost::json::value>& annotation, const EventOrigin& origin,
+                     const std::string& destination, const boost::json::object& shaping_fields,
+                     const std::string& written_for) {
+    AlertText alert = render_alert(rule, event, annotation, origin, written_for, event_json(event));
+    const std::string copied = alert_json(alert, destination, shaping_fields);
+    const std::string taken = alert_json(std::move(alert), destination, shaping_fields);
+    EXPECT_EQ(copied, taken);
+    return taken;
+}
+
+// Both: written for this destination, and for another one.
 std::string in_parts(const AlertRule& rule, const boost::json::object& event,
                      const std::optional<boost::json::value>& annotation, const EventOrigin& origin,
                      const std::string& destination, const boost::json::object& shaping_fields) {
-    return alert_json(render_alert(rule, event, annotation, origin), destination, event_json(event),
-                      shaping_fields);
+    const std::string own = in_parts(rule, event, annotation, origin, destination, shaping_fields, destination);
+    EXPECT_EQ(in_parts(rule, event, annotation, origin, destination, shaping_fields, "another \"one\" \xff"), own);
+    return own;
 }
 
 boost::json::object cloudtrail_event() {
@@ -129,9 +144,27 @@ TEST(AlertText, EveryByteInEveryCopiedStringGivesTheWholeDocument) {
 TEST(AlertText, AlertIdIsTheDocumentsOwn) {
     const boost::json::object event = cloudtrail_event();
     const AlertRule rule{"Create user", "d", "iam/create-user", "", "", {}, ""};
-    const AlertText text = render_alert(rule, event, std::nullopt, {"s", "b", 0});
+    const AlertText text = render_alert(rule, event, std::nullopt, {"s", "b", 0}, "out", event_json(event));
     EXPECT_EQ(text.alert_id, make_alert(rule, event, std::nullopt, {"s", "b", 0}).at("alert_id").as_string());
     EXPECT_EQ(text.alert_id, alert_id("iam/create-user", event));
+}
+
+TEST(AlertText, IsTakenOverOnlyForItsOwnDestinationWithoutShapingFields) {
+    const boost::json::object event = cloudtrail_event();
+    const AlertRule rule{"Create user", "d", "", "", "", {}, ""};
+    const AlertText alert = render_alert(rule, event, std::nullopt, {"s", "b", 0}, "out", event_json(event));
+    EXPECT_EQ(alert.event_text(), event_json(event));
+    EXPECT_EQ(std::string_view(alert.text).substr(alert.destination_at, alert.destination_end - alert.destination_at),
+              "\"out\"");
+    const auto moved_out = [&](std::string_view destination, const boost::json::object& shaping) {
+        AlertText copy = alert;
+        const std::string sent = alert_json(std::move(copy), destination, shaping);
+        return copy.text.empty() && !sent.empty();
+    };
+    EXPECT_TRUE(moved_out("out", {}));
+    EXPECT_FALSE(moved_out("outbound", {}));
+    EXPECT_FALSE(moved_out("ou", {}));
+    EXPECT_FALSE(moved_out("out", {{"title", "t"}}));
 }
 
 }  // namespace

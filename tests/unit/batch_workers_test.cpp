@@ -79,7 +79,10 @@ TEST(EvaluateBatch, WithRenderingMakesEachAlertAndKeepsTheEventOnlyWhereTheRoute
     rendering.source_id = "src";
     rendering.rules = {{"write", "d", "team/write", "team", "", {}, ""}, {"fails on strings", "", "", "", "", {}, ""},
                        {"kept out", "", "", "", "", {}, ""}};
-    rendering.router_needs_event = {false, false, true};  // as for a rule with a title or dedup
+    rendering.destinations = {"out", "out", "out"};
+    // As for rules with a title or dedup. The first rule's match on an event comes before
+    // the second's: the event handed over must still be what that alert is written from.
+    rendering.router_needs_event = {true, false, true};
     const BatchEvaluation plain = evaluate_batch(filter, data, "batch0", every_rule);
     const BatchEvaluation rendered = evaluate_batch(filter, data, "batch0", every_rule, {}, &rendering);
     ASSERT_EQ(rows_of(rendered).size(), plain.matches.size());
@@ -87,17 +90,19 @@ TEST(EvaluateBatch, WithRenderingMakesEachAlertAndKeepsTheEventOnlyWhereTheRoute
         const EvaluatedMatch& expected = plain.matches[i];
         const EvaluatedMatch& match = rendered.matches[i];
         ASSERT_EQ(match.rule_index, expected.rule_index);
-        ASSERT_TRUE(match.alert && match.event_json);
-        EXPECT_EQ(match.event != nullptr, match.rule_index == 2) << "match " << i;
+        ASSERT_TRUE(match.alert);
+        EXPECT_EQ(match.event != nullptr, match.rule_index != 1) << "match " << i;
         EXPECT_FALSE(match.annotation) << "the annotation is in the alert text";
         boost::json::object alert = make_alert(rendering.rules[expected.rule_index], *expected.event,
                                                expected.annotation, {"src", "batch0", expected.event_index});
         alert["destination"] = "out";
-        EXPECT_EQ(alert_json(*match.alert, "out", *match.event_json, {}), boost::json::serialize(alert));
+        EXPECT_EQ(match.alert->text, boost::json::serialize(alert));
+        alert["destination"] = "elsewhere";
+        EXPECT_EQ(alert_json(*match.alert, "elsewhere", {}), boost::json::serialize(alert));
     }
-    // Alerts for one event share its text.
+    // Two rules' alerts for one event, the first of which hands the event to the router.
     EXPECT_EQ(rendered.matches[0].event_index, rendered.matches[1].event_index);
-    EXPECT_EQ(rendered.matches[0].event_json, rendered.matches[1].event_json);
+    EXPECT_EQ(rendered.matches[0].alert->event_text(), rendered.matches[1].alert->event_text());
 }
 
 TEST(EvaluateBatch, ReportsABatchThatCannotBeDecoded) {
@@ -261,7 +266,10 @@ TEST(EvaluateBatchWithRuleEvaluator, RenderedAlertsAreTheSameAsWithLibjqInThisPr
     const std::vector<bool> every_rule(5, true);
     AlertRendering rendering;
     rendering.source_id = "src";
-    for (const auto& rule : mixed_rules()) rendering.rules.push_back({rule.name, "", "", "", "", {}, ""});
+    for (const auto& rule : mixed_rules()) {
+        rendering.rules.push_back({rule.name, "", "", "", "", {}, ""});
+        rendering.destinations.push_back("out");
+    }
     rendering.router_needs_event = {false, true, false, false, true};
     auto alerts_of = [&](FilterOptions options) {
         std::vector<Diagnostic> problems;
@@ -270,7 +278,7 @@ TEST(EvaluateBatchWithRuleEvaluator, RenderedAlertsAreTheSameAsWithLibjqInThisPr
         std::vector<std::string> alerts;
         for (const auto& match : evaluation.matches) {
             EXPECT_EQ(match.event != nullptr, rendering.router_needs_event[match.rule_index]);
-            alerts.push_back(alert_json(*match.alert, "out", *match.event_json, {}));
+            alerts.push_back(alert_json(*match.alert, "out", {}));
         }
         return alerts;
     };

@@ -43,27 +43,39 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
                                const std::optional<boost::json::value>& annotation,
                                const EventOrigin& origin);
 
-// The alert document of make_alert as JSON text (valid_json_text), in parts so that
-// the expensive ones are made once on a batch worker and the router only joins them:
-//   head + json(destination) + middle + event_json + shaping fields + "}"
-// is byte for byte valid_json_text(serialize(alert)) with "destination" set and
-// annotate_alert's fields ("title", "dedup", "threshold") added, see alert_json.
+// The alert document of make_alert as JSON text (valid_json_text), made whole on a
+// batch worker for the rule's first destination, so that the thread that routes
+// alerts in read order usually only moves it:
+//   text = head + json(destination) + middle + event text + "}"
+// is byte for byte valid_json_text(serialize(alert)) with "destination" set. For
+// another destination, or with annotate_alert's fields ("title", "dedup",
+// "threshold"), alert_json rebuilds it from its parts.
 struct AlertText {
     std::string alert_id;
-    std::string head;    // from '{' up to the destination's value
-    std::string middle;  // after the destination up to and including "event":
-};
-AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
-                       const std::optional<boost::json::value>& annotation, const EventOrigin& origin);
+    std::string text;
+    std::size_t destination_at = 0;   // json(destination) is text[destination_at, destination_end)
+    std::size_t destination_end = 0;
+    std::size_t event_at = 0;         // the event's text is text[event_at, text.size() - 1)
 
-// The event as alert_json wants it: valid_json_text(serialize(event)), made once per
-// event and shared by every alert for it.
+    std::string_view event_text() const {
+        return std::string_view(text).substr(event_at, text.size() - 1 - event_at);
+    }
+};
+// event_text: event_json(event), made once per event by the caller and copied into
+// every alert for it.
+AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
+                       const std::optional<boost::json::value>& annotation, const EventOrigin& origin,
+                       std::string_view destination, std::string_view event_text);
+
+// The event as alerts show it: valid_json_text(serialize(event)).
 std::string event_json(const boost::json::object& event);
 
 // The alert for one destination. shaping_fields: an object of the fields that follow
-// the event (AlertShaper::annotate_alert's), usually empty.
-std::string alert_json(const AlertText& text, std::string_view destination, std::string_view event_json,
+// the event (AlertShaper::annotate_alert's), usually empty. The second form takes the
+// text over when it was written for this destination and there are no such fields.
+std::string alert_json(const AlertText& alert, std::string_view destination,
                        const boost::json::object& shaping_fields);
+std::string alert_json(AlertText&& alert, std::string_view destination, const boost::json::object& shaping_fields);
 
 // Who did it, read from userIdentity: an ARN when there is one, else the best
 // name available (user name, principal id, invoking service).

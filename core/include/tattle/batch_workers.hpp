@@ -30,6 +30,9 @@ namespace tattle {
 struct AlertRendering {
     std::string source_id;         // EventOrigin::source_id of the batches
     std::vector<AlertRule> rules;  // by rule index
+    // The destination each rule's alerts are written for (its first): the router
+    // rewrites them only for the others.
+    std::vector<std::string> destinations;
     // Rules whose matches the router needs the event of (dedup, threshold, title).
     std::vector<bool> router_needs_event;
 };
@@ -42,10 +45,9 @@ struct EvaluatedMatch {
     // With AlertRendering, only for rules the router needs it for.
     std::shared_ptr<const boost::json::object> event;
     std::optional<boost::json::value> annotation;  // without AlertRendering
-    // With AlertRendering: the alert document but for its destination and shaping
-    // fields, and the event's JSON text (shared by the alerts for one event).
+    // With AlertRendering: the alert document, for the rule's destination in
+    // AlertRendering::destinations and without shaping fields.
     std::optional<AlertText> alert;
-    std::shared_ptr<const std::string> event_json;
 };
 
 // What decoding and filtering one batch gave.

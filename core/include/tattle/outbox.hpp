@@ -200,7 +200,7 @@ public:
 private:
     struct Pending {
         DeliveryItem item;
-        std::string key;  // delivery_key(destination, alert_id)
+        std::string key;  // delivery_key(destination, alert_id), with deduplication
         unsigned attempts_this_run = 0;
         SteadyTime first_attempt_steady{};
         WallTime first_attempt_wall{};
@@ -229,7 +229,7 @@ private:
     std::uint64_t arrivals_ = 0;
     std::size_t unannounced_ = 0;  // queued with defer_wake since the last wake-up
     std::size_t held_ = 0;         // enqueued and not completed
-    std::unordered_map<std::string, unsigned> held_keys_;  // their delivery keys
+    std::unordered_map<std::string, unsigned> held_keys_;  // their delivery keys (with deduplication)
     std::size_t in_flight_ = 0;  // taken by a worker and not completed or put back
     bool closing_ = false;
     bool abandoning_ = false;

@@ -15,6 +15,7 @@ std::string valid_utf8(std::string_view text);
 // The same, reusing text's memory when it is valid already (nearly always).
 std::string valid_utf8(std::string&& text);
 inline std::string valid_utf8(const char* text) { return valid_utf8(std::string_view(text)); }
+bool is_valid_utf8(std::string_view text) noexcept;
 
 // Serialized JSON made strictly valid: valid_utf8, and the non-finite numbers Boost.JSON
 // writes as Infinity / -Infinity / NaN (a record's 1e400 parses to infinity) written
@@ -22,6 +23,8 @@ inline std::string valid_utf8(const char* text) { return valid_utf8(std::string_
 std::string valid_json_text(std::string_view serialized);
 std::string valid_json_text(std::string&& serialized);
 inline std::string valid_json_text(const char* serialized) { return valid_json_text(std::string_view(serialized)); }
+// Whether valid_json_text would return serialized as it is (nearly always).
+bool is_valid_json_text(std::string_view serialized) noexcept;
 
 // text for one log line: control characters (including newline, ESC for terminal
 // escape sequences, DEL) and invalid UTF-8 bytes are written as \xNN, so no field
