@@ -133,6 +133,9 @@ public:
             error = "test() regex \"" + pattern + "\" does not compile";
             return nullptr;
         }
+        // Most events are asked about an empty string (`(.errorCode // "") | test(...)`
+        // on an event without an error): its answer is the same every time.
+        regex->on_empty_ = regex->run(std::string_view());
         return regex;
     }
 
@@ -143,8 +146,14 @@ public:
     Regex& operator=(const Regex&) = delete;
 
     // nullopt when the library reports an error (jq then fails the rule).
-    std::optional<bool> search(std::string_view text) const {
-        const auto* start = reinterpret_cast<const OnigUChar*>(text.data());
+    std::optional<bool> search(std::string_view text) const { return text.empty() ? on_empty_ : run(text); }
+
+private:
+    Regex() = default;
+
+    std::optional<bool> run(std::string_view text) const {
+        static constexpr OnigUChar kNothing[1] = {0};
+        const auto* start = text.empty() ? kNothing : reinterpret_cast<const OnigUChar*>(text.data());
         const auto* end = start + text.size();
         const int status = onig_search(compiled_, start, end, start, end, nullptr, ONIG_OPTION_NONE);
         if (status >= 0) return true;
@@ -152,9 +161,8 @@ public:
         return std::nullopt;
     }
 
-private:
-    Regex() = default;
     OnigRegex compiled_ = nullptr;
+    std::optional<bool> on_empty_;
 };
 
 }  // namespace

@@ -276,6 +276,12 @@ TEST(JqNativeSemantics, DecidesLikeLibjqWithoutAskingIt) {
             {R"(select(.s | test("É"; "i")))", R"({"s": "\u00e9"})"},
             {R"(select(.s | test("a.c")))", R"({"s": "a\nc"})"},
             {R"(select(.s | test("a.c"; "s")))", R"({"s": "a\nc"})"},
+            // The empty string's answer is worked out once per regex: both answers.
+            {R"(select(.e // "" | test("^$")))", R"({})"},
+            {R"(select(.e // "" | test("x*")))", R"({"e": ""})"},
+            {R"(select(.e // "" | test("^AccessDenied|Unauthorized$")))", R"({})"},
+            {R"(select(.e // "" | test("a"; "n")))", R"({})"},
+            {R"(select(.e // "" | test(""; "n")))", R"({"e": null})"},
             {R"(select(.x // "d" | startswith("d")))", R"({"x": false})"},
             {R"(select(.s | contains("b")))", R"({"s": "abc"})"},
             {R"(select(.l | contains(["a"])))", R"({"l": ["abc", 1]})"},
