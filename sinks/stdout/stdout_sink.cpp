@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 namespace tattle::sinks {
@@ -71,11 +72,20 @@ std::string render_text_line(std::string_view alert_json) {
 }
 
 std::string StdoutSink::write(std::string_view alert_json) {
-    std::string line = format_ == StdoutFormat::Json ? std::string(alert_json) : render_text_line(alert_json);
-    line += '\n';
-    if (std::fwrite(line.data(), 1, line.size(), out_) != line.size()) {
-        return std::string("write to stdout failed: ") + std::strerror(errno);
+    bool written = false;
+    if (format_ == StdoutFormat::Json) {
+        // Written as it is, without a copy to add the newline to; the stream's lock keeps
+        // another sink's line from landing between the two.
+        flockfile(out_);
+        written = fwrite_unlocked(alert_json.data(), 1, alert_json.size(), out_) == alert_json.size() &&
+                  putc_unlocked('\n', out_) != EOF;
+        funlockfile(out_);
+    } else {
+        std::string line = render_text_line(alert_json);
+        line += '\n';
+        written = std::fwrite(line.data(), 1, line.size(), out_) == line.size();
     }
+    if (!written) return std::string("write to stdout failed: ") + std::strerror(errno);
     return {};
 }
 

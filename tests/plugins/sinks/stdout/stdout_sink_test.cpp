@@ -2,7 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "stdout_sink.hpp"
 
@@ -34,6 +37,34 @@ std::string capture(tattle::sinks::StdoutFormat format, const std::string& alert
 TEST(StdoutSink, JsonFormatWritesTheDocumentOnOneLine) {
     const std::string one_line = R"({"a":1})";
     EXPECT_EQ(capture(tattle::sinks::StdoutFormat::Json, one_line), one_line + "\n");
+}
+
+TEST(StdoutSink, SinksWritingToOneStreamAtOnceKeepEachLineWhole) {
+    std::FILE* out = std::tmpfile();
+    constexpr int kThreads = 4;
+    constexpr int kLines = 300;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([out, t] {
+            tattle::sinks::StdoutSink sink(tattle::sinks::StdoutFormat::Json, out);
+            // Longer than the stream's buffer: stdio writes such a line out in several calls.
+            const std::string alert = "{\"t\":\"" + std::string(6000, static_cast<char>('a' + t)) + "\"}";
+            for (int i = 0; i < kLines; ++i) EXPECT_EQ(sink.write(alert), "");
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    std::rewind(out);
+    std::string text;
+    char buffer[4096];
+    while (std::size_t n = std::fread(buffer, 1, sizeof buffer, out)) text.append(buffer, n);
+    std::fclose(out);
+    std::istringstream lines(text);
+    int count = 0;
+    for (std::string line; std::getline(lines, line); ++count) {
+        ASSERT_EQ(line.size(), 6000U + 8U) << "line " << count;
+        EXPECT_EQ(line.find_first_not_of(line[6], 6), 6000U + 6U) << "line " << count;
+    }
+    EXPECT_EQ(count, kThreads * kLines);
 }
 
 TEST(StdoutSink, TextLineNamesRuleActorActionPlaceAndAnnotation) {
