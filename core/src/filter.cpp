@@ -570,12 +570,17 @@ CompileResult compile_rule(std::string_view jq_program) {
 // program of their own: $__loc__ would report the combined program's lines, a
 // name starting with __tattle_ could call another rule, a '\r' is where the
 // scanner's idea of a comment's end and jq 1.6's differ, and unbalanced
-// brackets or strings could reach past their rule.
+// brackets or strings could reach past their rule. And a `try` or `?`: the
+// combined program takes a rule's first output with first(), whose break jq 1.6
+// lets a try still open in the rule catch; the rule then runs on, and an error
+// after its first output would fail it there. Alone, one jq_next takes the first
+// output and nothing after it runs. (Found by text, strings and comments included:
+// too many rules alone costs compile time, never a result.)
 bool needs_own_program(std::string_view jq_program) {
     return jq_program.find("__loc__") != std::string_view::npos ||
            jq_program.find("__tattle_") != std::string_view::npos ||
-           jq_program.find('\r') != std::string_view::npos ||
-           !SandboxScanner(jq_program).brackets_balanced();
+           jq_program.find('\r') != std::string_view::npos || jq_program.find('?') != std::string_view::npos ||
+           jq_program.find("try") != std::string_view::npos || !SandboxScanner(jq_program).brackets_balanced();
 }
 
 // One program for many rules: each rule becomes a definition, its text on lines
@@ -1415,7 +1420,7 @@ void FilterStage::Impl::set_up(std::vector<Diagnostic>& problems, const std::vec
             compiled_rule.native = compiled_rule.read.native;
         }
         if (compilation == RuleCompilation::per_rule || needs_own_program(rule.jq_program)) {
-            if (compile_later) {
+            if (compile_later || compiled_rule.read.fully_read) {
                 own_later.push_back(index);
             } else {
                 compile_own(index, compile_errors);

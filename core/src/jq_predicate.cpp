@@ -1762,8 +1762,8 @@ Result evaluate(const Node& node, const Val& input);
 // go on (the stream ended normally), stop (any/2's break: the consumer wants no
 // more), an error (raised by the stream or, in jq 1.6's order, by a consumer
 // downstream), not modelled, or first_taken: the rule's first output was taken
-// and libjq's `first` breaks out, which in jq 1.6 a try still open catches like
-// an error (and the rule then runs on).
+// and nothing after it runs (libjq runs a rule holding a try in a program of its
+// own and asks it for one output: filter.cpp, needs_own_program).
 enum class Flow : std::uint8_t { more, stop, error, unknown, first_taken };
 
 // Where a stream's outputs go: a reference to a callable taking Val&& and
@@ -2495,10 +2495,9 @@ Flow generate(const Node& node, const Val& input, const Sink& sink) {
         }
         case Op::try_: {
             // jq 1.6 (FORK_OPT): an error raised while the try's body is running, in
-            // the body or downstream of one of its outputs (a break too), ends the
-            // try's stream.
+            // the body or downstream of one of its outputs, ends the try's stream.
             const Flow flow = generate(*node.kids[0], input, sink);
-            return flow == Flow::error || flow == Flow::first_taken ? Flow::more : flow;
+            return flow == Flow::error ? Flow::more : flow;
         }
         case Op::iterate: {
             auto each = [&](Val&& base) {
@@ -2871,10 +2870,7 @@ Verdict decide(const ReadRule& rule, const boost::json::object& event,
     root.root = &event;
     if (rule.streams) {
         if (!rule.program) return Verdict::ask_libjq;
-        // The rule's first output. libjq takes it with `first(rule)` (filter.cpp's
-        // combined program), whose break a try still open in the rule catches in
-        // jq 1.6: the rule then runs on, and an error after the first output makes
-        // it a runtime error there. Such rules and events stay libjq's.
+        // The rule's first output, as one jq_next gives it: nothing after it runs.
         Verdict verdict = Verdict::no_match;
         bool decided = false;
         auto first = [&](Val&& value) {
