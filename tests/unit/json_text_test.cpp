@@ -265,5 +265,21 @@ TEST(JsonText, SeededRandomValuesAreWrittenAsBoostWritesThem) {
     }
 }
 
+TEST(JsonText, StringsLongerThanTheWritersBufferAreWrittenWhole) {
+    // The writer goes through a buffer of a few KiB: long strings are flushed mid-way, at
+    // any byte, escaped or not.
+    RandomValues random(7);
+    for (int i = 0; i < 20; ++i) {
+        SCOPED_TRACE(i);
+        std::string long_text;
+        while (long_text.size() < 20000) long_text += random.text();
+        ASSERT_EQ(written_string(long_text), reference_string(long_text));
+        const boost::json::value v = {{long_text, boost::json::array{long_text, long_text}}};
+        ASSERT_EQ(written_text(v), reference_text(v));
+    }
+    const std::string all_escaped(10000, '\x01');
+    EXPECT_EQ(written_string(all_escaped), reference_string(all_escaped));
+}
+
 }  // namespace
 }  // namespace tattle
