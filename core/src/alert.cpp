@@ -1,5 +1,6 @@
 #include "tattle/alert.hpp"
 
+#include "tattle/json_text.hpp"
 #include "tattle/sha256.hpp"
 #include "tattle/text_safety.hpp"
 
@@ -98,13 +99,6 @@ void alert_fields(const AlertRule& rule, const boost::json::object& event,
                                    {"index", static_cast<std::uint64_t>(origin.index)}};
 }
 
-// Appends an object's members as serialize writes them, without the braces: the
-// text between '{' and '}'.
-void append_members(std::string& out, const boost::json::object& object) {
-    const std::string text = boost::json::serialize(object);
-    out.append(text, 1, text.size() - 2);
-}
-
 }  // namespace
 
 boost::json::object make_alert(const AlertRule& rule, const boost::json::object& event,
@@ -121,37 +115,7 @@ boost::json::object make_alert(const AlertRule& rule, const boost::json::object&
 
 namespace {
 
-// Boost.JSON's serializer escapes '"', '\\' and the bytes below 0x20, and copies every
-// other byte (valid_json_text mends invalid UTF-8 afterwards).
-constexpr std::array<bool, 256> kEscaped = [] {
-    std::array<bool, 256> escaped{};
-    for (std::size_t byte = 0; byte < 0x20; ++byte) escaped[byte] = true;
-    escaped['"'] = true;
-    escaped['\\'] = true;
-    return escaped;
-}();
-
-bool needs_escape(std::string_view text) {
-    return std::any_of(text.begin(), text.end(), [](char c) { return kEscaped[static_cast<unsigned char>(c)]; });
-}
-
-// A string as Boost.JSON writes it in the serialized objects (its own escapes). Most
-// strings (ids, names, times) need none and are copied; the rest go through one
-// serializer per thread: boost::json::serialize sets one up, and a string, per call.
-void append_string(std::string& out, std::string_view text) {
-    if (!needs_escape(text)) {
-        out += '"';
-        out += text;
-        out += '"';
-        return;
-    }
-    thread_local boost::json::serializer serializer;
-    serializer.reset(boost::json::string_view(text.data(), text.size()));
-    std::array<char, 256> chunk;  // NOLINT(cppcoreguidelines-pro-type-member-init): read() writes it first
-    while (!serializer.done()) out += serializer.read(chunk.data(), chunk.size());
-}
-
-// ,"key":"value" when value is not empty, as put_if_present and serialize give it.
+// ,"key":"value" when value is not empty, as put_if_present and valid_json_text(serialize) give it.
 void append_if_present(std::string& out, bool& first, std::string_view key, std::string_view value) {
     if (value.empty()) return;
     if (!first) out += ',';
@@ -159,26 +123,20 @@ void append_if_present(std::string& out, bool& first, std::string_view key, std:
     out += '"';
     out += key;  // keys here are plain ASCII
     out += "\":";
-    append_string(out, value);
-}
-
-// A part of the document as valid_json_text makes it; nearly always as it is.
-std::string_view valid_part(const std::string& part, std::string& mended) {
-    if (is_valid_json_text(part)) return part;
-    mended = valid_json_text(std::string_view(part));
-    return mended;
+    append_json_string(out, value);
 }
 
 std::string destination_text(std::string_view destination) {
     std::string text;
-    append_string(text, destination);
-    return valid_utf8(std::move(text));
+    append_json_string(text, destination);
+    return text;
 }
 
+// The fields as valid_json_text(serialize(object)) writes them, without the braces.
 std::string shaping_text(const boost::json::object& shaping_fields) {
     std::string text;
-    append_members(text, shaping_fields);
-    return valid_json_text(std::move(text));
+    append_json_text(text, shaping_fields);
+    return text.substr(1, text.size() - 2);
 }
 
 // Whether alert holds the document for this destination as it is: no other
@@ -204,11 +162,11 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     thread_local std::string head;
     head.clear();
     head += "{\"alert_id\":";
-    append_string(head, alert.alert_id);
+    append_json_string(head, alert.alert_id);
     head += ",\"rule\":{\"name\":";
-    append_string(head, rule.name);
+    append_json_string(head, rule.name);
     head += ",\"description\":";
-    append_string(head, rule.description);
+    append_json_string(head, rule.description);
     bool first = false;
     append_if_present(head, first, "id", rule.id);
     append_if_present(head, first, "team", rule.team);
@@ -217,7 +175,7 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
         head += ",\"tags\":[";
         for (std::size_t i = 0; i < rule.tags.size(); ++i) {
             if (i > 0) head += ',';
-            append_string(head, rule.tags[i]);
+            append_json_string(head, rule.tags[i]);
         }
         head += ']';
     }
@@ -229,7 +187,7 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     middle += ',';
     if (annotation) {
         middle += "\"annotation\":";
-        middle += boost::json::serialize(*annotation);
+        append_json_text(middle, *annotation);
         middle += ',';
     }
     middle += "\"summary\":{";
@@ -250,25 +208,21 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     append_if_present(middle, first, "error_code", string_at(event, "errorCode"));
     append_if_present(middle, first, "error_message", string_at(event, "errorMessage"));
     middle += "},\"origin\":{\"source\":";
-    append_string(middle, origin.source_id);
+    append_json_string(middle, origin.source_id);
     middle += ",\"batch\":";
-    append_string(middle, origin.batch);
+    append_json_string(middle, origin.batch);
     middle += ",\"index\":";
     middle += std::to_string(static_cast<std::uint64_t>(origin.index));
     middle += "},\"event\":";
 
-    std::string mended_head;
-    std::string mended_middle;
-    const std::string_view head_text = valid_part(head, mended_head);
-    const std::string_view middle_text = valid_part(middle, mended_middle);
     const std::string destination_json = destination_text(destination);
     std::string& text = alert.text;
-    text.reserve(head_text.size() + destination_json.size() + middle_text.size() + event_text.size() + 1);
-    text += head_text;
+    text.reserve(head.size() + destination_json.size() + middle.size() + event_text.size() + 1);
+    text += head;
     alert.destination_at = text.size();
     text += destination_json;
     alert.destination_end = text.size();
-    text += middle_text;
+    text += middle;
     alert.event_at = text.size();
     text += event_text;
     text += '}';
@@ -276,7 +230,9 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
 }
 
 std::string event_json(const boost::json::object& event) {
-    return valid_json_text(boost::json::serialize(event));
+    std::string text;
+    append_json_text(text, event);
+    return text;
 }
 
 std::string alert_json(const AlertText& alert, std::string_view destination,

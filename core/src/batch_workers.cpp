@@ -1,5 +1,7 @@
 #include "tattle/batch_workers.hpp"
 
+#include "tattle/json_text.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <deque>
@@ -55,7 +57,8 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
                 // Once an earlier rule's match has taken the event over, it is read there.
                 const boost::json::object& current = kept ? *kept : event;
                 if (event_text.data() == nullptr) {
-                    made_text = event_json(current);
+                    made_text.clear();
+                    append_json_text(made_text, current);  // as event_json, in memory the worker keeps
                     event_text = made_text;
                 }
                 evaluated.alert = render_alert(rendering->rules.at(match.rule_index), current, match.annotation,

@@ -1,5 +1,7 @@
 #include "tattle/json_text.hpp"
 
+#include "tattle/text_safety.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <charconv>
@@ -14,31 +16,6 @@
 namespace tattle {
 
 namespace {
-
-// Length of the valid UTF-8 sequence at text (a byte >= 0x80, before end), or 0. The rules
-// of text_safety.cpp's utf8_sequence_length (RFC 3629: no overlong forms, no surrogates,
-// nothing above U+10FFFF), which this output must agree with byte for byte.
-std::size_t utf8_sequence_length(const char* text, const char* end) noexcept {
-    const auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(text[i]); };
-    const auto continuation = [&](std::size_t i) {
-        return static_cast<std::size_t>(end - text) > i && (byte(i) & 0xC0) == 0x80;
-    };
-    const std::uint8_t lead = byte(0);
-    if (lead >= 0xC2 && lead <= 0xDF) return continuation(1) ? 2 : 0;
-    if (lead >= 0xE0 && lead <= 0xEF) {
-        if (!continuation(1) || !continuation(2)) return 0;
-        if (lead == 0xE0 && byte(1) < 0xA0) return 0;   // overlong
-        if (lead == 0xED && byte(1) >= 0xA0) return 0;  // UTF-16 surrogate
-        return 3;
-    }
-    if (lead >= 0xF0 && lead <= 0xF4) {
-        if (!continuation(1) || !continuation(2) || !continuation(3)) return 0;
-        if (lead == 0xF0 && byte(1) < 0x90) return 0;   // overlong
-        if (lead == 0xF4 && byte(1) >= 0x90) return 0;  // above U+10FFFF
-        return 4;
-    }
-    return 0;
-}
 
 constexpr std::uint64_t ones = 0x0101010101010101ULL;
 constexpr std::uint64_t high_bits = 0x8080808080808080ULL;
@@ -128,7 +105,8 @@ char* write_special(char* to, const char*& in, const char* end) noexcept {
         ++in;
         return write_escape(to, c);
     }
-    if (const std::size_t length = utf8_sequence_length(in, end); length != 0) {
+    if (const std::size_t length = utf8_sequence_length(std::string_view(in, static_cast<std::size_t>(end - in)), 0);
+        length != 0) {
         std::memcpy(to, in, length);
         in += length;
         return to + length;

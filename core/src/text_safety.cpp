@@ -7,10 +7,6 @@
 
 namespace tattle {
 
-namespace {
-
-// Length of the valid UTF-8 sequence at text[at], or 0 (RFC 3629: no overlong
-// forms, no surrogates, nothing above U+10FFFF).
 std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept {
     const auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(text[at + i]); };
     const auto continuation = [&](std::size_t i) { return at + i < text.size() && (byte(i) & 0xC0) == 0x80; };
@@ -31,6 +27,8 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept
     }
     return 0;
 }
+
+namespace {
 
 // Where the first byte of text that is not ASCII is (text.size() when none): eight
 // bytes at a time, since nearly all of what passes through here is ASCII.
@@ -104,10 +102,6 @@ bool may_hold_non_finite_number(std::string_view serialized) noexcept {
 }
 
 }  // namespace
-
-bool is_valid_json_text(std::string_view serialized) noexcept {
-    return !may_hold_non_finite_number(serialized) && is_valid_utf8(serialized);
-}
 
 std::string valid_json_text(std::string&& serialized) {
     if (!may_hold_non_finite_number(serialized)) return valid_utf8(std::move(serialized));

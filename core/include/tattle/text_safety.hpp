@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -7,6 +8,10 @@ namespace tattle {
 
 // Event fields are attacker-chosen bytes; these keep them from corrupting what
 // tattle writes.
+
+// Length of the valid UTF-8 sequence at text[at], or 0 (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF).
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at) noexcept;
 
 // text with every byte sequence that is not valid UTF-8 replaced by U+FFFD (as
 // jq does): JSON must be UTF-8, and a serializer copies string bytes as they are.
@@ -23,8 +28,6 @@ bool is_valid_utf8(std::string_view text) noexcept;
 std::string valid_json_text(std::string_view serialized);
 std::string valid_json_text(std::string&& serialized);
 inline std::string valid_json_text(const char* serialized) { return valid_json_text(std::string_view(serialized)); }
-// Whether valid_json_text would return serialized as it is (nearly always).
-bool is_valid_json_text(std::string_view serialized) noexcept;
 
 // text for one log line: control characters (including newline, ESC for terminal
 // escape sequences, DEL) and invalid UTF-8 bytes are written as \xNN, so no field
