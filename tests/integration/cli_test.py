@@ -177,6 +177,23 @@ class BadInput(TempDirTest):
         alert = json.loads(result.stdout)
         self.assertEqual(alert["origin"]["batch"], "<stdin>")
 
+    def test_large_stdin_input_is_read_whole(self) -> None:
+        # Far more than one read's worth: stdin has no size to read ahead by.
+        with open(TATTLETAIL_TESTDATA, "rb") as f:
+            document = json.load(f)
+        document["Records"] = document["Records"] * 400
+        text = json.dumps(document).encode()
+        self.assertGreater(len(text), 1 << 20)
+        from_stdin = tattle("run", "--config", self.config_with_stdout(), "-", stdin=text)
+        self.assertEqual(from_stdin.returncode, 0, from_stdin.stderr)
+        with open(self.path("big.json"), "wb") as f:
+            f.write(text)
+        from_file = tattle("run", "--config", self.config_with_stdout(), self.path("big.json"))
+        self.assertEqual(from_file.returncode, 0, from_file.stderr)
+        alerts = from_stdin.stdout.decode().splitlines()
+        self.assertEqual(len(alerts), 400)
+        self.assertEqual(len(from_file.stdout.decode().splitlines()), 400)
+
     def test_config_errors_are_all_reported_with_places(self) -> None:
         config = self.write("bad.toml", """
             [[rule]]

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -54,6 +55,23 @@ TEST_F(FileSourceTest, ExpandsGlobsAndReadsBytes) {
     ASSERT_TRUE(second.has_value());
     EXPECT_NE(first->id, second->id);
     EXPECT_FALSE(source.next().has_value());
+}
+
+TEST_F(FileSourceTest, ReadsEveryByteOfFilesOfAnySize) {
+    // Sizes around the read's block and growth steps; the file's bytes all differ by position.
+    for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{65535}, std::size_t{65536},
+                                   std::size_t{65537}, std::size_t{1} << 20, (std::size_t{1} << 20) + 3}) {
+        SCOPED_TRACE(size);
+        std::string content(size, '\0');
+        for (std::size_t i = 0; i < size; ++i) content[i] = static_cast<char>((i * 131 + i / 251) & 0xFF);
+        write("logs/sized.json", content);
+        FileSource source(config({(root_ / "logs/sized.json").string()}));
+        auto batch = source.next();
+        ASSERT_TRUE(batch.has_value());
+        ASSERT_EQ(batch->data.size(), size);
+        EXPECT_TRUE(std::equal(batch->data.begin(), batch->data.end(), content.begin(),
+                               [](std::uint8_t a, char b) { return a == static_cast<std::uint8_t>(b); }));
+    }
 }
 
 TEST_F(FileSourceTest, ExplicitFileIsTakenWhateverItsExtension) {
