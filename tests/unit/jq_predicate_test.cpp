@@ -528,6 +528,24 @@ TEST(JqNativeSemantics, StringsThatAreNotUtf8GoToLibjq) {
     }
 }
 
+TEST(JqNativeSemantics, ABadByteAnywhereInAStringGoesToLibjq) {
+    // The ASCII test reads strings a word at a time, the last word overlapping the one
+    // before it: a byte that is not ASCII must be seen at every length and position.
+    const auto rule = read_rule(R"(select(.s == "x"))");
+    for (std::size_t length = 1; length <= 20; ++length) {
+        boost::json::object ascii;
+        ascii["s"] = boost::json::string(std::string(length, 'a'));
+        EXPECT_EQ(jq_native::decide(rule, ascii), Verdict::no_match) << length;
+        for (std::size_t position = 0; position < length; ++position) {
+            std::string text(length, 'a');
+            text[position] = '\xE9';
+            boost::json::object invalid;
+            invalid["s"] = boost::json::string(text);
+            EXPECT_EQ(jq_native::decide(rule, invalid), Verdict::ask_libjq) << length << " " << position;
+        }
+    }
+}
+
 TEST(JqNativeSemantics, ExplainSaysWhatWasLearned) {
     std::vector<FilterRule> rules{
         {"a", R"(select(.eventSource == "iam.amazonaws.com" and .eventName == "CreateAccessKey"))", {}},
