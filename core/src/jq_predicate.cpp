@@ -2998,6 +2998,38 @@ RuleIndex::RuleIndex(const std::vector<std::optional<IndexCondition>>& condition
     }
 }
 
+std::size_t RuleIndex::TextHash::operator()(std::string_view text) const noexcept {
+    // Multiply and fold each eight-byte word (the last one overlapping the one before
+    // it): every byte reaches the low bits the buckets are chosen by.
+    constexpr std::uint64_t kMultiplier = 0x9E3779B97F4A7C15ULL;
+    const char* data = text.data();
+    const std::size_t size = text.size();
+    std::uint64_t hash = size * kMultiplier;
+    const auto mix = [&hash](std::uint64_t word) {
+        hash = (hash ^ word) * kMultiplier;
+        hash ^= hash >> 32;
+    };
+    if (size >= 8) {
+        std::uint64_t word = 0;
+        for (std::size_t i = 0; i + 8 < size; i += 8) {
+            std::memcpy(&word, data + i, 8);
+            mix(word);
+        }
+        std::memcpy(&word, data + size - 8, 8);
+        mix(word);
+    } else if (size >= 4) {
+        std::uint32_t first = 0;
+        std::uint32_t last = 0;
+        std::memcpy(&first, data, 4);
+        std::memcpy(&last, data + size - 4, 4);
+        mix((std::uint64_t{first} << 32) | last);
+    } else if (size > 0) {
+        const auto byte = [data](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(data[i])}; };
+        mix(byte(0) | (byte(size / 2) << 8) | (byte(size - 1) << 16));
+    }
+    return static_cast<std::size_t>(hash);
+}
+
 void RuleIndex::candidates(const boost::json::object& event, std::vector<std::uint64_t>& bits) {
     bits = always_;
     const auto set = [&bits](const std::vector<std::uint32_t>& ids) {
