@@ -2207,16 +2207,23 @@ Result evaluate(const Node& node, const Val& input) {
         case Op::empty:
             return Result::none();
         case Op::field: {
-            Result base = evaluate(*node.kids[0], input);
-            if (!base.ok()) return base;
-            Result indexed = index_field(base.val, node.name);
+            // Most fields are asked of `.` itself: it is indexed where it is, not copied first.
+            Result base;
+            if (node.kids[0]->op != Op::identity) {
+                base = evaluate(*node.kids[0], input);
+                if (!base.ok()) return base;
+            }
+            Result indexed = index_field(node.kids[0]->op == Op::identity ? input : base.val, node.name);
             if (node.optional && indexed.status == Status::error) return Result::none();
             return indexed;
         }
         case Op::index: {
-            Result base = evaluate(*node.kids[0], input);
-            if (!base.ok()) return base;
-            Result indexed = index_array(base.val, node.index);
+            Result base;
+            if (node.kids[0]->op != Op::identity) {
+                base = evaluate(*node.kids[0], input);
+                if (!base.ok()) return base;
+            }
+            Result indexed = index_array(node.kids[0]->op == Op::identity ? input : base.val, node.index);
             if (node.optional && indexed.status == Status::error) return Result::none();
             return indexed;
         }
