@@ -546,6 +546,34 @@ TEST(JqNativeSemantics, ABadByteAnywhereInAStringGoesToLibjq) {
     }
 }
 
+TEST(JqNativeSemantics, FindsMembersByNamesThatDifferInOneByte) {
+    // Members are found by comparing keys a word at a time, the last word overlapping
+    // the one before it, and objects of more than 18 members through Boost.JSON's
+    // table: names that differ from the one asked for in their first, middle or last
+    // byte, at every size, at the top level and below it, in small and large objects.
+    std::vector<Case> cases;
+    for (std::size_t length = 1; length <= 20; ++length) {
+        const std::string name(length, 'k');
+        std::vector<std::string> others;
+        for (std::size_t position : {std::size_t{0}, length / 2, length - 1}) {
+            std::string other = name;
+            other[position] = 'j';
+            others.push_back(other);
+        }
+        for (std::size_t padding : {std::size_t{0}, std::size_t{20}}) {
+            std::string members;
+            for (const auto& other : others) members += "\"" + other + "\": 2, ";
+            for (std::size_t i = 0; i < padding; ++i) members += "\"pad" + std::to_string(i) + "\": 2, ";
+            for (bool present : {false, true}) {
+                const std::string object = "{" + members + (present ? "\"" + name + "\": 1}" : "\"last\": 2}");
+                cases.push_back({"select(." + name + " == 1)", object});
+                cases.push_back({"select(.o." + name + " == 1)", "{\"o\": " + object + "}"});
+            }
+        }
+    }
+    expect_like_libjq(cases, true);
+}
+
 TEST(JqNativeSemantics, ExplainSaysWhatWasLearned) {
     std::vector<FilterRule> rules{
         {"a", R"(select(.eventSource == "iam.amazonaws.com" and .eventName == "CreateAccessKey"))", {}},
