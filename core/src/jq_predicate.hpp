@@ -100,10 +100,11 @@ public:
     std::size_t indexed_rules() const noexcept { return indexed_; }
 
 private:
-    // Looks strings up by their bytes, without a copy per event.
+    // Looks strings up by their bytes, without a copy per event, with a hash made
+    // for the short names conditions hold (std::hash's runs a loop per byte).
     struct TextHash {
         using is_transparent = void;
-        std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+        std::size_t operator()(std::string_view text) const noexcept;
     };
     struct PathEntry {
         FieldPath path;

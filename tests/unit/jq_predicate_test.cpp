@@ -528,6 +528,62 @@ TEST(JqNativeSemantics, StringsThatAreNotUtf8GoToLibjq) {
     }
 }
 
+TEST(JqNativeSemantics, ABadByteAnywhereInAStringGoesToLibjq) {
+    // The ASCII test reads strings a word at a time, the last word overlapping the one
+    // before it: a byte that is not ASCII must be seen at every length and position.
+    const auto rule = read_rule(R"(select(.s == "x"))");
+    for (std::size_t length = 1; length <= 20; ++length) {
+        boost::json::object ascii;
+        ascii["s"] = boost::json::string(std::string(length, 'a'));
+        EXPECT_EQ(jq_native::decide(rule, ascii), Verdict::no_match) << length;
+        for (std::size_t position = 0; position < length; ++position) {
+            std::string text(length, 'a');
+            text[position] = '\xE9';
+            boost::json::object invalid;
+            invalid["s"] = boost::json::string(text);
+            EXPECT_EQ(jq_native::decide(rule, invalid), Verdict::ask_libjq) << length << " " << position;
+        }
+    }
+}
+
+TEST(JqNativeSemantics, FindsMembersByNamesThatDifferInOneByte) {
+    // Members are found by comparing keys a word at a time, the last word overlapping
+    // the one before it, and in objects of more than 32 members through Boost.JSON's
+    // table: names that differ from the one asked for in their first, middle or last
+    // byte, at every size, at the top level and below it, in small and large objects,
+    // by the evaluator and by the rule index.
+    for (std::size_t length = 1; length <= 20; ++length) {
+        const std::string name(length, 'k');
+        const auto top = read_rule("select(." + name + " == 1)");
+        const auto nested = read_rule("select(.o." + name + " == 1)");
+        ASSERT_TRUE(top.native && top.condition && nested.native && nested.condition);
+        jq_native::RuleIndex index({top.condition, nested.condition});
+        std::vector<std::uint64_t> bits;
+        for (std::size_t padding : {std::size_t{0}, std::size_t{20}, std::size_t{40}}) {
+            boost::json::object object;
+            for (std::size_t position : {std::size_t{0}, length / 2, length - 1}) {
+                std::string other = name;
+                other[position] = 'j';
+                object[other] = 1;
+            }
+            for (std::size_t i = 0; i < padding; ++i) object["pad" + std::to_string(i)] = 1;
+            for (bool present : {false, true}) {
+                SCOPED_TRACE(std::to_string(length) + " " + std::to_string(padding) + (present ? " present" : ""));
+                if (present) object[name] = 1;
+                boost::json::object outer;
+                outer["o"] = object;
+                const Verdict expected = present ? Verdict::match : Verdict::no_match;
+                EXPECT_EQ(jq_native::decide(top, object), expected);
+                EXPECT_EQ(jq_native::decide(nested, outer), expected);
+                index.candidates(object, bits);
+                EXPECT_EQ(bits[0] & 1U, present ? 1U : 0U);
+                index.candidates(outer, bits);
+                EXPECT_EQ((bits[0] >> 1) & 1U, present ? 1U : 0U);
+            }
+        }
+    }
+}
+
 TEST(JqNativeSemantics, ExplainSaysWhatWasLearned) {
     std::vector<FilterRule> rules{
         {"a", R"(select(.eventSource == "iam.amazonaws.com" and .eventName == "CreateAccessKey"))", {}},
