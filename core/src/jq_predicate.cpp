@@ -1,5 +1,7 @@
 #include "jq_predicate.hpp"
 
+#include "tattle/text_safety.hpp"
+
 #include <oniguruma.h>
 
 #include <algorithm>
@@ -46,77 +48,41 @@ inline bool is_ascii(std::string_view text) {
 }
 
 [[gnu::noinline]] bool valid_utf8_multibyte(std::string_view text) {
-    const auto* bytes = reinterpret_cast<const unsigned char*>(text.data());
-    const std::size_t size = text.size();
-    std::size_t i = 0;
-    while (i < size) {
-        if (i + 8 <= size) {
-            std::uint64_t word = 0;
-            std::memcpy(&word, bytes + i, 8);
-            if ((word & 0x8080808080808080ULL) == 0) {
-                i += 8;
-                continue;
-            }
-        }
-        const unsigned char first = bytes[i];
-        if (first < 0x80) {
-            ++i;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        if (at + 8 <= text.size() && is_ascii(text.substr(at, 8))) {
+            at += 8;
             continue;
         }
-        std::size_t length = 0;
-        std::uint32_t codepoint = 0;
-        if (first >= 0xC2 && first <= 0xDF) {
-            length = 2;
-            codepoint = first & 0x1FU;
-        } else if (first >= 0xE0 && first <= 0xEF) {
-            length = 3;
-            codepoint = first & 0x0FU;
-        } else if (first >= 0xF0 && first <= 0xF4) {
-            length = 4;
-            codepoint = first & 0x07U;
-        } else {
-            return false;
-        }
-        if (i + length > size) return false;
-        for (std::size_t k = 1; k < length; ++k) {
-            if ((bytes[i + k] & 0xC0U) != 0x80U) return false;
-            codepoint = (codepoint << 6U) | (bytes[i + k] & 0x3FU);
-        }
-        if ((length == 3 && codepoint < 0x800) || (length == 4 && codepoint < 0x10000) ||
-            codepoint > 0x10FFFF || (codepoint >= 0xD800 && codepoint <= 0xDFFF)) {
-            return false;
-        }
-        i += length;
+        const std::size_t length = utf8_sequence_length(text, at);
+        if (length == 0) return false;
+        at += length;
     }
     return true;
 }
 
 inline bool valid_utf8(std::string_view text) { return is_ascii(text) || valid_utf8_multibyte(text); }
 
+// The first and the last sizeof(Word) bytes of a and b (size at least that, at most
+// twice that) are equal.
+template <typename Word>
+inline bool same_ends(const char* a, const char* b, std::size_t size) {
+    Word x = 0;
+    Word y = 0;
+    std::memcpy(&x, a, sizeof x);
+    std::memcpy(&y, b, sizeof y);
+    if (x != y) return false;
+    std::memcpy(&x, a + size - sizeof x, sizeof x);
+    std::memcpy(&y, b + size - sizeof y, sizeof y);
+    return x == y;
+}
+
 // Equal texts of the same size, compared a word at a time (the last word
 // overlapping the one before it) rather than by a call to memcmp.
 inline bool same_bytes(const char* a, const char* b, std::size_t size) {
     if (size > 16) return std::memcmp(a, b, size) == 0;
-    if (size >= 8) {
-        std::uint64_t x = 0;
-        std::uint64_t y = 0;
-        std::memcpy(&x, a, 8);
-        std::memcpy(&y, b, 8);
-        if (x != y) return false;
-        std::memcpy(&x, a + size - 8, 8);
-        std::memcpy(&y, b + size - 8, 8);
-        return x == y;
-    }
-    if (size >= 4) {
-        std::uint32_t x = 0;
-        std::uint32_t y = 0;
-        std::memcpy(&x, a, 4);
-        std::memcpy(&y, b, 4);
-        if (x != y) return false;
-        std::memcpy(&x, a + size - 4, 4);
-        std::memcpy(&y, b + size - 4, 4);
-        return x == y;
-    }
+    if (size >= 8) return same_ends<std::uint64_t>(a, b, size);
+    if (size >= 4) return same_ends<std::uint32_t>(a, b, size);
     for (std::size_t i = 0; i < size; ++i) {
         if (a[i] != b[i]) return false;
     }
