@@ -235,10 +235,11 @@ std::string event_json(const boost::json::object& event) {
     return text;
 }
 
-std::string alert_json(const AlertText& alert, std::string_view destination,
-                       const boost::json::object& shaping_fields) {
-    const std::string destination_json = destination_text(destination);
-    if (written_for(alert, destination_json, shaping_fields)) return alert.text;
+namespace {
+
+// The alert's text with another destination, or with shaping fields after the event.
+std::string rewritten(const AlertText& alert, std::string_view destination_json,
+                      const boost::json::object& shaping_fields) {
     const std::string shaping_json = shaping_fields.empty() ? std::string() : shaping_text(shaping_fields);
     const std::string_view text = alert.text;
     const std::string_view after_destination =
@@ -256,9 +257,19 @@ std::string alert_json(const AlertText& alert, std::string_view destination,
     return out;
 }
 
+}  // namespace
+
+std::string alert_json(const AlertText& alert, std::string_view destination,
+                       const boost::json::object& shaping_fields) {
+    const std::string destination_json = destination_text(destination);
+    if (written_for(alert, destination_json, shaping_fields)) return alert.text;
+    return rewritten(alert, destination_json, shaping_fields);
+}
+
 std::string alert_json(AlertText&& alert, std::string_view destination, const boost::json::object& shaping_fields) {
-    if (written_for(alert, destination_text(destination), shaping_fields)) return std::move(alert.text);
-    return alert_json(static_cast<const AlertText&>(alert), destination, shaping_fields);
+    const std::string destination_json = destination_text(destination);
+    if (written_for(alert, destination_json, shaping_fields)) return std::move(alert.text);
+    return rewritten(alert, destination_json, shaping_fields);
 }
 
 }  // namespace tattle

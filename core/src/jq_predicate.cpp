@@ -47,21 +47,7 @@ inline bool is_ascii(std::string_view text) {
     return (high_bits & 0x8080808080808080ULL) == 0;
 }
 
-[[gnu::noinline]] bool valid_utf8_multibyte(std::string_view text) {
-    std::size_t at = 0;
-    while (at < text.size()) {
-        if (at + 8 <= text.size() && is_ascii(text.substr(at, 8))) {
-            at += 8;
-            continue;
-        }
-        const std::size_t length = utf8_sequence_length(text, at);
-        if (length == 0) return false;
-        at += length;
-    }
-    return true;
-}
-
-inline bool valid_utf8(std::string_view text) { return is_ascii(text) || valid_utf8_multibyte(text); }
+inline bool valid_utf8(std::string_view text) { return is_ascii(text) || is_valid_utf8(text); }
 
 // The first and the last sizeof(Word) bytes of a and b (size at least that, at most
 // twice that) are equal.
@@ -2207,6 +2193,15 @@ Result add_values(const Node& node, const Val& input) {
     return Result::error();
 }
 
+// What a `.name` or `.[n]` step indexes: its input itself when the step is taken on `.`
+// (most are: no copy of the input), else its base's one output, kept in base. nullptr
+// when the base has no value: base then says why.
+const Val* step_base(const Node& node, const Val& input, Result& base) {
+    if (node.kids[0]->op == Op::identity) return &input;
+    base = evaluate(*node.kids[0], input);
+    return base.ok() ? &base.val : nullptr;
+}
+
 Result evaluate(const Node& node, const Val& input) {
     if (node.stream) return Result::unknown();  // never asked: generate runs these
     switch (node.op) {
@@ -2217,23 +2212,18 @@ Result evaluate(const Node& node, const Val& input) {
         case Op::empty:
             return Result::none();
         case Op::field: {
-            // Most fields are asked of `.` itself: it is indexed where it is, not copied first.
             Result base;
-            if (node.kids[0]->op != Op::identity) {
-                base = evaluate(*node.kids[0], input);
-                if (!base.ok()) return base;
-            }
-            Result indexed = index_field(node.kids[0]->op == Op::identity ? input : base.val, node.name);
+            const Val* indexed_value = step_base(node, input, base);
+            if (indexed_value == nullptr) return base;
+            Result indexed = index_field(*indexed_value, node.name);
             if (node.optional && indexed.status == Status::error) return Result::none();
             return indexed;
         }
         case Op::index: {
             Result base;
-            if (node.kids[0]->op != Op::identity) {
-                base = evaluate(*node.kids[0], input);
-                if (!base.ok()) return base;
-            }
-            Result indexed = index_array(node.kids[0]->op == Op::identity ? input : base.val, node.index);
+            const Val* indexed_value = step_base(node, input, base);
+            if (indexed_value == nullptr) return base;
+            Result indexed = index_array(*indexed_value, node.index);
             if (node.optional && indexed.status == Status::error) return Result::none();
             return indexed;
         }

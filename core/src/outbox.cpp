@@ -488,8 +488,10 @@ void Outbox::complete(const Pending& pending, DeliveryStatus status, std::string
         std::lock_guard lock(mutex_);
         --in_flight_;
         --held_;
-        if (auto found = held_keys_.find(pending.key); found != held_keys_.end() && --found->second == 0) {
-            held_keys_.erase(found);
+        if (services_.dedup != nullptr) {
+            if (auto found = held_keys_.find(pending.key); found != held_keys_.end() && --found->second == 0) {
+                held_keys_.erase(found);
+            }
         }
     }
     work_ready_.notify_all();

@@ -418,6 +418,12 @@ private:
     std::uint64_t next_ticket_ = 1;
 };
 
+// The destination a rule's alerts are written for on the workers; the router rewrites
+// them for the others.
+std::string first_destination(const RuleSpec& rule) {
+    return rule.destinations.empty() ? std::string() : rule.destinations.front();
+}
+
 }  // namespace
 
 // A source the command line asks for, validated against its plugin's schema like a
@@ -537,7 +543,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             const RuleSpec& rule = rules[i];
             rendering.rules.push_back(
                 {rule.name, rule.description, rule.key(), rule.team, rule.severity, rule.tags, rule.runbook});
-            rendering.destinations.push_back(rule.destinations.empty() ? std::string() : rule.destinations.front());
+            rendering.destinations.push_back(first_destination(rule));
             rendering.router_needs_event.push_back(shaper.shapes(i) || shaper.has_title(i));
         }
         return rendering_by_source_id.emplace(source_id, std::move(rendering)).first->second;
@@ -590,10 +596,10 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             }
             ledger.add_alert(ticket);
             DeliveryItem item;
+            item.alert_id = alert.alert_id;
             item.alert_json = i + 1 == rule.destinations.size()
                                   ? alert_json(std::move(alert), destination_id, shaping_fields)
                                   : alert_json(alert, destination_id, shaping_fields);
-            item.alert_id = alert.alert_id;
             item.rule = rule.key();
             item.ticket = ticket;
             // Waits while the destination is behind; wakes its workers at the
@@ -614,7 +620,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         AlertText alert =
             render_alert({rule.name, rule.description, rule.key(), rule.team, "high", rule.tags, rule.runbook}, event,
                          boost::json::value(boost::json::object{{"problem", problem}}), batch,
-                         rule.destinations.empty() ? std::string() : rule.destinations.front(), event_json(event));
+                         first_destination(rule), event_json(event));
         send(alert, boost::json::object{{"title", title}}, rule, ticket);
     };
     auto announce_disabled = [&](const DisabledRule& disabled, const EventOrigin& batch, std::uint64_t ticket) {
