@@ -18,6 +18,8 @@ namespace {
 constexpr std::size_t kMaxUnflushed = 64;
 // Deferred wake-ups still come at least this often, so a long batch keeps the workers busy.
 constexpr std::size_t kWakeEvery = 64;
+// Map nodes of sent alerts kept for the next arrivals: a queue's worth in steady flow.
+constexpr std::size_t kSpareNodes = 256;
 
 std::string seconds_text(std::chrono::milliseconds duration) {
     std::ostringstream out;
@@ -225,39 +227,79 @@ Outbox::~Outbox() {
 }
 
 void Outbox::enqueue(DeliveryItem item, bool defer_wake) {
-    Pending pending;
-    // Only deduplication asks for the key (a SHA-256 per alert).
-    if (services_.dedup != nullptr) pending.key = delivery_key(destination_, item.alert_id);
-    pending.item = std::move(item);
-    std::unique_lock lock(mutex_);
-    // The same alert is already here (a batch redelivered while its first copy is on
-    // its way): that copy will be delivered or spooled, or its own batch released.
-    if (services_.dedup != nullptr && held_keys_.count(pending.key) != 0) {
-        lock.unlock();
-        DeliveryCompletion duplicate;
-        duplicate.ticket = pending.item.ticket;
-        duplicate.status = DeliveryStatus::Duplicate;
-        duplicate.destination = destination_;
-        duplicate.alert_id = pending.item.alert_id;
-        duplicate.rule = pending.item.rule;
-        duplicate.attempts = pending.item.previous_attempts;
-        if (services_.on_complete) services_.on_complete(std::move(duplicate));
-        return;
+    std::vector<DeliveryItem> items;
+    items.push_back(std::move(item));
+    enqueue_all(std::move(items), defer_wake);
+}
+
+std::vector<Outbox::ReadyQueue::node_type> Outbox::nodes_for(std::size_t count) {
+    std::vector<ReadyQueue::node_type> nodes;
+    nodes.reserve(count);
+    {
+        std::lock_guard lock(mutex_);
+        while (nodes.size() < count && !spare_nodes_.empty()) {
+            nodes.push_back(std::move(spare_nodes_.back()));
+            spare_nodes_.pop_back();
+        }
     }
-    if (held_ >= settings_.queue_size && unannounced_ > 0) {
-        // Waiting for room: the workers must know about everything queued so far.
-        unannounced_ = 0;
-        work_ready_.notify_all();
+    ReadyQueue fresh;
+    while (nodes.size() < count) {
+        fresh.emplace(ReadyKey{}, Pending{});
+        nodes.push_back(fresh.extract(fresh.begin()));
     }
-    space_free_.wait(lock, [&] { return held_ < settings_.queue_size || abandoning_; });
-    if (closing_ || abandoning_)
-        throw std::logic_error("outbox of \"" + destination_ + "\" is closed");
-    ++held_;
-    if (services_.dedup != nullptr) ++held_keys_[pending.key];
-    ready_.emplace(ReadyKey{clock_.now(), arrivals_++}, std::move(pending));
-    if (!defer_wake || ++unannounced_ >= kWakeEvery || held_ >= settings_.queue_size) {
-        unannounced_ = 0;
-        work_ready_.notify_all();
+    return nodes;
+}
+
+void Outbox::keep_spare(ReadyQueue::node_type&& node) {
+    if (spare_nodes_.size() < kSpareNodes) spare_nodes_.push_back(std::move(node));
+}
+
+void Outbox::enqueue_all(std::vector<DeliveryItem> items, bool defer_wake) {
+    std::vector<ReadyQueue::node_type> arriving = nodes_for(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        Pending& pending = arriving[i].mapped();
+        pending = Pending{};
+        // Only deduplication asks for the key (a SHA-256 per alert).
+        if (services_.dedup != nullptr) pending.key = delivery_key(destination_, items[i].alert_id);
+        pending.item = std::move(items[i]);
+    }
+    std::vector<DeliveryCompletion> duplicates;
+    {
+        std::unique_lock lock(mutex_);
+        for (auto& node : arriving) {
+            Pending& pending = node.mapped();
+            // The same alert is already here (a batch redelivered while its first copy is on
+            // its way): that copy will be delivered or spooled, or its own batch released.
+            if (services_.dedup != nullptr && held_keys_.count(pending.key) != 0) {
+                DeliveryCompletion& duplicate = duplicates.emplace_back();
+                duplicate.ticket = pending.item.ticket;
+                duplicate.status = DeliveryStatus::Duplicate;
+                duplicate.destination = destination_;
+                duplicate.alert_id = std::move(pending.item.alert_id);
+                duplicate.rule = std::move(pending.item.rule);
+                duplicate.attempts = pending.item.previous_attempts;
+                continue;
+            }
+            if (held_ >= settings_.queue_size && unannounced_ > 0) {
+                // Waiting for room: the workers must know about everything queued so far.
+                unannounced_ = 0;
+                work_ready_.notify_all();
+            }
+            space_free_.wait(lock, [&] { return held_ < settings_.queue_size || abandoning_; });
+            if (closing_ || abandoning_)
+                throw std::logic_error("outbox of \"" + destination_ + "\" is closed");
+            ++held_;
+            if (services_.dedup != nullptr) ++held_keys_[pending.key];
+            node.key() = ReadyKey{clock_.now(), arrivals_++};
+            ready_.insert(std::move(node));
+            if (!defer_wake || ++unannounced_ >= kWakeEvery || held_ >= settings_.queue_size) {
+                unannounced_ = 0;
+                work_ready_.notify_all();
+            }
+        }
+    }
+    if (services_.on_complete) {
+        for (auto& duplicate : duplicates) services_.on_complete(std::move(duplicate));
     }
 }
 
@@ -306,6 +348,7 @@ void Outbox::work(std::size_t worker_index) {
             // Out of time: whatever still waits (for a token, for its retry) is given up on now.
             auto node = ready_.extract(ready_.begin());
             Pending late = std::move(node.mapped());
+            keep_spare(std::move(node));
             ++in_flight_;
             lock.unlock();
             std::string reason = "the deadline came before it was delivered";
@@ -336,6 +379,7 @@ void Outbox::work(std::size_t worker_index) {
         }
         auto node = ready_.extract(ready_.begin());
         Pending pending = std::move(node.mapped());
+        keep_spare(std::move(node));
         ++in_flight_;
         // Checked at send time too: the alert may have been delivered since it was
         // queued (a replay racing a run). Not for our own retries: their key may have
@@ -343,7 +387,7 @@ void Outbox::work(std::size_t worker_index) {
         if (services_.dedup != nullptr && pending.attempts_this_run == 0 &&
             services_.dedup->contains(pending.key, clock_.wall_now())) {
             lock.unlock();
-            complete(pending, DeliveryStatus::Duplicate, {}, {});
+            complete(std::move(pending), DeliveryStatus::Duplicate, {}, {});
             lock.lock();
             continue;
         }
@@ -439,7 +483,7 @@ void Outbox::flush_delivered(SinkInstance& sink, std::vector<Pending>& unflushed
         unflushed.clear();
         return;
     }
-    for (const auto& pending : unflushed) complete(pending, DeliveryStatus::Delivered, {}, {});
+    complete_delivered(unflushed);
     unflushed.clear();
 }
 
@@ -461,41 +505,60 @@ void Outbox::give_up(Pending pending, const std::string& reason) {
             "`tattle spool replay` sends it again",
             pending.item.alert_id, pending.item.rule, destination_, id.substr(0, 12),
             record.attempts, reason);
-        complete(pending, DeliveryStatus::Spooled, reason, id);
+        complete(std::move(pending), DeliveryStatus::Spooled, reason, id);
     } catch (const std::exception& e) {
         spdlog::error(
             "alert {} (rule \"{}\") for \"{}\" was not delivered ({}) and could not be spooled: "
             "{}; "
             "its batch is released, not acknowledged",
             pending.item.alert_id, pending.item.rule, destination_, reason, e.what());
-        complete(pending, DeliveryStatus::Lost, reason + "; not spooled: " + e.what(), {});
+        complete(std::move(pending), DeliveryStatus::Lost, reason + "; not spooled: " + e.what(), {});
     }
 }
 
-void Outbox::complete(const Pending& pending, DeliveryStatus status, std::string error,
-                      std::string spool_id) {
+void Outbox::complete(Pending&& pending, DeliveryStatus status, std::string error, std::string spool_id) {
+    report(pending, status, std::move(error), std::move(spool_id));
+    {
+        std::lock_guard lock(mutex_);
+        release_settled(&pending, 1);
+    }
+    work_ready_.notify_all();
+    space_free_.notify_all();
+}
+
+void Outbox::complete_delivered(std::vector<Pending>& delivered) {
+    for (auto& pending : delivered) report(pending, DeliveryStatus::Delivered, {}, {});
+    {
+        std::lock_guard lock(mutex_);
+        release_settled(delivered.data(), delivered.size());
+    }
+    work_ready_.notify_all();
+    space_free_.notify_all();
+}
+
+void Outbox::report(Pending& pending, DeliveryStatus status, std::string error, std::string spool_id) {
+    if (!services_.on_complete) return;
     DeliveryCompletion completion;
     completion.ticket = pending.item.ticket;
     completion.status = status;
     completion.destination = destination_;
-    completion.alert_id = pending.item.alert_id;
-    completion.rule = pending.item.rule;
+    completion.alert_id = std::move(pending.item.alert_id);
+    completion.rule = std::move(pending.item.rule);
     completion.attempts = pending.item.previous_attempts + pending.attempts_this_run;
     completion.error = std::move(error);
     completion.spool_id = std::move(spool_id);
-    if (services_.on_complete) services_.on_complete(std::move(completion));
-    {
-        std::lock_guard lock(mutex_);
-        --in_flight_;
-        --held_;
-        if (services_.dedup != nullptr) {
-            if (auto found = held_keys_.find(pending.key); found != held_keys_.end() && --found->second == 0) {
-                held_keys_.erase(found);
-            }
+    services_.on_complete(std::move(completion));
+}
+
+void Outbox::release_settled(const Pending* settled, std::size_t count) {
+    in_flight_ -= count;
+    held_ -= count;
+    if (services_.dedup == nullptr) return;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (auto found = held_keys_.find(settled[i].key); found != held_keys_.end() && --found->second == 0) {
+            held_keys_.erase(found);
         }
     }
-    work_ready_.notify_all();
-    space_free_.notify_all();
 }
 
 }  // namespace tattle

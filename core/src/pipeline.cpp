@@ -287,10 +287,28 @@ public:
     CompletionQueue& completions() noexcept { return completions_; }
     // Waits until every outbox has settled everything it was given.
     void close() {
+        hand_over();
         for (auto& [id, outbox] : outboxes_) outbox->close();
     }
-    // Wakes the workers for alerts queued with defer_wake.
-    void wake() {
+    // Queues an alert for the outbox (one of ours). It is handed over with the others
+    // for the same outbox, kHandOverGroup at a time or at hand_over(): one lock of the
+    // outbox per group rather than per alert, which its sending worker takes too.
+    void queue(Outbox& outbox, DeliveryItem item) {
+        auto group = std::find_if(staged_.begin(), staged_.end(), [&](const auto& s) { return s.first == &outbox; });
+        if (group == staged_.end()) group = staged_.insert(staged_.end(), {&outbox, {}});
+        group->second.push_back(std::move(item));
+        if (group->second.size() >= kHandOverGroup) {
+            outbox.enqueue_all(std::move(group->second), true);
+            group->second.clear();
+        }
+    }
+    // Hands every queued alert to its outbox and wakes their workers.
+    void hand_over() {
+        for (auto& [outbox, items] : staged_) {
+            if (items.empty()) continue;
+            outbox->enqueue_all(std::move(items), true);
+            items.clear();
+        }
         for (auto& [id, outbox] : outboxes_) outbox->wake();
     }
     void give_up_from(SteadyTime at) {
@@ -303,9 +321,11 @@ public:
     }
 
 private:
+    static constexpr std::size_t kHandOverGroup = 64;
     Spool spool_;
     std::unique_ptr<DedupStore> dedup_;
     CompletionQueue completions_;
+    std::vector<std::pair<Outbox*, std::vector<DeliveryItem>>> staged_;  // see queue()
     // Last, so that their workers stop before what they use goes.
     std::map<std::string, std::unique_ptr<Outbox>> outboxes_;
 };
@@ -602,9 +622,9 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                                   : alert_json(alert, destination_id, shaping_fields);
             item.rule = rule.key();
             item.ticket = ticket;
-            // Waits while the destination is behind; wakes its workers at the
-            // end of the batch rather than for every alert.
-            outbox->enqueue(std::move(item), true);
+            // Handed over in groups, and its workers woken at the end of the batch
+            // rather than for every alert; waits there while the destination is behind.
+            deliveries.queue(*outbox, std::move(item));
             // A batch with many alerts must not pile up completions (and
             // keep earlier batches unacknowledged) until it ends.
             if (++enqueued % 256 == 0) settle_arrived(false);
@@ -691,7 +711,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             spdlog::error("batch failed: {}", *evaluation.decode_error);
             // released once the alerts it already gave are settled
         }
-        deliveries.wake();
+        deliveries.hand_over();
         ledger.seal(job.ticket, decode_failed);
         publish_run_totals();
     };

@@ -18,6 +18,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -643,6 +644,73 @@ TEST_F(OutboxTest, EnqueueBlocksWhileTheQueueIsFull) {
     EXPECT_EQ(completions().size(), 4U);
 }
 
+TEST_F(OutboxTest, AGroupIsQueuedInOrderAndWaitsForRoomPartWay) {
+    std::promise<void> gate;
+    std::shared_future<void> opened = gate.get_future().share();
+    script_->while_sending = [opened](const boost::json::object&) { opened.wait(); };
+    script_->clock = &real_clock();
+    auto settings = quick_settings();
+    settings.queue_size = 3;
+    auto outbox = make_outbox(settings, &real_clock());
+
+    std::vector<DeliveryItem> group;
+    for (int i = 0; i < 8; ++i) group.push_back(alert_item("a" + std::to_string(i), 40 + static_cast<std::uint64_t>(i)));
+    std::atomic<bool> all_queued{false};
+    std::thread producer([&] {
+        outbox->enqueue_all(std::move(group), true);
+        all_queued = true;
+    });
+    std::this_thread::sleep_for(200ms);
+    EXPECT_FALSE(all_queued.load()) << "a group larger than the queue waits for room";
+    EXPECT_EQ(outbox->held(), 3U);
+    gate.set_value();
+    producer.join();
+    outbox->close();
+
+    ASSERT_EQ(script_->sent.size(), 8U);
+    const auto done = completions();
+    ASSERT_EQ(done.size(), 8U);
+    for (std::size_t i = 0; i < 8; ++i) {
+        const std::string id = "a" + std::to_string(i);
+        EXPECT_EQ(boost::json::parse(script_->sent[i]).at("alert_id").as_string(), id) << "sent in queued order";
+        EXPECT_EQ(done[i].alert_id, id);
+        EXPECT_EQ(done[i].rule, "Create User");
+        EXPECT_EQ(done[i].ticket, 40 + i);
+        EXPECT_EQ(done[i].status, DeliveryStatus::Delivered);
+        EXPECT_EQ(done[i].attempts, 1U);
+    }
+}
+
+TEST_F(OutboxTest, AlertsQueuedAfterRetriedOnesStartAfresh) {
+    // Sent alerts leave their queue entries behind for the next arrivals: what an entry
+    // held before (here: a retried alert's attempt count) must not carry over.
+    dedup_ = std::make_unique<DedupStore>(DedupSettings{});
+    script_->decide = [attempted = std::make_shared<std::set<std::string>>()](const boost::json::object& alert) {
+        const std::string id(alert.at("alert_id").as_string());
+        return id.starts_with("first-") && attempted->insert(id).second ? retry("HTTP 502") : ok();
+    };
+    auto outbox = make_outbox(quick_settings());
+    auto group_of = [](const std::string& prefix, int count) {
+        std::vector<DeliveryItem> group;
+        for (int i = 0; i < count; ++i) group.push_back(alert_item(prefix + std::to_string(i)));
+        return group;
+    };
+    outbox->enqueue_all(group_of("first-", 5));
+    for (int i = 0; i < 1000 && completions().size() < 5; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(completions().size(), 5U) << "the retried alerts are delivered first";
+    outbox->enqueue_all(group_of("then-", 12));
+    outbox->close();
+
+    const auto done = completions();
+    ASSERT_EQ(done.size(), 17U);
+    for (std::size_t i = 0; i < done.size(); ++i) {
+        EXPECT_EQ(done[i].status, DeliveryStatus::Delivered) << done[i].alert_id;
+        EXPECT_EQ(done[i].attempts, i < 5 ? 2U : 1U) << done[i].alert_id;
+        EXPECT_TRUE(dedup_->contains(delivery_key("out", done[i].alert_id), clock_.wall_now())) << done[i].alert_id;
+    }
+    EXPECT_EQ(script_->sent.size(), 22U);
+}
+
 TEST_F(OutboxTest, EachWorkerHasItsOwnSinkInstance) {
     script_->clock = &real_clock();
     script_->while_sending = [](const boost::json::object&) { std::this_thread::sleep_for(30ms); };
@@ -884,6 +952,24 @@ TEST_F(PipelineDelivery, BatchIsAcknowledgedOnlyAfterEveryAlertIsSettled) {
                         lines.begin() + static_cast<std::ptrdiff_t>(ack1), "flush"),
               lines.begin() + static_cast<std::ptrdiff_t>(ack1))
         << "the sink's flush comes between the last delivery and the ack";
+}
+
+TEST_F(PipelineDelivery, ABatchOfManyAlertsIsDeliveredInOrderThroughASmallQueue) {
+    // Alerts go to their outbox in groups: more than a group, through a queue smaller
+    // than one, in event order, the batch acknowledged once all are delivered.
+    std::vector<std::string> ids;
+    for (int i = 0; i < 150; ++i) ids.push_back("e" + std::to_string(i));
+    auto source = new_source_script(name(), {cloudtrail_batch(ids)});
+    auto sink = new_sink_script(name());
+    SimulatedClock clock;
+    const RunSummary summary = run(config_text("", "queue_size = 5"), &clock);
+
+    EXPECT_EQ(summary.alerts_delivered, 150U);
+    EXPECT_EQ(source->snapshot(), (Acks{{1, true}}));
+    ASSERT_EQ(sink->sent.size(), 150U);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        EXPECT_EQ(boost::json::parse(sink->sent[i]).at("event").at("eventID").as_string(), ids[i]);
+    }
 }
 
 TEST_F(PipelineDelivery, LaterBatchesAreAcknowledgedWhileAnEarlierOneIsStillDelivering) {

@@ -184,6 +184,10 @@ public:
     // full, or at wake(): a producer of many alerts then costs a thread handoff per
     // batch instead of one per alert.
     void enqueue(DeliveryItem item, bool defer_wake = false);
+    // Queues alerts in their order as enqueue does each, under one lock for as many as
+    // there is room for: a producer with many alerts at once takes the lock per group
+    // rather than per alert, so the workers sending them find it free.
+    void enqueue_all(std::vector<DeliveryItem> items, bool defer_wake = false);
     // Wakes the workers for alerts queued with defer_wake.
     void wake();
     // Waits until every queued alert is settled, then stops the workers.
@@ -208,14 +212,24 @@ private:
         std::string last_error;
     };
     using ReadyKey = std::pair<SteadyTime, std::uint64_t>;  // not before, then arrival order
+    using ReadyQueue = std::map<ReadyKey, Pending>;
 
     void work(std::size_t worker_index);
     // Both called without the lock.
     void handle_failure(Pending pending, const SendOutcome& outcome);
     void flush_delivered(SinkInstance& sink, std::vector<Pending>& unflushed);
     void give_up(Pending pending, const std::string& reason);
-    void complete(const Pending& pending, DeliveryStatus status, std::string error,
-                  std::string spool_id);
+    // Each takes the alert's id and rule over into its completion.
+    void complete(Pending&& pending, DeliveryStatus status, std::string error, std::string spool_id);
+    void complete_delivered(std::vector<Pending>& delivered);
+    // Hands the completion on; called without the lock.
+    void report(Pending& pending, DeliveryStatus status, std::string error, std::string spool_id);
+    // Under the lock: the pending alerts are settled (no longer held or in flight).
+    void release_settled(const Pending* settled, std::size_t count);
+    // Map nodes for arriving alerts: spare ones first, so that alerts coming and going
+    // do not allocate a node on the producer's thread and free it on a worker's.
+    std::vector<ReadyQueue::node_type> nodes_for(std::size_t count);
+    void keep_spare(ReadyQueue::node_type&& node);
 
     std::string destination_;
     DeliverySettings settings_;
@@ -225,7 +239,8 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable work_ready_;  // workers wait here
     std::condition_variable space_free_;  // enqueue waits here
-    std::map<ReadyKey, Pending> ready_;   // new alerts and alerts waiting for a retry
+    ReadyQueue ready_;                    // new alerts and alerts waiting for a retry
+    std::vector<ReadyQueue::node_type> spare_nodes_;
     std::uint64_t arrivals_ = 0;
     std::size_t unannounced_ = 0;  // queued with defer_wake since the last wake-up
     std::size_t held_ = 0;         // enqueued and not completed
