@@ -263,7 +263,7 @@ void Outbox::enqueue_all(std::vector<DeliveryItem> items, bool defer_wake) {
         if (services_.dedup != nullptr) pending.key = delivery_key(destination_, items[i].alert_id);
         pending.item = std::move(items[i]);
     }
-    std::vector<DeliveryCompletion> duplicates;
+    std::vector<Pending*> duplicates;
     {
         std::unique_lock lock(mutex_);
         for (auto& node : arriving) {
@@ -271,13 +271,7 @@ void Outbox::enqueue_all(std::vector<DeliveryItem> items, bool defer_wake) {
             // The same alert is already here (a batch redelivered while its first copy is on
             // its way): that copy will be delivered or spooled, or its own batch released.
             if (services_.dedup != nullptr && held_keys_.count(pending.key) != 0) {
-                DeliveryCompletion& duplicate = duplicates.emplace_back();
-                duplicate.ticket = pending.item.ticket;
-                duplicate.status = DeliveryStatus::Duplicate;
-                duplicate.destination = destination_;
-                duplicate.alert_id = std::move(pending.item.alert_id);
-                duplicate.rule = std::move(pending.item.rule);
-                duplicate.attempts = pending.item.previous_attempts;
+                duplicates.push_back(&pending);
                 continue;
             }
             if (held_ >= settings_.queue_size && unannounced_ > 0) {
@@ -298,9 +292,7 @@ void Outbox::enqueue_all(std::vector<DeliveryItem> items, bool defer_wake) {
             }
         }
     }
-    if (services_.on_complete) {
-        for (auto& duplicate : duplicates) services_.on_complete(std::move(duplicate));
-    }
+    for (Pending* duplicate : duplicates) report(*duplicate, DeliveryStatus::Duplicate, {}, {});
 }
 
 void Outbox::wake() {

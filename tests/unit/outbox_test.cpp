@@ -422,6 +422,16 @@ protected:
         return completions_;
     }
 
+    // An outbox (real time) whose sends wait until the gate is opened.
+    std::unique_ptr<Outbox> gated_outbox(std::promise<void>& gate, std::size_t queue_size) {
+        std::shared_future<void> opened = gate.get_future().share();
+        script_->while_sending = [opened](const boost::json::object&) { opened.wait(); };
+        script_->clock = &real_clock();
+        auto settings = quick_settings();
+        settings.queue_size = queue_size;
+        return make_outbox(settings, &real_clock());
+    }
+
     fs::path dir_;
     SimulatedClock clock_;
     std::shared_ptr<SinkScript> script_;
@@ -621,12 +631,7 @@ TEST_F(OutboxTest, RateLimitOf1PerSecondBurst5Sends50AlertsIn45SimulatedSeconds)
 
 TEST_F(OutboxTest, EnqueueBlocksWhileTheQueueIsFull) {
     std::promise<void> gate;
-    std::shared_future<void> opened = gate.get_future().share();
-    script_->while_sending = [opened](const boost::json::object&) { opened.wait(); };
-    script_->clock = &real_clock();
-    auto settings = quick_settings();
-    settings.queue_size = 3;
-    auto outbox = make_outbox(settings, &real_clock());
+    auto outbox = gated_outbox(gate, 3);
     for (int i = 0; i < 3; ++i) outbox->enqueue(alert_item("a" + std::to_string(i)));
 
     std::atomic<bool> fourth_queued{false};
@@ -646,12 +651,7 @@ TEST_F(OutboxTest, EnqueueBlocksWhileTheQueueIsFull) {
 
 TEST_F(OutboxTest, AGroupIsQueuedInOrderAndWaitsForRoomPartWay) {
     std::promise<void> gate;
-    std::shared_future<void> opened = gate.get_future().share();
-    script_->while_sending = [opened](const boost::json::object&) { opened.wait(); };
-    script_->clock = &real_clock();
-    auto settings = quick_settings();
-    settings.queue_size = 3;
-    auto outbox = make_outbox(settings, &real_clock());
+    auto outbox = gated_outbox(gate, 3);
 
     std::vector<DeliveryItem> group;
     for (int i = 0; i < 8; ++i) group.push_back(alert_item("a" + std::to_string(i), 40 + static_cast<std::uint64_t>(i)));
