@@ -294,7 +294,8 @@ public:
     // for the same outbox, kHandOverGroup at a time or at hand_over(): one lock of the
     // outbox per group rather than per alert, which its sending worker takes too.
     void queue(Outbox& outbox, DeliveryItem item) {
-        auto group = std::find_if(staged_.begin(), staged_.end(), [&](const auto& s) { return s.first == &outbox; });
+        auto group = std::find_if(staged_.begin(), staged_.end(),
+                                  [&](const auto& staged) { return staged.first == &outbox; });
         if (group == staged_.end()) group = staged_.insert(staged_.end(), {&outbox, {}});
         group->second.push_back(std::move(item));
         if (group->second.size() >= kHandOverGroup) {
