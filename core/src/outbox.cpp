@@ -510,22 +510,12 @@ void Outbox::give_up(Pending pending, const std::string& reason) {
 
 void Outbox::complete(Pending&& pending, DeliveryStatus status, std::string error, std::string spool_id) {
     report(pending, status, std::move(error), std::move(spool_id));
-    {
-        std::lock_guard lock(mutex_);
-        release_settled(&pending, 1);
-    }
-    work_ready_.notify_all();
-    space_free_.notify_all();
+    release_settled(&pending, 1);
 }
 
 void Outbox::complete_delivered(std::vector<Pending>& delivered) {
     for (auto& pending : delivered) report(pending, DeliveryStatus::Delivered, {}, {});
-    {
-        std::lock_guard lock(mutex_);
-        release_settled(delivered.data(), delivered.size());
-    }
-    work_ready_.notify_all();
-    space_free_.notify_all();
+    release_settled(delivered.data(), delivered.size());
 }
 
 void Outbox::report(Pending& pending, DeliveryStatus status, std::string error, std::string spool_id) {
@@ -543,14 +533,18 @@ void Outbox::report(Pending& pending, DeliveryStatus status, std::string error, 
 }
 
 void Outbox::release_settled(const Pending* settled, std::size_t count) {
-    in_flight_ -= count;
-    held_ -= count;
-    if (services_.dedup == nullptr) return;
-    for (std::size_t i = 0; i < count; ++i) {
-        if (auto found = held_keys_.find(settled[i].key); found != held_keys_.end() && --found->second == 0) {
-            held_keys_.erase(found);
+    {
+        std::lock_guard lock(mutex_);
+        in_flight_ -= count;
+        held_ -= count;
+        for (std::size_t i = 0; i < count && services_.dedup != nullptr; ++i) {
+            if (auto found = held_keys_.find(settled[i].key); found != held_keys_.end() && --found->second == 0) {
+                held_keys_.erase(found);
+            }
         }
     }
+    work_ready_.notify_all();
+    space_free_.notify_all();
 }
 
 }  // namespace tattle

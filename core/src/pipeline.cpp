@@ -298,18 +298,11 @@ public:
                                   [&](const auto& staged) { return staged.first == &outbox; });
         if (group == staged_.end()) group = staged_.insert(staged_.end(), {&outbox, {}});
         group->second.push_back(std::move(item));
-        if (group->second.size() >= kHandOverGroup) {
-            outbox.enqueue_all(std::move(group->second), true);
-            group->second.clear();
-        }
+        if (group->second.size() >= kHandOverGroup) hand_over(*group);
     }
     // Hands every queued alert to its outbox and wakes their workers.
     void hand_over() {
-        for (auto& [outbox, items] : staged_) {
-            if (items.empty()) continue;
-            outbox->enqueue_all(std::move(items), true);
-            items.clear();
-        }
+        for (auto& group : staged_) hand_over(group);
         for (auto& [id, outbox] : outboxes_) outbox->wake();
     }
     void give_up_from(SteadyTime at) {
@@ -323,10 +316,16 @@ public:
 
 private:
     static constexpr std::size_t kHandOverGroup = 64;
+    using StagedGroup = std::pair<Outbox*, std::vector<DeliveryItem>>;
+    static void hand_over(StagedGroup& group) {
+        if (group.second.empty()) return;
+        group.first->enqueue_all(std::move(group.second), true);
+        group.second.clear();
+    }
     Spool spool_;
     std::unique_ptr<DedupStore> dedup_;
     CompletionQueue completions_;
-    std::vector<std::pair<Outbox*, std::vector<DeliveryItem>>> staged_;  // see queue()
+    std::vector<StagedGroup> staged_;  // see queue()
     // Last, so that their workers stop before what they use goes.
     std::map<std::string, std::unique_ptr<Outbox>> outboxes_;
 };

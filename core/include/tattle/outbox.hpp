@@ -224,7 +224,7 @@ private:
     void complete_delivered(std::vector<Pending>& delivered);
     // Hands the completion on; called without the lock.
     void report(Pending& pending, DeliveryStatus status, std::string error, std::string spool_id);
-    // Under the lock: the pending alerts are settled (no longer held or in flight).
+    // The pending alerts are settled (no longer held or in flight): one lock for all.
     void release_settled(const Pending* settled, std::size_t count);
     // Map nodes for arriving alerts: spare ones first, so that alerts coming and going
     // do not allocate a node on the producer's thread and free it on a worker's.
