@@ -1453,6 +1453,8 @@ std::optional<FieldPath> path_of(const Node& node) {
     }
 }
 
+const boost::json::value kNullValue;
+
 bool is_scalar_literal(const Node& node) {
     return node.op == Op::literal && !node.literal.is_array() && !node.literal.is_object();
 }
@@ -1478,6 +1480,60 @@ void flatten_and(const NodePtr& node, std::vector<NodePtr>& conjuncts) {
     } else {
         conjuncts.push_back(node);
     }
+}
+
+IndexCondition not_null_condition(FieldPath path) {
+    IndexCondition condition;
+    condition.terms.push_back(IndexCondition::Term{std::move(path), {}, true});
+    return condition;
+}
+
+bool uses_bindings(const Node& node) {
+    if (node.op == Op::variable || node.op == Op::bind) return true;
+    for (const auto* list : {&node.kids, &node.more}) {
+        for (const auto& kid : *list) {
+            if (uses_bindings(*kid)) return true;
+        }
+    }
+    return false;
+}
+
+bool rejects_without_error(const Node& filter, const boost::json::value& input);
+
+// PATH | REST or (PATH // LITERAL) | REST, where REST yields nothing truthy and raises
+// no error when PATH is null: every match (and every error) needs PATH not null.
+// REST sees only its input, so the evaluator decides that once, at load.
+std::optional<IndexCondition> not_null_before(const Node& left, const Node& rest) {
+    const Node* path_node = &left;
+    const boost::json::value* input = &kNullValue;
+    if (left.op == Op::alt && left.kids[1]->op == Op::literal) {
+        path_node = left.kids[0].get();
+        input = &left.kids[1]->literal;
+    }
+    auto path = path_of(*path_node);
+    if (!path || path->steps.empty() || uses_bindings(rest) || unsupported(rest)) return std::nullopt;
+    if (!rejects_without_error(rest, *input)) return std::nullopt;
+    return not_null_condition(std::move(*path));
+}
+
+// A bare PATH, PATH // null or PATH // false: truthy only where PATH is.
+std::optional<IndexCondition> truthy_path(const Node& node) {
+    const Node* path_node = &node;
+    if (node.op == Op::alt) {
+        const Node& fallback = *node.kids[1];
+        if (fallback.op != Op::literal || !(fallback.literal.is_null() || fallback.literal == false)) {
+            return std::nullopt;
+        }
+        path_node = node.kids[0].get();
+    }
+    auto path = path_of(*path_node);
+    if (!path || path->steps.empty()) return std::nullopt;
+    return not_null_condition(std::move(*path));
+}
+
+bool has_not_null_term(const IndexCondition& condition) {
+    return std::any_of(condition.terms.begin(), condition.terms.end(),
+                       [](const IndexCondition::Term& term) { return term.not_null; });
 }
 
 bool names_event_name(const IndexCondition& condition) {
@@ -1508,6 +1564,28 @@ std::optional<IndexCondition> condition_of(const NodePtr& node, std::string& why
             why = "'==' between something other than a field path and a literal";
             return std::nullopt;
         }
+        case Op::ne: {
+            const Node& left = *node->kids[0];
+            const Node& right = *node->kids[1];
+            const Node* path_node = right.op == Op::literal && right.literal.is_null()   ? &left
+                                    : left.op == Op::literal && left.literal.is_null() ? &right
+                                                                                       : nullptr;
+            if (path_node != nullptr) {
+                if (auto path = path_of(*path_node); path && !path->steps.empty()) {
+                    return not_null_condition(std::move(*path));
+                }
+            }
+            why = "'!=' other than between a field path and null";
+            return std::nullopt;
+        }
+        case Op::field:
+        case Op::index:
+        case Op::try_:
+        case Op::alt:
+            if (auto condition = truthy_path(*node)) return condition;
+            why = node->op == Op::alt ? "an alternative ('//') other than 'PATH // null' or 'PATH // false'"
+                                      : "no equality or IN condition on a field path";
+            return std::nullopt;
         case Op::pipe: {
             const Node& right = *node->kids[1];
             if (right.op == Op::in_generator) {
@@ -1516,7 +1594,8 @@ std::optional<IndexCondition> condition_of(const NodePtr& node, std::string& why
                 return std::nullopt;
             }
             if (node->kids[0]->op == Op::select) return condition_of(node->kids[0]->kids[0], why);
-            why = "a pipe that is not 'PATH | IN(literals)'";
+            if (auto condition = not_null_before(*node->kids[0], right)) return condition;
+            why = "a pipe that is neither 'PATH | IN(literals)' nor one that is false when PATH is null";
             return std::nullopt;
         }
         case Op::in_source:
@@ -1539,8 +1618,10 @@ std::optional<IndexCondition> condition_of(const NodePtr& node, std::string& why
             for (const auto& conjunct : conjuncts) {
                 std::string conjunct_why;
                 if (auto condition = condition_of(conjunct, conjunct_why)) {
+                    // Values route more narrowly than "not null".
                     const auto rank = [](const IndexCondition& c) {
-                        return std::make_tuple(c.terms.size(), names_event_name(c) ? 0 : 1, value_count(c));
+                        return std::make_tuple(has_not_null_term(c) ? 1 : 0, c.terms.size(),
+                                               names_event_name(c) ? 0 : 1, value_count(c));
                     };
                     if (!best || rank(*condition) < rank(*best)) best = std::move(condition);
                 } else if (first_why.empty()) {
@@ -1563,6 +1644,9 @@ std::optional<IndexCondition> condition_of(const NodePtr& node, std::string& why
                                          [&](const IndexCondition::Term& t) { return t.path == term.path; });
                 if (same == left->terms.end()) {
                     left->terms.push_back(std::move(term));
+                } else if (same->not_null || term.not_null) {
+                    same->not_null = true;  // takes in every value
+                    same->values.clear();
                 } else {
                     same->values.insert(same->values.end(), term.values.begin(), term.values.end());
                 }
@@ -1581,7 +1665,6 @@ std::optional<IndexCondition> condition_of(const NodePtr& node, std::string& why
 // ---------------------------------------------------------------------------
 // Values during evaluation: borrowed from the event or the program, or made.
 
-const boost::json::value kNullValue;
 const boost::json::value kTrueValue(true);
 const boost::json::value kFalseValue(false);
 
@@ -2618,6 +2701,16 @@ bool field_name_is_safe(const Node& node) {
     return true;
 }
 
+bool rejects_without_error(const Node& filter, const boost::json::value& input) {
+    bool truthy_output = false;
+    auto consume = [&truthy_output](Val&& output) {
+        if (!truthy(output)) return Flow::more;
+        truthy_output = true;
+        return Flow::stop;
+    };
+    return generate(filter, Val::of(input), Sink(consume)) == Flow::more && !truthy_output;
+}
+
 std::string value_text(const boost::json::value& value) {
     if (value.is_string()) return std::string(value.get_string());
     if (value.is_number()) {
@@ -2667,6 +2760,10 @@ std::string IndexCondition::text() const {
     for (const auto& term : terms) {
         if (!out.empty()) out += " or ";
         out += term.path.text();
+        if (term.not_null) {
+            out += " \xE2\x89\xA0 null";
+            continue;
+        }
         if (term.values.size() == 1) {
             out += " = " + value_text(term.values[0]);
             continue;
@@ -2986,10 +3083,11 @@ RuleIndex::RuleIndex(const std::vector<std::optional<IndexCondition>>& condition
             auto entry = std::find_if(paths_.begin(), paths_.end(),
                                       [&](const PathEntry& e) { return e.path == term.path; });
             if (entry == paths_.end()) {
-                paths_.push_back(PathEntry{term.path, {}, {}, {}});
+                paths_.push_back(PathEntry{term.path, {}, {}, {}, {}});
                 entry = paths_.end() - 1;
             }
             if (entry->all_rules.empty() || entry->all_rules.back() != id) entry->all_rules.push_back(id);
+            if (term.not_null) entry->not_null_rules.push_back(id);
             for (const auto& value : term.values) {
                 std::vector<std::uint32_t>* ids = nullptr;
                 if (value.is_string()) {
@@ -3043,7 +3141,7 @@ void RuleIndex::candidates(const boost::json::object& event, std::vector<std::ui
         for (std::uint32_t id : ids) bits[id / 64] |= std::uint64_t{1} << (id % 64);
     };
     for (const auto& entry : paths_) {
-        const boost::json::value* value = nullptr;
+        const boost::json::value* value = &kNullValue;  // paths have a step: set below
         const boost::json::object* object = &event;
         bool abnormal = false;
         for (const auto& step : entry.path.steps) {
@@ -3069,20 +3167,26 @@ void RuleIndex::candidates(const boost::json::object& event, std::vector<std::ui
             }
             object = value->is_object() ? &value->get_object() : nullptr;
         }
-        if (!abnormal && value->is_string() && !valid_utf8(value->get_string())) abnormal = true;
         if (abnormal) {
             set(entry.all_rules);
             continue;
         }
+        if (!value->is_null()) set(entry.not_null_rules);
+        // A path with only "not null" terms (errorCode ≠ null) needs no value lookup.
         if (value->is_string()) {
+            if (entry.rules_by_string.empty()) continue;
             const auto& text = value->get_string();
+            if (!valid_utf8(text)) {
+                set(entry.all_rules);
+                continue;
+            }
             if (auto found = entry.rules_by_string.find(std::string_view(text.data(), text.size()));
                 found != entry.rules_by_string.end()) {
                 set(found->second);
             }
             continue;
         }
-        if (!index_key(*value, key_buffer_)) continue;
+        if (entry.rules_by_value.empty() || !index_key(*value, key_buffer_)) continue;
         if (auto found = entry.rules_by_value.find(key_buffer_); found != entry.rules_by_value.end()) {
             set(found->second);
         }

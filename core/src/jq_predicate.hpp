@@ -37,11 +37,13 @@ struct FieldPath {
 };
 
 // Every match requires, for at least one term, the value at its path to be one
-// of its values (jq equality): `eventName ∈ {A, B}` or `eventSource = x`.
+// of its values (jq equality): `eventName ∈ {A, B}` or `eventSource = x`; or, for
+// a term that holds no values, to be anything but null: `errorCode ≠ null`.
 struct IndexCondition {
     struct Term {
         FieldPath path;
         std::vector<boost::json::value> values;  // scalars only
+        bool not_null = false;                   // values are empty
     };
     std::vector<Term> terms;
 
@@ -111,6 +113,7 @@ private:
         // String values by their bytes (most conditions), other scalars by index_key.
         std::unordered_map<std::string, std::vector<std::uint32_t>, TextHash, std::equal_to<>> rules_by_string;
         std::unordered_map<std::string, std::vector<std::uint32_t>> rules_by_value;
+        std::vector<std::uint32_t> not_null_rules;
         std::vector<std::uint32_t> all_rules;
     };
     std::vector<PathEntry> paths_;

@@ -426,7 +426,11 @@ private:
         static const std::vector<std::string> policies{
             ".requestParameters.policyDocument", ".requestParameters.assumeRolePolicyDocument",
             ".requestParameters.policy", ".requestParameters.bucketName", ".requestParameters"};
-        switch (pick(27)) {
+        switch (pick(29)) {
+            case 27:
+                return f.path;  // truthy where the path is
+            case 28:
+                return "(" + f.path + " // []) | length > " + std::to_string(pick(2));
             case 16:
                 // any/2 over optional and failing iterations; a condition that fails on some items.
                 return "any(.resources" + std::string(pick(4) == 0 ? "[]" : "[]?") + "; " +
@@ -577,10 +581,12 @@ TEST(RulesDifferential, GeneratedRulesIndexedNativeAgainstPerRule) {
     std::size_t native = 0;
     std::size_t indexed = 0;
     std::size_t native_generators = 0;  // bindings, iterations, any/2 decided natively
+    std::size_t routed_by_not_null = 0;
     for (std::size_t i = 0; i < rules.size(); ++i) {
         const auto explanation = stage.explain(i);
         native += explanation.native ? 1 : 0;
         indexed += explanation.indexed ? 1 : 0;
+        if (explanation.index.find("\xE2\x89\xA0 null") != std::string::npos) ++routed_by_not_null;
         const std::string& text = rules[i].jq_program;
         if (explanation.native && (text.find("[]") != std::string::npos || text.find(" as $") != std::string::npos ||
                                    text.find("any(") != std::string::npos)) {
@@ -592,6 +598,7 @@ TEST(RulesDifferential, GeneratedRulesIndexedNativeAgainstPerRule) {
     EXPECT_LT(native, rules.size());
     EXPECT_GT(indexed, rules.size() / 4);
     EXPECT_LT(indexed, rules.size());
+    EXPECT_GT(routed_by_not_null, rules.size() / 20);
 }
 
 // ---------------------------------------------------------------------------

@@ -171,8 +171,40 @@ TEST(JqIndexConditions, RefusesWhatDoesNotRequireAValue) {
     EXPECT_EQ(condition_of(R"(select((.a // "x") == "y" and .eventName == "A"))"), "eventName = A");
     // jq 1.6's '//' does not catch an error on its left.
     EXPECT_THAT(condition_of(R"(select((.a.b // "x") == "y" and .eventName == "A"))"), HasSubstr("none"));
-    // A bare path yields its value; the index has no say.
-    EXPECT_THAT(condition_of(R"(.eventName)"), HasSubstr("none"));
+    // A default that is itself a match, a rest that is true or fails on null, a
+    // comparison with something other than null: every event may match.
+    EXPECT_THAT(condition_of(R"(select(.a // "default"))"), HasSubstr("none"));
+    EXPECT_THAT(condition_of(R"(select((.errorCode // "") | startswith("")))"), HasSubstr("none"));
+    EXPECT_THAT(condition_of(R"(select((.errorCode // "AccessDenied") | test("^Access")))"), HasSubstr("none"));
+    EXPECT_THAT(condition_of(R"(select(.errorCode | test("x")))"), HasSubstr("none"));  // fails on null
+    EXPECT_THAT(condition_of(R"(select(.readOnly | not))"), HasSubstr("none"));
+    EXPECT_THAT(condition_of(R"(select(.a != "x"))"), HasSubstr("none"));
+    EXPECT_THAT(condition_of(R"(select((.a | length) > 0))"), HasSubstr("none"));
+    // A rest that looks at a binding is not decided at load.
+    EXPECT_THAT(condition_of(R"(.b as $b | select((.a // "") | . == $b))"), HasSubstr("none"));
+}
+
+TEST(JqIndexConditions, NotNullWhereTheRestOfAPipeRejectsNull) {
+    constexpr std::string_view not_null = " \xE2\x89\xA0 null";
+    EXPECT_EQ(condition_of(R"(select(((.errorCode // "") | test("UnauthorizedOperation$|^AccessDenied")) and )"
+                           R"(.sourceIPAddress != "delivery.logs.amazonaws.com" and .eventName != "HeadBucket"))"),
+              "errorCode" + std::string(not_null));
+    EXPECT_EQ(condition_of(R"(select(.errorCode != null))"), "errorCode" + std::string(not_null));
+    EXPECT_EQ(condition_of(R"(select(null != .a.b))"), "a.b" + std::string(not_null));
+    EXPECT_EQ(condition_of(R"(select(.errorCode | strings | startswith("Access")))"),
+              "errorCode" + std::string(not_null));
+    EXPECT_EQ(condition_of(R"(select((.userAgent // "") | ascii_downcase | contains("terraform")))"),
+              "userAgent" + std::string(not_null));
+    EXPECT_EQ(condition_of(R"(select((.resources // []) | length > 0))"), "resources" + std::string(not_null));
+    // A bare path, or one whose default is not truthy, is truthy only where the path is.
+    EXPECT_EQ(condition_of(R"(select(.errorCode))"), "errorCode" + std::string(not_null));
+    EXPECT_EQ(condition_of(R"(select(.a.b? // false))"), "a.b" + std::string(not_null));
+    EXPECT_EQ(condition_of(R"(.eventName)"), "eventName" + std::string(not_null));
+    // An equality routes more narrowly, whichever comes first.
+    EXPECT_EQ(condition_of(R"(select(.errorCode != null and .eventName == "A"))"), "eventName = A");
+    // In 'or', not null on a path takes in that path's values.
+    EXPECT_EQ(condition_of(R"(select(.a == "x" or .a != null))"), "a" + std::string(not_null));
+    EXPECT_EQ(condition_of(R"(select(.a != null or .b == 1))"), "a" + std::string(not_null) + " or b = 1");
 }
 
 TEST(JqRuleIndex, RoutesByValueAndKeepsRulesWhosePathsFail) {
@@ -207,6 +239,32 @@ TEST(JqRuleIndex, RoutesByValueAndKeepsRulesWhosePathsFail) {
     invalid["eventName"] = boost::json::string("A\xFF");
     index.candidates(invalid, bits);
     EXPECT_EQ(bits[0] & 0x3U, 0x3U);
+}
+
+TEST(JqRuleIndex, RoutesNotNullTermsByPresenceAndKeepsRulesWhosePathsFail) {
+    std::vector<std::optional<jq_native::IndexCondition>> conditions{
+        read_rule(R"(select(.errorCode != null))").condition,
+        read_rule(R"(select((.a.b // "") | test("^x")))").condition,
+    };
+    ASSERT_TRUE(conditions[0] && conditions[1]);
+    jq_native::RuleIndex index(conditions);
+    std::vector<std::uint64_t> bits;
+    auto routed = [&](std::string_view json) {
+        index.candidates(event(json), bits);
+        std::vector<int> rules;
+        for (int i = 0; i < 2; ++i) {
+            if ((bits[0] >> i) & 1U) rules.push_back(i);
+        }
+        return rules;
+    };
+    EXPECT_EQ(routed(R"({})"), (std::vector<int>{}));
+    EXPECT_EQ(routed(R"({"errorCode": null, "a": {"b": null}})"), (std::vector<int>{}));
+    EXPECT_EQ(routed(R"({"errorCode": false})"), (std::vector<int>{0}));
+    EXPECT_EQ(routed(R"({"errorCode": "AccessDenied"})"), (std::vector<int>{0}));
+    EXPECT_EQ(routed(R"({"a": {"b": "y"}})"), (std::vector<int>{1}));
+    EXPECT_EQ(routed(R"({"a": {"b": 0}})"), (std::vector<int>{1}));
+    // .a.b on a string fails in jq: the rule must run to report it.
+    EXPECT_EQ(routed(R"({"a": "text"})"), (std::vector<int>{1}));
 }
 
 // ---------------------------------------------------------------------------
