@@ -30,28 +30,27 @@ void put_if_present(boost::json::object& out, std::string_view key, std::string_
 }  // namespace
 
 std::string alert_id(std::string_view rule_name, const boost::json::object& event) {
-    std::string material(rule_name);
-    material += '\n';
-    const auto event_id = string_at(event, "eventID");
-    if (!event_id.empty()) {
-        material += event_id;
-    } else {
-        material += boost::json::serialize(event);
+    // SHA-256 of "rule name \n eventID" (or of the event's JSON text without one).
+    if (const auto event_id = string_at(event, "eventID"); !event_id.empty()) {
+        return sha256_hex({rule_name, "\n", event_id}, 32);
     }
-    return sha256_hex(material, 32);
+    return sha256_hex({rule_name, "\n", boost::json::serialize(event)}, 32);
 }
 
-std::string actor_of(const boost::json::object& event) {
+namespace {
+
+std::string_view actor_text(const boost::json::object& event) {
     const auto* identity = object_at(event, "userIdentity");
     if (identity == nullptr) return {};
-    if (auto arn = string_at(*identity, "arn"); !arn.empty()) return std::string(arn);
-    if (auto user = string_at(*identity, "userName"); !user.empty()) return std::string(user);
-    if (auto service = string_at(*identity, "invokedBy"); !service.empty()) return std::string(service);
-    if (auto principal = string_at(*identity, "principalId"); !principal.empty()) {
-        return std::string(principal);
+    for (const std::string_view key : {"arn", "userName", "invokedBy", "principalId"}) {
+        if (auto value = string_at(*identity, key); !value.empty()) return value;
     }
-    return std::string(string_at(*identity, "type"));
+    return string_at(*identity, "type");
 }
+
+}  // namespace
+
+std::string actor_of(const boost::json::object& event) { return std::string(actor_text(event)); }
 
 namespace {
 
@@ -202,7 +201,7 @@ AlertText render_alert(const AlertRule& rule, const boost::json::object& event,
     }
     append_if_present(middle, first, "account_id", account);
     append_if_present(middle, first, "region", string_at(event, "awsRegion"));
-    append_if_present(middle, first, "actor", actor_of(event));
+    append_if_present(middle, first, "actor", actor_text(event));
     append_if_present(middle, first, "source_ip", string_at(event, "sourceIPAddress"));
     append_if_present(middle, first, "user_agent", string_at(event, "userAgent"));
     append_if_present(middle, first, "error_code", string_at(event, "errorCode"));

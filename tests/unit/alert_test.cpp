@@ -33,6 +33,17 @@ TEST(Sha256, KnownDigestsPrefixesAndThreads) {
     }
     for (auto& thread : threads) thread.join();
     for (const auto& digest : seen) EXPECT_EQ(digest, sha256_hex("abc"));
+    // Parts hash as their concatenation.
+    EXPECT_EQ(sha256_hex({"a", "", "bc"}), sha256_hex("abc"));
+    EXPECT_EQ(sha256_hex({}, 32), sha256_hex("", 32));
+}
+
+TEST(AlertId, IsTheDigestOfRuleNewlineAndEventIdOrTheEventText) {
+    // Persisted in dedup state: the same rule and event must keep their id across versions.
+    EXPECT_EQ(alert_id("iam/create-user", boost::json::parse(R"({"eventID": "e-1", "x": 1})").as_object()),
+              sha256_hex("iam/create-user\ne-1", 32));
+    const auto without_id = boost::json::parse(R"({"eventName": "A", "n": [1, 2]})").as_object();
+    EXPECT_EQ(alert_id("r", without_id), sha256_hex("r\n" + boost::json::serialize(without_id), 32));
 }
 
 // What the router wrote before the parts existed: the whole document, made valid at once.
