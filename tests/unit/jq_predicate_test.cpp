@@ -207,6 +207,17 @@ TEST(JqIndexConditions, NotNullWhereTheRestOfAPipeRejectsNull) {
     EXPECT_EQ(condition_of(R"(select(.a != null or .b == 1))"), "a" + std::string(not_null) + " or b = 1");
 }
 
+// The rules (of the first rule_count) the index routes the event in json to.
+std::vector<int> routed_rules(jq_native::RuleIndex& index, std::string_view json, std::size_t rule_count) {
+    std::vector<std::uint64_t> bits;
+    index.candidates(event(json), bits);
+    std::vector<int> rules;
+    for (std::size_t i = 0; i < rule_count; ++i) {
+        if ((bits[i / 64] >> (i % 64)) & 1U) rules.push_back(static_cast<int>(i));
+    }
+    return rules;
+}
+
 TEST(JqRuleIndex, RoutesByValueAndKeepsRulesWhosePathsFail) {
     std::vector<std::optional<jq_native::IndexCondition>> conditions{
         read_rule(R"(select(.eventName == "A"))").condition,
@@ -218,14 +229,7 @@ TEST(JqRuleIndex, RoutesByValueAndKeepsRulesWhosePathsFail) {
     jq_native::RuleIndex index(conditions);
     EXPECT_EQ(index.indexed_rules(), 4U);
     std::vector<std::uint64_t> bits;
-    auto routed = [&](std::string_view json) {
-        index.candidates(event(json), bits);
-        std::vector<int> rules;
-        for (int i = 0; i < 5; ++i) {
-            if ((bits[0] >> i) & 1U) rules.push_back(i);
-        }
-        return rules;
-    };
+    auto routed = [&](std::string_view json) { return routed_rules(index, json, conditions.size()); };
     EXPECT_EQ(routed(R"({"eventName": "A"})"), (std::vector<int>{0, 1, 2}));
     EXPECT_EQ(routed(R"({"eventName": "B", "userIdentity": {"type": "Root"}})"), (std::vector<int>{1, 2, 3}));
     EXPECT_EQ(routed(R"({"eventName": "C", "userIdentity": null})"), (std::vector<int>{2}));
@@ -248,15 +252,7 @@ TEST(JqRuleIndex, RoutesNotNullTermsByPresenceAndKeepsRulesWhosePathsFail) {
     };
     ASSERT_TRUE(conditions[0] && conditions[1]);
     jq_native::RuleIndex index(conditions);
-    std::vector<std::uint64_t> bits;
-    auto routed = [&](std::string_view json) {
-        index.candidates(event(json), bits);
-        std::vector<int> rules;
-        for (int i = 0; i < 2; ++i) {
-            if ((bits[0] >> i) & 1U) rules.push_back(i);
-        }
-        return rules;
-    };
+    auto routed = [&](std::string_view json) { return routed_rules(index, json, conditions.size()); };
     EXPECT_EQ(routed(R"({})"), (std::vector<int>{}));
     EXPECT_EQ(routed(R"({"errorCode": null, "a": {"b": null}})"), (std::vector<int>{}));
     EXPECT_EQ(routed(R"({"errorCode": false})"), (std::vector<int>{0}));
