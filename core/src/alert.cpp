@@ -86,7 +86,7 @@ void alert_fields(const AlertRule& rule, const boost::json::object& event,
     }
     put_if_present(summary, "account_id", account);
     put_if_present(summary, "region", string_at(event, "awsRegion"));
-    put_if_present(summary, "actor", actor_of(event));
+    put_if_present(summary, "actor", actor_text(event));
     put_if_present(summary, "source_ip", string_at(event, "sourceIPAddress"));
     put_if_present(summary, "user_agent", string_at(event, "userAgent"));
     put_if_present(summary, "error_code", string_at(event, "errorCode"));
