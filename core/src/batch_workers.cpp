@@ -4,14 +4,91 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <exception>
+#include <utility>
 
 namespace tattle {
 
+MatchStream::MatchStream(std::size_t max_parts_waiting) noexcept
+    : max_parts_waiting_(std::max<std::size_t>(max_parts_waiting, 1)) {}
+
+void MatchStream::put(std::vector<EvaluatedMatch>&& part) {
+    std::unique_lock lock(mutex_);
+    if (!abandoned_ && parts_.size() >= max_parts_waiting_) {
+        ++waits_;
+        changed_.wait(lock, [this] { return abandoned_ || parts_.size() < max_parts_waiting_; });
+    }
+    if (abandoned_) return;
+    parts_.push_back(std::move(part));
+    most_parts_waiting_ = std::max(most_parts_waiting_, parts_.size());
+    lock.unlock();
+    changed_.notify_all();
+}
+
+void MatchStream::finish(BatchEvaluation&& evaluation) {
+    {
+        std::lock_guard lock(mutex_);
+        if (abandoned_) return;
+        end_.emplace(std::move(evaluation));
+    }
+    changed_.notify_all();
+}
+
+void MatchStream::fail(std::exception_ptr error) {
+    {
+        std::lock_guard lock(mutex_);
+        error_ = std::move(error);
+    }
+    changed_.notify_all();
+}
+
+MatchStream::Piece MatchStream::read() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [this] { return !parts_.empty() || end_ || error_; });
+    Piece piece;
+    if (!parts_.empty()) {
+        piece.matches = std::move(parts_.front());
+        parts_.pop_front();
+        lock.unlock();
+        changed_.notify_all();  // the worker may wait for room
+        return piece;
+    }
+    if (error_) std::rethrow_exception(error_);
+    piece.end = std::move(end_);
+    end_.reset();
+    return piece;
+}
+
+bool MatchStream::ready() {
+    std::lock_guard lock(mutex_);
+    return !parts_.empty() || end_ || error_;
+}
+
+void MatchStream::abandon() noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        abandoned_ = true;
+        parts_.clear();
+        end_.reset();
+    }
+    changed_.notify_all();
+}
+
+std::size_t MatchStream::waits() {
+    std::lock_guard lock(mutex_);
+    return waits_;
+}
+
+std::size_t MatchStream::most_parts_waiting() {
+    std::lock_guard lock(mutex_);
+    return most_parts_waiting_;
+}
+
 BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t> data, std::string_view origin,
                                const std::vector<bool>& rules_to_run, const InputLimits& limits,
-                               const AlertRendering* rendering) {
+                               const AlertRendering* rendering, MatchStream* stream) {
     BatchEvaluation result;
     const std::size_t rule_count = filter.rules().size();
     std::vector<std::size_t> errors_before(rule_count);
@@ -25,8 +102,15 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
     // With rendering the decoder reuses each event's memory once its callback returns.
     const EventLifetime lifetime = rendering != nullptr ? EventLifetime::callback : EventLifetime::owned;
     auto runs = [&](std::size_t rule_index) { return rule_index < rules_to_run.size() && rules_to_run[rule_index]; };
+    std::size_t matches_handed_over = 0;  // to the stream, before result.matches
+    auto matches_so_far = [&] { return matches_handed_over + result.matches.size(); };
+    auto hand_over_part = [&] {
+        if (stream == nullptr || result.matches.size() < MatchStream::kMatchesPerPart) return;
+        matches_handed_over += result.matches.size();
+        stream->put(std::exchange(result.matches, {}));
+    };
     auto check_alert_limit = [&] {
-        if (result.matches.size() >= limits.max_alerts_per_batch) {
+        if (matches_so_far() >= limits.max_alerts_per_batch) {
             throw DecodeLimitError(std::string(origin) + ": more than " + std::to_string(limits.max_alerts_per_batch) +
                                        " alerts from one batch (limits.max_alerts_per_batch); the batch is failed",
                                    "max_alerts_per_batch");
@@ -201,56 +285,60 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
 
     filter.begin_batch(origin);
     try {
+        auto on_event = [&](boost::json::object& event, std::size_t index) {
+            ++result.events;
+            PendingEvaluation evaluation = filter.evaluate_natively(event);
+            if (evaluation.matches.empty() && evaluation.libjq_rules.empty()) return;
+            const bool event_is_ours = lifetime == EventLifetime::owned;
+            if (evaluation.libjq_rules.empty()) {
+                if (held.empty()) {
+                    render_matches(result.matches, event, event_is_ours, index, evaluation.matches, nullptr, true);
+                    return;
+                }
+                Held entry{index, {}, nullptr, 0};
+                render_matches(entry.ready, event, event_is_ours, index, evaluation.matches, nullptr, false);
+                if (entry.ready.empty()) return;
+                held_ready_matches += entry.ready.size();
+                held.push_back(std::move(entry));
+            } else {
+                if (!gathering) gathering = std::make_shared<Group>();
+                if (lifetime == EventLifetime::callback) {
+                    // Native annotations may share the event's reused memory too.
+                    // (Assigning would keep the old storage: Boost.JSON values keep theirs.)
+                    for (auto& match : evaluation.matches) {
+                        if (!match.annotation) continue;
+                        boost::json::value own(*match.annotation, boost::json::storage_ptr());
+                        match.annotation.reset();
+                        match.annotation.emplace(std::move(own));
+                    }
+                }
+                Group& group = *gathering;
+                group.possible_matches += evaluation.matches.size() + evaluation.libjq_rules.size();
+                group.events.push_back(event_is_ours ? std::move(event)
+                                                     : boost::json::object(event, boost::json::storage_ptr()));
+                // The evaluator is sent the text the alerts show: made once, for both.
+                group.libjq_events.push_back(LibjqEvent{
+                    &group.events.back(),
+                    rendering != nullptr ? std::make_shared<const std::string>(event_json(group.events.back()))
+                                         : nullptr});
+                group.evaluations.push_back(std::move(evaluation));
+                held.push_back(Held{index, {}, gathering, group.events.size() - 1});
+            }
+            // The alert limit fails the batch at the record it failed at when every
+            // event was decided on arrival: once the waiting events could pass it,
+            // they are decided now.
+            if (matches_so_far() + undecided_matches() > limits.max_alerts_per_batch) {
+                decide_all();
+                return;
+            }
+            // The evaluator gets the gathered events whenever it is idle.
+            advance(held.size() >= kHeld || (gathering && gathering->events.size() >= kGroup));
+        };
         result.report = decode_batch(
             data, origin,
             [&](boost::json::object&& event, std::size_t index) {
-                ++result.events;
-                PendingEvaluation evaluation = filter.evaluate_natively(event);
-                if (evaluation.matches.empty() && evaluation.libjq_rules.empty()) return;
-                const bool event_is_ours = lifetime == EventLifetime::owned;
-                if (evaluation.libjq_rules.empty()) {
-                    if (held.empty()) {
-                        render_matches(result.matches, event, event_is_ours, index, evaluation.matches, nullptr, true);
-                        return;
-                    }
-                    Held entry{index, {}, nullptr, 0};
-                    render_matches(entry.ready, event, event_is_ours, index, evaluation.matches, nullptr, false);
-                    if (entry.ready.empty()) return;
-                    held_ready_matches += entry.ready.size();
-                    held.push_back(std::move(entry));
-                } else {
-                    if (!gathering) gathering = std::make_shared<Group>();
-                    if (lifetime == EventLifetime::callback) {
-                        // Native annotations may share the event's reused memory too.
-                        // (Assigning would keep the old storage: Boost.JSON values keep theirs.)
-                        for (auto& match : evaluation.matches) {
-                            if (!match.annotation) continue;
-                            boost::json::value own(*match.annotation, boost::json::storage_ptr());
-                            match.annotation.reset();
-                            match.annotation.emplace(std::move(own));
-                        }
-                    }
-                    Group& group = *gathering;
-                    group.possible_matches += evaluation.matches.size() + evaluation.libjq_rules.size();
-                    group.events.push_back(event_is_ours ? std::move(event)
-                                                         : boost::json::object(event, boost::json::storage_ptr()));
-                    // The evaluator is sent the text the alerts show: made once, for both.
-                    group.libjq_events.push_back(LibjqEvent{
-                        &group.events.back(),
-                        rendering != nullptr ? std::make_shared<const std::string>(event_json(group.events.back()))
-                                             : nullptr});
-                    group.evaluations.push_back(std::move(evaluation));
-                    held.push_back(Held{index, {}, gathering, group.events.size() - 1});
-                }
-                // The alert limit fails the batch at the record it failed at when every
-                // event was decided on arrival: once the waiting events could pass it,
-                // they are decided now.
-                if (result.matches.size() + undecided_matches() > limits.max_alerts_per_batch) {
-                    decide_all();
-                    return;
-                }
-                // The evaluator gets the gathered events whenever it is idle.
-                advance(held.size() >= kHeld || (gathering && gathering->events.size() >= kGroup));
+                on_event(event, index);
+                hand_over_part();
             },
             limits, lifetime);
         decide_all();
@@ -296,16 +384,38 @@ BatchWorkers::~BatchWorkers() {
 std::future<BatchEvaluation> BatchWorkers::submit(std::span<const std::uint8_t> data, std::string origin,
                                                   const std::vector<bool>* rules_to_run,
                                                   const InputLimits& limits, const AlertRendering* rendering) {
-    Job job([data, origin = std::move(origin), rules_to_run, limits, rendering](FilterStage& filter) {
-        return evaluate_batch(filter, data, origin, *rules_to_run, limits, rendering);
-    });
-    auto result = job.get_future();
+    auto promise = std::make_shared<std::promise<BatchEvaluation>>();
+    auto result = promise->get_future();
+    enqueue(Job([promise, data, origin = std::move(origin), rules_to_run, limits, rendering](FilterStage& filter) {
+        try {
+            promise->set_value(evaluate_batch(filter, data, origin, *rules_to_run, limits, rendering));
+        } catch (...) {
+            promise->set_exception(std::current_exception());
+        }
+    }));
+    return result;
+}
+
+std::shared_ptr<MatchStream> BatchWorkers::stream(std::span<const std::uint8_t> data, std::string origin,
+                                                  const std::vector<bool>* rules_to_run,
+                                                  const InputLimits& limits, const AlertRendering* rendering) {
+    auto matches = std::make_shared<MatchStream>();
+    enqueue(Job([matches, data, origin = std::move(origin), rules_to_run, limits, rendering](FilterStage& filter) {
+        try {
+            matches->finish(evaluate_batch(filter, data, origin, *rules_to_run, limits, rendering, matches.get()));
+        } catch (...) {
+            matches->fail(std::current_exception());
+        }
+    }));
+    return matches;
+}
+
+void BatchWorkers::enqueue(Job job) {
     {
         std::lock_guard lock(mutex_);
         jobs_.push_back(std::move(job));
     }
     wake_.notify_one();
-    return result;
 }
 
 void BatchWorkers::work(std::size_t index) {
@@ -329,7 +439,7 @@ void BatchWorkers::work(std::size_t index) {
             job = std::move(jobs_.front());
             jobs_.pop_front();
         }
-        job(filter);  // a packaged_task hands exceptions to the future
+        job(filter);  // each job hands its exceptions on itself
     }
 }
 

@@ -591,15 +591,24 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         [&filter] { return filter.sibling(); },
         worker_count);
     // Batches being decoded and filtered, oldest first. Their alerts are routed in the
-    // order the batches were read, whichever worker finishes first.
+    // order the batches were read, whichever worker finishes first: the oldest batch's
+    // as they come, the others' once it is done (their workers wait after a few parts).
     struct InFlight {
         std::uint64_t ticket = 0;
         std::string source_id;
         std::string origin;
-        std::future<BatchEvaluation> result;
+        std::shared_ptr<MatchStream> matches;
+        bool routing_begun = false;
     };
     std::deque<InFlight> in_flight;
     const std::size_t max_in_flight = 2 * workers.size();
+    // Leaving early (an exception), the workers must not wait for parts nobody reads.
+    struct AbandonOnExit {
+        std::deque<InFlight>& in_flight;
+        ~AbandonOnExit() {
+            for (auto& job : in_flight) job.matches->abandon();
+        }
+    } abandon_on_exit{in_flight};
     // Hands one alert to each of the rule's destinations (unless delivered before); the
     // last one takes the alert's text over.
     auto send = [&](AlertText& alert, const boost::json::object& shaping_fields, const RuleSpec& rule,
@@ -660,18 +669,9 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         announce_stop(rule, stopped.part, problem, stopped.origin,
                       "tattle disabled the " + stopped.part + " of the rule \"" + rule.name + "\"", batch, ticket);
     };
-    auto route_oldest = [&] {
-        InFlight job = std::move(in_flight.front());
-        in_flight.pop_front();
-        BatchEvaluation evaluation = job.result.get();
-        summary.events += evaluation.events;
-        if (metrics != nullptr) metrics->events_read(evaluation.events);
-        for (const auto& [rule_index, errors] : evaluation.rule_errors) rule_errors[rule_index] += errors;
-        EventOrigin origin{job.source_id, job.origin, 0};
-        for (const auto& disabled : evaluation.disabled) announce_disabled(disabled, origin, job.ticket);
-        shaper.begin_batch(job.origin);
-        boost::json::object shaping_fields;
-        for (auto& match : evaluation.matches) {
+    boost::json::object shaping_fields;
+    auto route_matches = [&](const InFlight& job, std::vector<EvaluatedMatch>& matches) {
+        for (auto& match : matches) {
             const RuleSpec& rule = rules[match.rule_index];
             ++summary.matches;
             if (metrics != nullptr) metrics->rule_matched(rule.key());
@@ -695,6 +695,15 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             shaper.annotate_alert(shaping_fields, match.rule_index, shaping, title);
             send(*match.alert, shaping_fields, rule, job.ticket);
         }
+    };
+    // The batch's end, once its last part is routed.
+    auto end_routing = [&](const InFlight& job, BatchEvaluation& evaluation) {
+        route_matches(job, evaluation.matches);
+        summary.events += evaluation.events;
+        if (metrics != nullptr) metrics->events_read(evaluation.events);
+        for (const auto& [rule_index, errors] : evaluation.rule_errors) rule_errors[rule_index] += errors;
+        const EventOrigin origin{job.source_id, job.origin, 0};
+        for (const auto& disabled : evaluation.disabled) announce_disabled(disabled, origin, job.ticket);
         for (const auto& stopped : shaper.take_newly_stopped()) announce_stopped_expression(stopped, origin, job.ticket);
         summary.record_errors += evaluation.report.record_errors.size();
         summary.limit_hits += evaluation.limits_hit.size();
@@ -715,10 +724,29 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         ledger.seal(job.ticket, decode_failed);
         publish_run_totals();
     };
-    auto oldest_is_done = [&] {
-        return !in_flight.empty() &&
-               in_flight.front().result.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    // Routes what the oldest batch has given so far (with wait: all of it, waiting for
+    // its worker). True once the batch is done and gone.
+    auto route_from_oldest = [&](bool wait) {
+        InFlight& job = in_flight.front();
+        while (wait || job.matches->ready()) {
+            MatchStream::Piece piece = job.matches->read();
+            if (!job.routing_begun) {
+                job.routing_begun = true;
+                shaper.begin_batch(job.origin);
+            }
+            if (!piece.end) {
+                route_matches(job, piece.matches);
+                deliveries.hand_over();  // a long batch's alerts go out as it goes
+                continue;
+            }
+            const InFlight done = std::move(job);
+            in_flight.pop_front();
+            end_routing(done, *piece.end);
+            return true;
+        }
+        return false;
     };
+    auto route_oldest = [&] { route_from_oldest(true); };
     auto route_all = [&] {
         while (!in_flight.empty()) route_oldest();
     };
@@ -744,7 +772,10 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     while (!readable.empty()) {
         {
             settle_arrived(false);
-            while (oldest_is_done() || in_flight.size() >= max_in_flight) route_oldest();
+            // The oldest batch's alerts as far as they are ready; all of it when as many
+            // batches as may be are in flight.
+            while (!in_flight.empty() && route_from_oldest(in_flight.size() >= max_in_flight)) {
+            }
             while (ledger.open_count() >= kMaxOpenBatches) {
                 if (!in_flight.empty()) {
                     route_oldest();
@@ -789,7 +820,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             const SourceBatch& batch = next.batch;
             const std::uint64_t ticket = ledger.open(*source, batch);
             in_flight.push_back({ticket, source->id(), batch.origin,
-                                 workers.submit(batch.data, batch.origin, &rules_by_source(source->id()),
+                                 workers.stream(batch.data, batch.origin, &rules_by_source(source->id()),
                                                 config.limits, &rendering_for(source->id()))});
         }
     }

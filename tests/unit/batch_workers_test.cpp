@@ -11,7 +11,9 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -364,6 +366,203 @@ TEST(BatchWorkersWithRuleEvaluator, WhenTheEvaluatorNeverGetsReadyLibjqRunsHereE
     EXPECT_EQ(rows_of(evaluate_batch(*sibling, data, "b", every_rule)), expected.rows);
     EXPECT_EQ(rows_of(evaluate_batch(*sibling, data, "b", every_rule)), expected.rows);
     set_rule_evaluator_program(TATTLE_BINARY);
+}
+
+// ---------------------------------------------------------------------------
+// A batch's matches streamed to the reader in parts while it is decoded.
+
+std::vector<EvaluatedMatch> part_of(std::size_t first_event, std::size_t count) {
+    std::vector<EvaluatedMatch> part(count);
+    for (std::size_t i = 0; i < count; ++i) part[i].event_index = first_event + i;
+    return part;
+}
+
+// A worker thread that is let go and joined however the test ends.
+struct StreamWorker {
+    MatchStream& stream;
+    std::thread thread;
+    ~StreamWorker() {
+        stream.abandon();
+        if (thread.joinable()) thread.join();
+    }
+};
+
+// Waits (up to 10 s) for what the worker thread will come to.
+template <typename Condition>
+bool eventually(Condition condition) {
+    for (int i = 0; i < 1000 && !condition(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return condition();
+}
+
+TEST(MatchStream, GivesThePartsInOrderThenTheEnd) {
+    MatchStream stream;
+    EXPECT_FALSE(stream.ready());
+    stream.put(part_of(0, 2));
+    stream.put(part_of(2, 1));
+    BatchEvaluation end;
+    end.events = 4;
+    end.matches = part_of(3, 1);
+    stream.finish(std::move(end));
+    std::vector<std::size_t> events;
+    for (;;) {
+        ASSERT_TRUE(stream.ready());
+        MatchStream::Piece piece = stream.read();
+        if (piece.end) {
+            EXPECT_TRUE(piece.matches.empty());
+            EXPECT_EQ(piece.end->events, 4U);
+            for (const auto& match : piece.end->matches) events.push_back(match.event_index);
+            break;
+        }
+        for (const auto& match : piece.matches) events.push_back(match.event_index);
+    }
+    EXPECT_EQ(events, (std::vector<std::size_t>{0, 1, 2, 3}));
+    EXPECT_EQ(stream.waits(), 0U);
+}
+
+TEST(MatchStream, TheWorkerWaitsWhileTheReaderIsBehind) {
+    MatchStream stream(2);
+    StreamWorker worker{stream, std::thread([&] {
+                            for (std::size_t i = 0; i < 5; ++i) stream.put(part_of(i, 1));
+                            stream.finish(BatchEvaluation{});
+                        })};
+    // The third part waits for room: two are unread, never more.
+    ASSERT_TRUE(eventually([&] { return stream.waits() == 1; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(stream.waits(), 1U);
+    EXPECT_EQ(stream.most_parts_waiting(), 2U);
+    std::vector<std::size_t> events;
+    for (MatchStream::Piece piece = stream.read(); !piece.end; piece = stream.read()) {
+        for (const auto& match : piece.matches) events.push_back(match.event_index);
+    }
+    EXPECT_EQ(events, (std::vector<std::size_t>{0, 1, 2, 3, 4}));
+    EXPECT_EQ(stream.most_parts_waiting(), 2U);
+}
+
+TEST(MatchStream, AReaderThatLeavesFreesAWaitingWorker) {
+    MatchStream stream(1);
+    std::promise<void> done;
+    StreamWorker worker{stream, std::thread([&] {
+                            for (std::size_t i = 0; i < 3; ++i) stream.put(part_of(i, 1));
+                            stream.finish(BatchEvaluation{});
+                            done.set_value();
+                        })};
+    ASSERT_TRUE(eventually([&] { return stream.waits() == 1; }));
+    stream.abandon();
+    const bool finished = done.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    EXPECT_TRUE(finished) << "the worker still waits for a reader that left";
+}
+
+TEST(MatchStream, TheWorkersFailureReachesTheReaderAfterItsParts) {
+    MatchStream stream;
+    stream.put(part_of(0, 1));
+    stream.fail(std::make_exception_ptr(std::runtime_error("worker failed")));
+    EXPECT_EQ(stream.read().matches.size(), 1U);
+    EXPECT_THROW(stream.read(), std::runtime_error);
+}
+
+// evaluate_batch with a stream, read on this thread while a worker thread decodes.
+struct Streamed {
+    BatchEvaluation evaluation;        // every match, parts and end together
+    std::vector<std::size_t> part_sizes;
+    std::size_t most_parts_waiting = 0;
+};
+
+Streamed evaluate_streamed(FilterStage& filter, const std::vector<std::uint8_t>& data, const std::vector<bool>& rules,
+                           const InputLimits& limits = {}) {
+    MatchStream stream;
+    auto worker = std::async(std::launch::async, [&] {
+        stream.finish(evaluate_batch(filter, data, "streamed", rules, limits, nullptr, &stream));
+    });
+    Streamed streamed;
+    std::vector<EvaluatedMatch> matches;
+    for (;;) {
+        MatchStream::Piece piece = stream.read();
+        if (piece.end) {
+            streamed.evaluation = std::move(*piece.end);
+            break;
+        }
+        streamed.part_sizes.push_back(piece.matches.size());
+        for (auto& match : piece.matches) matches.push_back(std::move(match));
+    }
+    worker.get();
+    for (auto& match : streamed.evaluation.matches) matches.push_back(std::move(match));
+    streamed.evaluation.matches = std::move(matches);
+    streamed.most_parts_waiting = stream.most_parts_waiting();
+    return streamed;
+}
+
+TEST(EvaluateBatchWithRuleEvaluator, StreamedMatchesArriveInPartsAndAreWhatTheWholeBatchGives) {
+    QuietLogs quiet;
+    set_rule_evaluator_program(TATTLE_BINARY);
+    const std::string text = mixed_batch(0, 1500);
+    const auto data = bytes_of(text);
+    const std::vector<bool> rules_to_run{true, true, true, true, true};
+    const OnArrival expected = decided_on_arrival(text, rules_to_run);
+    ASSERT_GT(expected.rows.size(), 3 * MatchStream::kMatchesPerPart);
+
+    std::vector<Diagnostic> problems;
+    FilterStage filter(mixed_rules(), problems, isolated());
+    const Streamed streamed = evaluate_streamed(filter, data, rules_to_run);
+    EXPECT_EQ(rows_of(streamed.evaluation), expected.rows);
+    EXPECT_EQ(streamed.evaluation.events, 1500U);
+    ASSERT_GE(streamed.part_sizes.size(), 3U);
+    for (const std::size_t size : streamed.part_sizes) EXPECT_GE(size, MatchStream::kMatchesPerPart);
+    EXPECT_LE(streamed.most_parts_waiting, MatchStream::kDefaultPartsWaiting);
+    EXPECT_EQ(streamed.evaluation.rule_errors, evaluate_batch(filter, data, "whole", rules_to_run).rule_errors);
+}
+
+TEST(EvaluateBatchWithRuleEvaluator, TheAlertLimitCountsTheMatchesAlreadyStreamed) {
+    QuietLogs quiet;
+    set_rule_evaluator_program(TATTLE_BINARY);
+    const std::string text = mixed_batch(2, 1500);
+    const auto data = bytes_of(text);
+    const std::vector<bool> rules_to_run(5, true);
+    std::vector<Diagnostic> problems;
+    FilterStage filter(mixed_rules(), problems, isolated());
+    for (const std::size_t limit : {300U, 513U, 700U}) {
+        const OnArrival expected = decided_on_arrival(text, rules_to_run, limit);
+        ASSERT_TRUE(expected.limit_failed) << limit;
+        InputLimits limits;
+        limits.max_alerts_per_batch = limit;
+        const Streamed streamed = evaluate_streamed(filter, data, rules_to_run, limits);
+        EXPECT_EQ(rows_of(streamed.evaluation), expected.rows) << "limit " << limit;
+        EXPECT_EQ(streamed.evaluation.events, expected.events) << "limit " << limit;
+        ASSERT_TRUE(streamed.evaluation.decode_error.has_value()) << limit;
+        EXPECT_NE(streamed.evaluation.decode_error->find("max_alerts_per_batch"), std::string::npos);
+        EXPECT_FALSE(streamed.part_sizes.empty()) << limit;
+    }
+}
+
+TEST(BatchWorkers, AStreamedBatchGivesWhatASubmittedOneGives) {
+    std::vector<Diagnostic> problems;
+    FilterStage filter({{"every event", R"(.eventName)", {}}}, problems);
+    BatchWorkers workers(filter, [&] { return filter.sibling(); }, 2);
+    std::string text = R"({"Records":[)";
+    for (int i = 0; i < 1000; ++i) {
+        text += (i > 0 ? R"(,{"eventName":"E)" : R"({"eventName":"E)") + std::to_string(i) + R"("})";
+    }
+    const auto data = bytes_of(text + "]}");
+    const std::vector<bool> every_rule{true};
+    const BatchEvaluation submitted = workers.submit(data, "submitted", &every_rule).get();
+    ASSERT_EQ(submitted.matches.size(), 1000U);
+
+    auto stream = workers.stream(data, "streamed", &every_rule);
+    std::vector<Row> rows;
+    std::size_t parts = 0;
+    for (MatchStream::Piece piece = stream->read();; piece = stream->read()) {
+        auto& matches = piece.end ? piece.end->matches : piece.matches;
+        for (const auto& match : matches) {
+            rows.emplace_back(match.rule_index, match.event_index, boost::json::serialize(*match.annotation));
+        }
+        if (piece.end) {
+            EXPECT_EQ(piece.end->events, 1000U);
+            break;
+        }
+        EXPECT_EQ(piece.matches.size(), MatchStream::kMatchesPerPart);  // one match per event
+        ++parts;
+    }
+    EXPECT_EQ(parts, 1000U / MatchStream::kMatchesPerPart);
+    EXPECT_EQ(rows, rows_of(submitted));
 }
 
 TEST(BatchWorkers, ZeroMeansOnePerHardwareThread) {

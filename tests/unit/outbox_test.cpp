@@ -972,6 +972,28 @@ TEST_F(PipelineDelivery, ABatchOfManyAlertsIsDeliveredInOrderThroughASmallQueue)
     }
 }
 
+TEST_F(PipelineDelivery, ABatchOfManyPartsIsDeliveredWholeAndInOrderBeforeTheNextBatch) {
+    // A batch's matches reach the router in parts while it is decoded (MatchStream):
+    // every part, in order, before the batch read after it, on two workers.
+    std::vector<std::string> first_ids;
+    for (int i = 0; i < 1100; ++i) first_ids.push_back("a" + std::to_string(i));
+    auto source = new_source_script(
+        name(), {cloudtrail_batch(first_ids), cloudtrail_batch({"b0", "b1", "b2"})});
+    auto sink = new_sink_script(name());
+    SimulatedClock clock;
+    const RunSummary summary = run(config_text("workers = 2", "queue_size = 5"), &clock);
+
+    EXPECT_EQ(summary.events, 1103U);
+    EXPECT_EQ(summary.alerts_delivered, 1103U);
+    EXPECT_EQ(source->snapshot(), (Acks{{1, true}, {2, true}}));
+    ASSERT_EQ(sink->sent.size(), 1103U);
+    std::vector<std::string> expected = first_ids;
+    for (const char* id : {"b0", "b1", "b2"}) expected.emplace_back(id);
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        ASSERT_EQ(boost::json::parse(sink->sent[i]).at("event").at("eventID").as_string(), expected[i]) << i;
+    }
+}
+
 TEST_F(PipelineDelivery, LaterBatchesAreAcknowledgedWhileAnEarlierOneIsStillDelivering) {
     auto source = new_source_script(
         name(), {cloudtrail_batch({"e1"}), cloudtrail_batch({"e9"}, "ListUsers")});

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <future>
 #include <memory>
@@ -64,15 +65,65 @@ struct BatchEvaluation {
     std::vector<DisabledRule> disabled;
 };
 
+// A batch's matches on their way from its worker to the thread that routes them,
+// handed over in parts while the batch is still being decoded: what a batch with many
+// alerts holds stays a few parts, whatever its size (a 1 GB log file that matches often
+// must fit a 128 MB Lambda function). The worker waits while the reader is behind.
+class MatchStream {
+public:
+    static constexpr std::size_t kMatchesPerPart = 256;
+    static constexpr std::size_t kDefaultPartsWaiting = 4;
+
+    explicit MatchStream(std::size_t max_parts_waiting = kDefaultPartsWaiting) noexcept;
+    MatchStream(const MatchStream&) = delete;
+    MatchStream& operator=(const MatchStream&) = delete;
+
+    // Worker side. put waits while max_parts_waiting parts are unread; once the reader
+    // has gone (abandon), what it is given is dropped.
+    void put(std::vector<EvaluatedMatch>&& part);
+    // The batch's end: its evaluation, whose matches are those after the last part.
+    void finish(BatchEvaluation&& evaluation);
+    void fail(std::exception_ptr error);
+
+    // Reader side (one thread). The next part, in order, or (with `end` set) the
+    // evaluation after the last one; waits for it, and rethrows what the worker failed with.
+    struct Piece {
+        std::vector<EvaluatedMatch> matches;
+        std::optional<BatchEvaluation> end;
+    };
+    Piece read();
+    // Whether read() would return without waiting.
+    bool ready();
+    // The reader stops reading: the worker no longer waits for it.
+    void abandon() noexcept;
+
+    // How often put() waited for the reader, and the most parts that were unread at once.
+    std::size_t waits();
+    std::size_t most_parts_waiting();
+
+private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<std::vector<EvaluatedMatch>> parts_;
+    std::optional<BatchEvaluation> end_;
+    std::exception_ptr error_;
+    bool abandoned_ = false;
+    const std::size_t max_parts_waiting_;
+    std::size_t waits_ = 0;
+    std::size_t most_parts_waiting_ = 0;
+};
+
 // Decodes one batch and runs the rules on each event. Rules whose rules_to_run entry
 // is false (disabled, or their team is not granted the source) are evaluated by the
 // combined program like the others but their matches are left out. More matches than
 // limits.max_alerts_per_batch fail the batch (an alert storm: a rule gone wrong, a flood
 // of hostile records); the matches before it are kept. With rendering, every match's
-// alert is made here (EvaluatedMatch::alert).
+// alert is made here (EvaluatedMatch::alert). With a stream, the matches go there in
+// parts of MatchStream::kMatchesPerPart as they are decided, and the evaluation returned
+// holds those after the last part.
 BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t> data, std::string_view origin,
                                const std::vector<bool>& rules_to_run, const InputLimits& limits = {},
-                               const AlertRendering* rendering = nullptr);
+                               const AlertRendering* rendering = nullptr, MatchStream* stream = nullptr);
 
 // The worker count `workers = 0` (or unset) stands for: one per hardware thread.
 std::size_t resolve_worker_count(std::size_t configured) noexcept;
@@ -96,11 +147,16 @@ public:
     std::future<BatchEvaluation> submit(std::span<const std::uint8_t> data, std::string origin,
                                         const std::vector<bool>* rules_to_run, const InputLimits& limits = {},
                                         const AlertRendering* rendering = nullptr);
+    // The same, with the batch's matches read from the stream while it is decoded.
+    std::shared_ptr<MatchStream> stream(std::span<const std::uint8_t> data, std::string origin,
+                                        const std::vector<bool>* rules_to_run, const InputLimits& limits = {},
+                                        const AlertRendering* rendering = nullptr);
 
 private:
+    using Job = std::packaged_task<void(FilterStage&)>;
+    void enqueue(Job job);
     void work(std::size_t index);
 
-    using Job = std::packaged_task<BatchEvaluation(FilterStage&)>;
     FilterStage& first_filter_;
     FilterFactory make_filter_;
     std::mutex mutex_;
