@@ -147,21 +147,11 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
         std::string origin;
         std::uint64_t batch_id = 0;
         std::size_t bytes = 0;
-        std::future<BatchEvaluation> result;
     };
-    std::deque<InFlight> in_flight;
     const std::size_t max_in_flight = 2 * workers.size();
 
-    auto finish_oldest = [&] {
-        InFlight job = std::move(in_flight.front());
-        in_flight.pop_front();
-        BatchEvaluation evaluation = job.result.get();
-        report.events += evaluation.events;
-        report.record_errors += evaluation.report.record_errors.size();
-        for (const auto& error : evaluation.report.record_errors) spdlog::warn("bad record: {}", error);
-        for (const auto& [rule_index, errors] : evaluation.rule_errors) report.rules[rule_index].runtime_errors += errors;
-        shaper.begin_batch(job.origin);
-        for (const auto& match : evaluation.matches) {
+    auto count_matches = [&](const std::vector<EvaluatedMatch>& matches) {
+        for (const auto& match : matches) {
             auto& stats = report.rules[match.rule_index];
             ++stats.matches;
             ++stats.actors[actor_of(*match.event)];
@@ -175,6 +165,13 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
                 case ShapingOutcome::below_threshold: ++stats.below_threshold; break;
             }
         }
+    };
+    auto finish = [&](const InFlight& job, const BatchEvaluation& evaluation) {
+        count_matches(evaluation.matches);
+        report.events += evaluation.events;
+        report.record_errors += evaluation.report.record_errors.size();
+        for (const auto& error : evaluation.report.record_errors) spdlog::warn("bad record: {}", error);
+        for (const auto& [rule_index, errors] : evaluation.rule_errors) report.rules[rule_index].runtime_errors += errors;
         if (evaluation.decode_error) {
             ++report.batches_failed;
             report.failures.push_back(*evaluation.decode_error);
@@ -191,14 +188,15 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
         progress.elapsed = std::chrono::steady_clock::now() - started;
         if (options.on_progress) options.on_progress(progress);
     };
+    StreamedBatches<InFlight> in_flight({
+        [&](InFlight& batch) { shaper.begin_batch(batch.origin); },
+        [&](InFlight&, std::vector<EvaluatedMatch>& matches) { count_matches(matches); },
+        [&](InFlight& batch, BatchEvaluation& evaluation) { finish(batch, evaluation); },
+    });
 
     for (auto& source : sources) {
         for (;;) {
-            while (!in_flight.empty() &&
-                   (in_flight.size() >= max_in_flight ||
-                    in_flight.front().result.wait_for(std::chrono::seconds(0)) == std::future_status::ready)) {
-                finish_oldest();
-            }
+            in_flight.take_ready(max_in_flight);
             auto next = source->next();
             // A backtest reads what is there now; a queue saying "nothing now" is done.
             if (next.status == BatchSource::NextStatus::Exhausted ||
@@ -214,11 +212,11 @@ BacktestReport run_backtest(PreparedConfig& prepared, const BacktestOptions& opt
                 report.failures.push_back(line);
                 continue;
             }
-            in_flight.push_back({source.get(), next.batch.origin, next.batch.id, next.batch.data.size(),
-                                 workers.submit(next.batch.data, next.batch.origin, &every_rule, limits)});
+            in_flight.push({source.get(), next.batch.origin, next.batch.id, next.batch.data.size()},
+                           workers.stream(next.batch.data, next.batch.origin, &every_rule, limits));
         }
     }
-    while (!in_flight.empty()) finish_oldest();
+    in_flight.take_all();
     for (std::size_t i = 0; i < rules.size(); ++i) report.rules[i].runtime_errors += shaper.errors(i) - shaping_errors_before[i];
     report.elapsed = std::chrono::steady_clock::now() - started;
     return report;

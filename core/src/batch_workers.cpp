@@ -381,21 +381,6 @@ BatchWorkers::~BatchWorkers() {
     for (auto& thread : threads_) thread.join();
 }
 
-std::future<BatchEvaluation> BatchWorkers::submit(std::span<const std::uint8_t> data, std::string origin,
-                                                  const std::vector<bool>* rules_to_run,
-                                                  const InputLimits& limits, const AlertRendering* rendering) {
-    auto promise = std::make_shared<std::promise<BatchEvaluation>>();
-    auto result = promise->get_future();
-    enqueue(Job([promise, data, origin = std::move(origin), rules_to_run, limits, rendering](FilterStage& filter) {
-        try {
-            promise->set_value(evaluate_batch(filter, data, origin, *rules_to_run, limits, rendering));
-        } catch (...) {
-            promise->set_exception(std::current_exception());
-        }
-    }));
-    return result;
-}
-
 std::shared_ptr<MatchStream> BatchWorkers::stream(std::span<const std::uint8_t> data, std::string origin,
                                                   const std::vector<bool>* rules_to_run,
                                                   const InputLimits& limits, const AlertRendering* rendering) {

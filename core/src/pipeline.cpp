@@ -590,25 +590,13 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         filter,
         [&filter] { return filter.sibling(); },
         worker_count);
-    // Batches being decoded and filtered, oldest first. Their alerts are routed in the
-    // order the batches were read, whichever worker finishes first: the oldest batch's
-    // as they come, the others' once it is done (their workers wait after a few parts).
+    // A batch being decoded and filtered (see in_flight below).
     struct InFlight {
         std::uint64_t ticket = 0;
         std::string source_id;
         std::string origin;
-        std::shared_ptr<MatchStream> matches;
-        bool routing_begun = false;
     };
-    std::deque<InFlight> in_flight;
     const std::size_t max_in_flight = 2 * workers.size();
-    // Leaving early (an exception), the workers must not wait for parts nobody reads.
-    struct AbandonOnExit {
-        std::deque<InFlight>& in_flight;
-        ~AbandonOnExit() {
-            for (auto& job : in_flight) job.matches->abandon();
-        }
-    } abandon_on_exit{in_flight};
     // Hands one alert to each of the rule's destinations (unless delivered before); the
     // last one takes the alert's text over.
     auto send = [&](AlertText& alert, const boost::json::object& shaping_fields, const RuleSpec& rule,
@@ -724,32 +712,18 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         ledger.seal(job.ticket, decode_failed);
         publish_run_totals();
     };
-    // Routes what the oldest batch has given so far (with wait: all of it, waiting for
-    // its worker). True once the batch is done and gone.
-    auto route_from_oldest = [&](bool wait) {
-        InFlight& job = in_flight.front();
-        while (wait || job.matches->ready()) {
-            MatchStream::Piece piece = job.matches->read();
-            if (!job.routing_begun) {
-                job.routing_begun = true;
-                shaper.begin_batch(job.origin);
-            }
-            if (!piece.end) {
-                route_matches(job, piece.matches);
-                deliveries.hand_over();  // a long batch's alerts go out as it goes
-                continue;
-            }
-            const InFlight done = std::move(job);
-            in_flight.pop_front();
-            end_routing(done, *piece.end);
-            return true;
-        }
-        return false;
-    };
-    auto route_oldest = [&] { route_from_oldest(true); };
-    auto route_all = [&] {
-        while (!in_flight.empty()) route_oldest();
-    };
+    // Their alerts are routed in the order the batches were read, whichever worker
+    // finishes first.
+    StreamedBatches<InFlight> in_flight({
+        [&](InFlight& batch) { shaper.begin_batch(batch.origin); },
+        [&](InFlight& batch, std::vector<EvaluatedMatch>& matches) {
+            route_matches(batch, matches);
+            deliveries.hand_over();  // a long batch's alerts go out as it goes
+        },
+        [&](InFlight& batch, BatchEvaluation& evaluation) { end_routing(batch, evaluation); },
+    });
+    auto route_oldest = [&] { in_flight.take_from_oldest(true); };
+    auto route_all = [&] { in_flight.take_all(); };
 
     // Between two rounds over the sources in which none had a batch: settle what arrives.
     auto wait_idle = [&] {
@@ -772,10 +746,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     while (!readable.empty()) {
         {
             settle_arrived(false);
-            // The oldest batch's alerts as far as they are ready; all of it when as many
-            // batches as may be are in flight.
-            while (!in_flight.empty() && route_from_oldest(in_flight.size() >= max_in_flight)) {
-            }
+            in_flight.take_ready(max_in_flight);
             while (ledger.open_count() >= kMaxOpenBatches) {
                 if (!in_flight.empty()) {
                     route_oldest();
@@ -819,9 +790,9 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             }
             const SourceBatch& batch = next.batch;
             const std::uint64_t ticket = ledger.open(*source, batch);
-            in_flight.push_back({ticket, source->id(), batch.origin,
-                                 workers.stream(batch.data, batch.origin, &rules_by_source(source->id()),
-                                                config.limits, &rendering_for(source->id()))});
+            in_flight.push({ticket, source->id(), batch.origin},
+                           workers.stream(batch.data, batch.origin, &rules_by_source(source->id()), config.limits,
+                                          &rendering_for(source->id())));
         }
     }
     route_all();

@@ -50,6 +50,22 @@ std::vector<Row> rows_of(const BatchEvaluation& evaluation) {
     return rows;
 }
 
+// Every match of a streamed batch, its parts' and its end's together (and the parts'
+// sizes, when asked).
+BatchEvaluation read_all(MatchStream& stream, std::vector<std::size_t>* part_sizes = nullptr) {
+    std::vector<EvaluatedMatch> matches;
+    for (;;) {
+        MatchStream::Piece piece = stream.read();
+        auto& arrived = piece.end ? piece.end->matches : piece.matches;
+        if (!piece.end && part_sizes != nullptr) part_sizes->push_back(arrived.size());
+        for (auto& match : arrived) matches.push_back(std::move(match));
+        if (piece.end) {
+            piece.end->matches = std::move(matches);
+            return std::move(*piece.end);
+        }
+    }
+}
+
 TEST(EvaluateBatch, KeepsOnlyRulesToRunAndCountsRuntimeErrorsOfTheBatch) {
     std::vector<Diagnostic> problems;
     FilterStage filter(rules_for_test(), problems);
@@ -132,7 +148,7 @@ TEST(BatchWorkers, ManyWorkersGiveWhatOneGivesBatchForBatch) {
         std::vector<Diagnostic> first_problems;
         FilterStage first(rules_for_test(), first_problems);
         std::atomic<std::size_t> copies = 0;
-        std::vector<std::future<BatchEvaluation>> results;
+        std::vector<std::shared_ptr<MatchStream>> results;
         {
             BatchWorkers workers(
                 first,
@@ -144,10 +160,10 @@ TEST(BatchWorkers, ManyWorkersGiveWhatOneGivesBatchForBatch) {
                 worker_count);
             EXPECT_EQ(workers.size(), worker_count);
             for (std::size_t i = 0; i < batches.size(); ++i) {
-                results.push_back(workers.submit(batches[i], "b" + std::to_string(i), &every_rule));
+                results.push_back(workers.stream(batches[i], "b" + std::to_string(i), &every_rule));
             }
             for (std::size_t i = 0; i < results.size(); ++i) {
-                EXPECT_EQ(rows_of(results[i].get()), expected[i]) << worker_count << " workers, batch " << i;
+                EXPECT_EQ(rows_of(read_all(*results[i])), expected[i]) << worker_count << " workers, batch " << i;
             }
         }
         EXPECT_EQ(copies.load(), worker_count - 1);
@@ -338,14 +354,14 @@ TEST(BatchWorkersWithRuleEvaluator, SiblingStagesOnSeveralWorkersGiveWhatOneGive
     const std::vector<bool> every_rule(5, true);
     std::vector<Diagnostic> problems;
     FilterStage first(mixed_rules(), problems, isolated());
-    std::vector<std::future<BatchEvaluation>> results;
+    std::vector<std::shared_ptr<MatchStream>> results;
     {
         BatchWorkers workers(first, [&first] { return first.sibling(); }, 2);
         for (std::size_t i = 0; i < batches.size(); ++i) {
-            results.push_back(workers.submit(batches[i], "b" + std::to_string(i), &every_rule));
+            results.push_back(workers.stream(batches[i], "b" + std::to_string(i), &every_rule));
         }
         for (std::size_t i = 0; i < results.size(); ++i) {
-            EXPECT_EQ(rows_of(results[i].get()), decided_on_arrival(texts[i], every_rule).rows) << "batch " << i;
+            EXPECT_EQ(rows_of(read_all(*results[i])), decided_on_arrival(texts[i], every_rule).rows) << "batch " << i;
         }
     }
 }
@@ -460,6 +476,56 @@ TEST(MatchStream, TheWorkersFailureReachesTheReaderAfterItsParts) {
     EXPECT_THROW(stream.read(), std::runtime_error);
 }
 
+TEST(StreamedBatches, TakeTheOldestBatchFirstAndItsPartsAsTheyCome) {
+    std::vector<std::string> log;
+    StreamedBatches<int> batches({
+        [&](int& batch) { log.push_back("begin " + std::to_string(batch)); },
+        [&](int& batch, std::vector<EvaluatedMatch>& part) {
+            log.push_back("part " + std::to_string(batch) + ":" + std::to_string(part.size()));
+        },
+        [&](int& batch, BatchEvaluation& end) {
+            log.push_back("end " + std::to_string(batch) + ":" + std::to_string(end.matches.size()));
+        },
+    });
+    auto first = std::make_shared<MatchStream>();
+    auto second = std::make_shared<MatchStream>();
+    batches.push(1, first);
+    batches.push(2, second);
+    second->put(part_of(0, 3));
+    BatchEvaluation second_end;
+    second_end.matches = part_of(3, 1);
+    second->finish(std::move(second_end));
+
+    batches.take_ready(10);  // the second batch is done, but waits for the first
+    EXPECT_TRUE(log.empty());
+    first->put(part_of(0, 2));
+    batches.take_ready(10);
+    EXPECT_EQ(log, (std::vector<std::string>{"begin 1", "part 1:2"}));
+    EXPECT_EQ(batches.size(), 2U);
+    first->finish(BatchEvaluation{});
+    batches.take_ready(10);
+    EXPECT_EQ(log, (std::vector<std::string>{"begin 1", "part 1:2", "end 1:0", "begin 2", "part 2:3", "end 2:1"}));
+    EXPECT_TRUE(batches.empty());
+}
+
+TEST(StreamedBatches, LeavingEarlyLetsTheirWorkersGo) {
+    auto stream = std::make_shared<MatchStream>(1);
+    std::promise<void> done;
+    StreamWorker worker{*stream, std::thread([&] {
+                            for (std::size_t i = 0; i < 3; ++i) stream->put(part_of(i, 1));
+                            stream->finish(BatchEvaluation{});
+                            done.set_value();
+                        })};
+    {
+        StreamedBatches<int> batches({[](int&) {}, [](int&, std::vector<EvaluatedMatch>&) {},
+                                      [](int&, BatchEvaluation&) {}});
+        batches.push(1, stream);
+        ASSERT_TRUE(eventually([&] { return stream->waits() == 1; }));
+    }  // as when an exception leaves the router
+    const bool finished = done.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    EXPECT_TRUE(finished) << "the worker still waits for batches nobody takes";
+}
+
 // evaluate_batch with a stream, read on this thread while a worker thread decodes.
 struct Streamed {
     BatchEvaluation evaluation;        // every match, parts and end together
@@ -474,19 +540,8 @@ Streamed evaluate_streamed(FilterStage& filter, const std::vector<std::uint8_t>&
         stream.finish(evaluate_batch(filter, data, "streamed", rules, limits, nullptr, &stream));
     });
     Streamed streamed;
-    std::vector<EvaluatedMatch> matches;
-    for (;;) {
-        MatchStream::Piece piece = stream.read();
-        if (piece.end) {
-            streamed.evaluation = std::move(*piece.end);
-            break;
-        }
-        streamed.part_sizes.push_back(piece.matches.size());
-        for (auto& match : piece.matches) matches.push_back(std::move(match));
-    }
+    streamed.evaluation = read_all(stream, &streamed.part_sizes);
     worker.get();
-    for (auto& match : streamed.evaluation.matches) matches.push_back(std::move(match));
-    streamed.evaluation.matches = std::move(matches);
     streamed.most_parts_waiting = stream.most_parts_waiting();
     return streamed;
 }
@@ -533,36 +588,26 @@ TEST(EvaluateBatchWithRuleEvaluator, TheAlertLimitCountsTheMatchesAlreadyStreame
     }
 }
 
-TEST(BatchWorkers, AStreamedBatchGivesWhatASubmittedOneGives) {
+TEST(BatchWorkers, AStreamedBatchArrivesInFullPartsAndGivesWhatEvaluatingItWholeGives) {
     std::vector<Diagnostic> problems;
     FilterStage filter({{"every event", R"(.eventName)", {}}}, problems);
-    BatchWorkers workers(filter, [&] { return filter.sibling(); }, 2);
     std::string text = R"({"Records":[)";
     for (int i = 0; i < 1000; ++i) {
         text += (i > 0 ? R"(,{"eventName":"E)" : R"({"eventName":"E)") + std::to_string(i) + R"("})";
     }
     const auto data = bytes_of(text + "]}");
     const std::vector<bool> every_rule{true};
-    const BatchEvaluation submitted = workers.submit(data, "submitted", &every_rule).get();
-    ASSERT_EQ(submitted.matches.size(), 1000U);
+    const auto whole = rows_of(evaluate_batch(filter, data, "whole", every_rule));
+    ASSERT_EQ(whole.size(), 1000U);
 
+    BatchWorkers workers(filter, [&] { return filter.sibling(); }, 2);
     auto stream = workers.stream(data, "streamed", &every_rule);
-    std::vector<Row> rows;
-    std::size_t parts = 0;
-    for (MatchStream::Piece piece = stream->read();; piece = stream->read()) {
-        auto& matches = piece.end ? piece.end->matches : piece.matches;
-        for (const auto& match : matches) {
-            rows.emplace_back(match.rule_index, match.event_index, boost::json::serialize(*match.annotation));
-        }
-        if (piece.end) {
-            EXPECT_EQ(piece.end->events, 1000U);
-            break;
-        }
-        EXPECT_EQ(piece.matches.size(), MatchStream::kMatchesPerPart);  // one match per event
-        ++parts;
-    }
-    EXPECT_EQ(parts, 1000U / MatchStream::kMatchesPerPart);
-    EXPECT_EQ(rows, rows_of(submitted));
+    std::vector<std::size_t> part_sizes;
+    const BatchEvaluation streamed = read_all(*stream, &part_sizes);
+    EXPECT_EQ(streamed.events, 1000U);
+    EXPECT_EQ(rows_of(streamed), whole);
+    // One match per event: every part is full, the rest comes with the end.
+    EXPECT_EQ(part_sizes, std::vector<std::size_t>(1000U / MatchStream::kMatchesPerPart, MatchStream::kMatchesPerPart));
 }
 
 TEST(BatchWorkers, ZeroMeansOnePerHardwareThread) {

@@ -113,6 +113,74 @@ private:
     std::size_t most_parts_waiting_ = 0;
 };
 
+// Streamed batches (BatchWorkers::stream) whose matches are taken in the order the
+// batches were read, whichever worker finishes first: the oldest batch's as they come,
+// the others' once it is done (their workers wait after a few parts). Info is what the
+// taker keeps about a batch.
+template <typename Info>
+class StreamedBatches {
+public:
+    struct Handlers {
+        std::function<void(Info&)> begin;                                // before the batch's first match
+        std::function<void(Info&, std::vector<EvaluatedMatch>&)> part;  // a part, in order
+        std::function<void(Info&, BatchEvaluation&)> end;               // then the rest, once done
+    };
+
+    explicit StreamedBatches(Handlers handlers) : handlers_(std::move(handlers)) {}
+    StreamedBatches(const StreamedBatches&) = delete;
+    StreamedBatches& operator=(const StreamedBatches&) = delete;
+    // Leaving early (an exception), the workers must not wait for parts nobody reads.
+    ~StreamedBatches() {
+        for (auto& batch : batches_) batch.matches->abandon();
+    }
+
+    void push(Info info, std::shared_ptr<MatchStream> matches) {
+        batches_.push_back({std::move(info), std::move(matches), false});
+    }
+    std::size_t size() const noexcept { return batches_.size(); }
+    bool empty() const noexcept { return batches_.empty(); }
+
+    // Takes what the oldest batch has given so far (with wait: all of it, waiting for
+    // its worker). True once that batch is done and gone.
+    bool take_from_oldest(bool wait) {
+        Batch& oldest = batches_.front();
+        while (wait || oldest.matches->ready()) {
+            MatchStream::Piece piece = oldest.matches->read();
+            if (!oldest.begun) {
+                oldest.begun = true;
+                handlers_.begin(oldest.info);
+            }
+            if (!piece.end) {
+                handlers_.part(oldest.info, piece.matches);
+                continue;
+            }
+            Info info = std::move(oldest.info);
+            batches_.pop_front();
+            handlers_.end(info, *piece.end);
+            return true;
+        }
+        return false;
+    }
+    // What is ready, batch after batch; with max_waiting, all of the oldest batches
+    // first until fewer than that many are left.
+    void take_ready(std::size_t max_waiting) {
+        while (!batches_.empty() && take_from_oldest(batches_.size() >= max_waiting)) {
+        }
+    }
+    void take_all() {
+        while (!batches_.empty()) take_from_oldest(true);
+    }
+
+private:
+    struct Batch {
+        Info info;
+        std::shared_ptr<MatchStream> matches;
+        bool begun = false;
+    };
+    Handlers handlers_;
+    std::deque<Batch> batches_;
+};
+
 // Decodes one batch and runs the rules on each event. Rules whose rules_to_run entry
 // is false (disabled, or their team is not granted the source) are evaluated by the
 // combined program like the others but their matches are left out. More matches than
@@ -143,11 +211,9 @@ public:
 
     std::size_t size() const noexcept { return threads_.size(); }
 
-    // data, *rules_to_run and *rendering must stay valid until the result is ready.
-    std::future<BatchEvaluation> submit(std::span<const std::uint8_t> data, std::string origin,
-                                        const std::vector<bool>* rules_to_run, const InputLimits& limits = {},
-                                        const AlertRendering* rendering = nullptr);
-    // The same, with the batch's matches read from the stream while it is decoded.
+    // Queues a batch for evaluate_batch on the next free worker, with its matches read
+    // from the stream while it is decoded. data, *rules_to_run and *rendering must stay
+    // valid until the stream has ended.
     std::shared_ptr<MatchStream> stream(std::span<const std::uint8_t> data, std::string origin,
                                         const std::vector<bool>* rules_to_run, const InputLimits& limits = {},
                                         const AlertRendering* rendering = nullptr);
