@@ -104,10 +104,19 @@ BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t
     auto runs = [&](std::size_t rule_index) { return rule_index < rules_to_run.size() && rules_to_run[rule_index]; };
     std::size_t matches_handed_over = 0;  // to the stream, before result.matches
     auto matches_so_far = [&] { return matches_handed_over + result.matches.size(); };
+    std::size_t part_bytes = 0;    // of the alerts in result.matches
+    std::size_t bytes_counted = 0;  // of its first matches
     auto hand_over_part = [&] {
-        if (stream == nullptr || result.matches.size() < MatchStream::kMatchesPerPart) return;
+        if (stream == nullptr) return;
+        for (; bytes_counted < result.matches.size(); ++bytes_counted) {
+            if (const auto& alert = result.matches[bytes_counted].alert) part_bytes += alert->text.size();
+        }
+        if (result.matches.size() < MatchStream::kMatchesPerPart && part_bytes < MatchStream::kPartBytes) return;
         matches_handed_over += result.matches.size();
         stream->put(std::exchange(result.matches, {}));
+        result.matches.reserve(MatchStream::kMatchesPerPart);
+        part_bytes = 0;
+        bytes_counted = 0;
     };
     auto check_alert_limit = [&] {
         if (matches_so_far() >= limits.max_alerts_per_batch) {

@@ -566,6 +566,45 @@ TEST(EvaluateBatchWithRuleEvaluator, StreamedMatchesArriveInPartsAndAreWhatTheWh
     EXPECT_EQ(streamed.evaluation.rule_errors, evaluate_batch(filter, data, "whole", rules_to_run).rule_errors);
 }
 
+TEST(EvaluateBatch, APartOfLargeAlertsEndsAtItsSizeBeforeItsCount) {
+    // Events of ~40 KiB, each matched: a part is cut once its alerts reach kPartBytes,
+    // long before kMatchesPerPart of them.
+    std::vector<Diagnostic> problems;
+    FilterStage filter({{"every event", R"(select(.eventName != null))", {}}}, problems);
+    const std::string padding(40 * 1024, 'x');
+    std::string text = R"({"Records":[)";
+    for (int i = 0; i < 200; ++i) {
+        text += (i > 0 ? R"(,{"eventName":"E)" : R"({"eventName":"E)") + std::to_string(i) + R"(","requestParameters":")" +
+                padding + R"("})";
+    }
+    const auto data = bytes_of(text + "]}");
+    AlertRendering rendering;
+    rendering.source_id = "src";
+    rendering.rules = {{"every event", "", "", "", "", {}, ""}};
+    rendering.destinations = {"out"};
+    rendering.router_needs_event = {false};
+    MatchStream stream;
+    auto worker = std::async(std::launch::async, [&] {
+        stream.finish(evaluate_batch(filter, data, "large", {true}, {}, &rendering, &stream));
+    });
+    std::vector<std::size_t> part_sizes;
+    std::size_t matches = 0;
+    for (MatchStream::Piece piece = stream.read();; piece = stream.read()) {
+        const auto& arrived = piece.end ? piece.end->matches : piece.matches;
+        matches += arrived.size();
+        if (piece.end) break;
+        std::size_t bytes = 0;
+        for (const auto& match : arrived) bytes += match.alert->text.size();
+        EXPECT_GE(bytes, MatchStream::kPartBytes);
+        EXPECT_LT(bytes - arrived.back().alert->text.size(), MatchStream::kPartBytes) << "cut one alert late";
+        part_sizes.push_back(arrived.size());
+    }
+    worker.get();
+    EXPECT_EQ(matches, 200U);
+    ASSERT_GE(part_sizes.size(), 5U);
+    for (const std::size_t size : part_sizes) EXPECT_LT(size, MatchStream::kMatchesPerPart);
+}
+
 TEST(EvaluateBatchWithRuleEvaluator, TheAlertLimitCountsTheMatchesAlreadyStreamed) {
     QuietLogs quiet;
     set_rule_evaluator_program(TATTLE_BINARY);

@@ -71,7 +71,10 @@ struct BatchEvaluation {
 // must fit a 128 MB Lambda function). The worker waits while the reader is behind.
 class MatchStream {
 public:
+    // A part ends at this many matches, or once its alerts' text reaches kPartBytes
+    // (CloudTrail events reach hundreds of KiB).
     static constexpr std::size_t kMatchesPerPart = 256;
+    static constexpr std::size_t kPartBytes = std::size_t{1} << 20;
     static constexpr std::size_t kDefaultPartsWaiting = 4;
 
     explicit MatchStream(std::size_t max_parts_waiting = kDefaultPartsWaiting) noexcept;
@@ -187,8 +190,8 @@ private:
 // limits.max_alerts_per_batch fail the batch (an alert storm: a rule gone wrong, a flood
 // of hostile records); the matches before it are kept. With rendering, every match's
 // alert is made here (EvaluatedMatch::alert). With a stream, the matches go there in
-// parts of MatchStream::kMatchesPerPart as they are decided, and the evaluation returned
-// holds those after the last part.
+// parts (MatchStream::kMatchesPerPart, kPartBytes) as they are decided, and the
+// evaluation returned holds those after the last part.
 BatchEvaluation evaluate_batch(FilterStage& filter, std::span<const std::uint8_t> data, std::string_view origin,
                                const std::vector<bool>& rules_to_run, const InputLimits& limits = {},
                                const AlertRendering* rendering = nullptr, MatchStream* stream = nullptr);
