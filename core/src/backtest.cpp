@@ -5,9 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
-#include <future>
 #include <limits>
 #include <ostream>
 #include <system_error>

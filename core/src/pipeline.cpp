@@ -8,7 +8,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -722,12 +721,10 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
         },
         [&](InFlight& batch, BatchEvaluation& evaluation) { end_routing(batch, evaluation); },
     });
-    auto route_oldest = [&] { in_flight.take_from_oldest(true); };
-    auto route_all = [&] { in_flight.take_all(); };
 
     // Between two rounds over the sources in which none had a batch: settle what arrives.
     auto wait_idle = [&] {
-        route_all();
+        in_flight.take_all();
         const SteadyTime until = clock.now() + options.idle_poll_interval;
         while (!stop_requested() && clock.now() < until) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock.now());
@@ -749,7 +746,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             in_flight.take_ready(max_in_flight);
             while (ledger.open_count() >= kMaxOpenBatches) {
                 if (!in_flight.empty()) {
-                    route_oldest();
+                    in_flight.take_from_oldest(true);
                 } else {
                     settle_arrived(true);
                 }
@@ -795,7 +792,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
                                           &rendering_for(source->id())));
         }
     }
-    route_all();
+    in_flight.take_all();
     while (ledger.open_count() > 0) settle_arrived(true);
     deliveries.close();
     summary.delivery_retries = deliveries.retries();

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <stdexcept>
 #include <string>
@@ -50,14 +51,15 @@ std::vector<Row> rows_of(const BatchEvaluation& evaluation) {
     return rows;
 }
 
-// Every match of a streamed batch, its parts' and its end's together (and the parts'
-// sizes, when asked).
-BatchEvaluation read_all(MatchStream& stream, std::vector<std::size_t>* part_sizes = nullptr) {
+// Every match of a streamed batch, its parts' and its end's together; each part is
+// shown to on_part as it arrives.
+using PartCheck = std::function<void(const std::vector<EvaluatedMatch>&)>;
+BatchEvaluation read_all(MatchStream& stream, const PartCheck& on_part = {}) {
     std::vector<EvaluatedMatch> matches;
     for (;;) {
         MatchStream::Piece piece = stream.read();
         auto& arrived = piece.end ? piece.end->matches : piece.matches;
-        if (!piece.end && part_sizes != nullptr) part_sizes->push_back(arrived.size());
+        if (!piece.end && on_part) on_part(arrived);
         for (auto& match : arrived) matches.push_back(std::move(match));
         if (piece.end) {
             piece.end->matches = std::move(matches);
@@ -534,13 +536,17 @@ struct Streamed {
 };
 
 Streamed evaluate_streamed(FilterStage& filter, const std::vector<std::uint8_t>& data, const std::vector<bool>& rules,
-                           const InputLimits& limits = {}) {
+                           const InputLimits& limits = {}, const AlertRendering* rendering = nullptr,
+                           const PartCheck& on_part = {}) {
     MatchStream stream;
     auto worker = std::async(std::launch::async, [&] {
-        stream.finish(evaluate_batch(filter, data, "streamed", rules, limits, nullptr, &stream));
+        stream.finish(evaluate_batch(filter, data, "streamed", rules, limits, rendering, &stream));
     });
     Streamed streamed;
-    streamed.evaluation = read_all(stream, &streamed.part_sizes);
+    streamed.evaluation = read_all(stream, [&](const std::vector<EvaluatedMatch>& part) {
+        streamed.part_sizes.push_back(part.size());
+        if (on_part) on_part(part);
+    });
     worker.get();
     streamed.most_parts_waiting = stream.most_parts_waiting();
     return streamed;
@@ -583,26 +589,15 @@ TEST(EvaluateBatch, APartOfLargeAlertsEndsAtItsSizeBeforeItsCount) {
     rendering.rules = {{"every event", "", "", "", "", {}, ""}};
     rendering.destinations = {"out"};
     rendering.router_needs_event = {false};
-    MatchStream stream;
-    auto worker = std::async(std::launch::async, [&] {
-        stream.finish(evaluate_batch(filter, data, "large", {true}, {}, &rendering, &stream));
-    });
-    std::vector<std::size_t> part_sizes;
-    std::size_t matches = 0;
-    for (MatchStream::Piece piece = stream.read();; piece = stream.read()) {
-        const auto& arrived = piece.end ? piece.end->matches : piece.matches;
-        matches += arrived.size();
-        if (piece.end) break;
+    const Streamed streamed = evaluate_streamed(filter, data, {true}, {}, &rendering, [](const auto& part) {
         std::size_t bytes = 0;
-        for (const auto& match : arrived) bytes += match.alert->text.size();
+        for (const auto& match : part) bytes += match.alert->text.size();
         EXPECT_GE(bytes, MatchStream::kPartBytes);
-        EXPECT_LT(bytes - arrived.back().alert->text.size(), MatchStream::kPartBytes) << "cut one alert late";
-        part_sizes.push_back(arrived.size());
-    }
-    worker.get();
-    EXPECT_EQ(matches, 200U);
-    ASSERT_GE(part_sizes.size(), 5U);
-    for (const std::size_t size : part_sizes) EXPECT_LT(size, MatchStream::kMatchesPerPart);
+        EXPECT_LT(bytes - part.back().alert->text.size(), MatchStream::kPartBytes) << "cut one alert late";
+    });
+    EXPECT_EQ(streamed.evaluation.matches.size(), 200U);
+    ASSERT_GE(streamed.part_sizes.size(), 5U);
+    for (const std::size_t size : streamed.part_sizes) EXPECT_LT(size, MatchStream::kMatchesPerPart);
 }
 
 TEST(EvaluateBatchWithRuleEvaluator, TheAlertLimitCountsTheMatchesAlreadyStreamed) {
@@ -642,7 +637,8 @@ TEST(BatchWorkers, AStreamedBatchArrivesInFullPartsAndGivesWhatEvaluatingItWhole
     BatchWorkers workers(filter, [&] { return filter.sibling(); }, 2);
     auto stream = workers.stream(data, "streamed", &every_rule);
     std::vector<std::size_t> part_sizes;
-    const BatchEvaluation streamed = read_all(*stream, &part_sizes);
+    const BatchEvaluation streamed =
+        read_all(*stream, [&](const std::vector<EvaluatedMatch>& part) { part_sizes.push_back(part.size()); });
     EXPECT_EQ(streamed.events, 1000U);
     EXPECT_EQ(rows_of(streamed), whole);
     // One match per event: every part is full, the rest comes with the end.
