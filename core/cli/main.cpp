@@ -671,7 +671,9 @@ int command_plugins(const std::vector<std::string>& args, GlobalOptions& global)
     setup_logging(global.log_format == "json" ? LogFormat::Json : LogFormat::Text,
                   global.log_level);
     Config none;
-    PreparedConfig prepared = prepare(none, prepare_options(global));
+    PrepareOptions every = prepare_options(global);
+    every.every_plugin = true;
+    PreparedConfig prepared = prepare(none, every);
     boost::json::array listing;
     for (const auto& plugin : prepared.catalog->plugins()) {
         listing.push_back({{"kind", kind_name(plugin->kind)},

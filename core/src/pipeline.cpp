@@ -133,13 +133,20 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
     prepared.catalog = std::make_shared<PluginCatalog>();
     if (options.use_builtin_plugins) prepared.catalog->add_builtin_plugins();
 
-    std::vector<std::filesystem::path> dirs;
+    auto& dirs = prepared.plugin_dirs;
     if (options.use_default_search_path) dirs = PluginCatalog::default_search_path();
     dirs.insert(dirs.end(), options.extra_plugin_dirs.begin(), options.extra_plugin_dirs.end());
     dirs.insert(dirs.end(), config.plugin_dirs.begin(), config.plugin_dirs.end());
-    for (const auto& dir : dirs) {
-        auto refusals = prepared.catalog->load_directory(dir);
-        prepared.plugin_refusals.insert(prepared.plugin_refusals.end(), refusals.begin(), refusals.end());
+    if (options.every_plugin) {
+        for (const auto& dir : dirs) {
+            auto refusals = prepared.catalog->load_directory(dir);
+            prepared.plugin_refusals.insert(prepared.plugin_refusals.end(), refusals.begin(), refusals.end());
+        }
+    } else {
+        std::vector<PluginCatalog::Wanted> wanted;
+        for (const auto& spec : config.destinations) wanted.push_back({TATTLE_PLUGIN_KIND_SINK, spec.type});
+        for (const auto& spec : config.sources) wanted.push_back({TATTLE_PLUGIN_KIND_SOURCE, spec.type});
+        prepared.plugin_refusals = prepared.catalog->load_wanted(dirs, wanted);
     }
     for (const auto& refusal : prepared.plugin_refusals) spdlog::warn("plugin refused: {}", refusal);
 
@@ -449,6 +456,10 @@ std::string first_destination(const RuleSpec& rule) {
 // [[source]] table.
 static std::unique_ptr<SourceInstance> make_command_line_source(PreparedConfig& prepared, const std::string& type,
                                                          const std::string& id, boost::json::object settings) {
+    for (const auto& refusal : prepared.catalog->load_wanted(prepared.plugin_dirs, {{TATTLE_PLUGIN_KIND_SOURCE, type}})) {
+        spdlog::warn("plugin refused: {}", refusal);
+        prepared.plugin_refusals.push_back(refusal);
+    }
     auto plugin = prepared.catalog->find(TATTLE_PLUGIN_KIND_SOURCE, type);
     if (!plugin) {
         throw std::runtime_error("the command line's inputs need a \"" + type + "\" source plugin, and none is available");

@@ -254,6 +254,7 @@ void PluginCatalog::add_builtin_plugins() {
 }
 
 std::shared_ptr<const Plugin> PluginCatalog::load_file(const fs::path& file) {
+    tried_files_.push_back(file);
     auto library = std::make_shared<boost::dll::shared_library>();
     boost::dll::fs::error_code ec;
     library->load(file, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, ec);
@@ -286,7 +287,8 @@ std::vector<std::string> PluginCatalog::load_directory(const fs::path& directory
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(directory, ec)) {
         const auto name = entry.path().filename().string();
-        if (entry.is_regular_file(ec) && name.rfind("tattle_", 0) == 0 && entry.path().extension() == ".so") {
+        if (entry.is_regular_file(ec) && name.rfind("tattle_", 0) == 0 && entry.path().extension() == ".so" &&
+            std::find(tried_files_.begin(), tried_files_.end(), entry.path()) == tried_files_.end()) {
             files.push_back(entry.path());
         }
     }
@@ -296,6 +298,51 @@ std::vector<std::string> PluginCatalog::load_directory(const fs::path& directory
             load_file(file);
         } catch (const PluginLoadError& e) {
             refusals.emplace_back(e.what());
+        }
+    }
+    return refusals;
+}
+
+namespace {
+
+// A type name that can be part of a file name as it is: no path separators, no "..".
+bool plain_file_name_part(std::string_view type_name) {
+    return !type_name.empty() && std::all_of(type_name.begin(), type_name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+}
+
+}  // namespace
+
+std::vector<std::string> PluginCatalog::load_wanted(const std::vector<fs::path>& directories,
+                                                    const std::vector<Wanted>& wanted) {
+    std::vector<std::string> refusals;
+    auto missing = [&] {
+        return std::any_of(wanted.begin(), wanted.end(),
+                           [&](const Wanted& one) { return find(one.kind, one.type_name) == nullptr; });
+    };
+    for (const auto& directory : directories) {
+        for (const auto& one : wanted) {
+            if (find(one.kind, one.type_name) != nullptr || !plain_file_name_part(one.type_name)) continue;
+            const fs::path file = directory / ("tattle_" + std::string(kind_name(one.kind)) + "_" + one.type_name + ".so");
+            std::error_code ec;
+            if (!fs::is_regular_file(file, ec) ||
+                std::find(tried_files_.begin(), tried_files_.end(), file) != tried_files_.end()) {
+                continue;
+            }
+            try {
+                load_file(file);
+            } catch (const PluginLoadError& e) {
+                refusals.emplace_back(e.what());
+            }
+        }
+    }
+    // A plugin whose file is named otherwise, or a type no plugin has (whose error lists
+    // every type there is).
+    if (missing()) {
+        for (const auto& directory : directories) {
+            auto more = load_directory(directory);
+            refusals.insert(refusals.end(), more.begin(), more.end());
         }
     }
     return refusals;

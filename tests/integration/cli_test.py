@@ -83,6 +83,44 @@ class Plugins(unittest.TestCase):
         self.assertIn("missing symbol tattle_sink_send", out)
 
 
+class PluginsAConfigNames(TempDirTest):
+    """A config loads the plugins it names, found by their file names, and no others."""
+
+    def fixtures(self) -> str:
+        fixtures = os.environ.get("TATTLE_LOADER_FIXTURE_DIR")
+        if not fixtures or not os.path.isdir(fixtures):
+            self.fail("TATTLE_LOADER_FIXTURE_DIR is not set to the built loader fixtures")
+        return fixtures
+
+    def config_with_destination_type(self, destination_type: str) -> str:
+        return self.write("config.toml", f'''
+[[destination]]
+id = "echo"
+type = "{destination_type}"
+
+[[rule]]
+name = "Any"
+jq_match = "select(.eventName == \\"CreateUser\\")"
+destinations = ["echo"]
+''')
+
+    def test_plugins_the_config_does_not_name_are_not_opened(self) -> None:
+        result = tattle("--plugin-dir", self.fixtures(), "check", self.config_with_destination_type("c_echo"))
+        self.assertEqual(result.returncode, 0, result.stderr.decode())
+        # The fixtures built wrong sit beside c_echo; nothing asked for them.
+        self.assertNotIn("refused", result.stdout.decode() + result.stderr.decode())
+
+    def test_a_type_no_file_is_named_for_lists_every_type_and_refusal(self) -> None:
+        result = tattle("--plugin-dir", self.fixtures(), "check", self.config_with_destination_type("c_ech"))
+        self.assertEqual(result.returncode, 2, result.stderr.decode())
+        err = result.stderr.decode()
+        self.assertIn('no plugin provides destination type "c_ech"', err)
+        self.assertIn('did you mean "c_echo"', err)
+        available = err.split("available destination types: ", 1)[-1].splitlines()[0].split(", ")
+        self.assertTrue({"c_echo", "slack_webhook", "stdout"} <= set(available), available)
+        self.assertIn("tattle_sink_wrong_major.so: built for plugin ABI 2.0", err)
+
+
 class TattletailCompatibility(TempDirTest):
     def test_check_accepts_the_example_config_unchanged(self) -> None:
         result = tattle("check", TATTLETAIL_EXAMPLE)

@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <unistd.h>
 
 #include "tattle/plugin_catalog.hpp"
 
@@ -62,6 +64,44 @@ TEST(Loader, DirectoryLoadKeepsGoodPluginsAndReportsEveryRefusal) {
     EXPECT_EQ(refusals.size(), 5U);
     ASSERT_NE(catalog.find(TATTLE_PLUGIN_KIND_SINK, "c_echo"), nullptr);
     EXPECT_EQ(catalog.find(TATTLE_PLUGIN_KIND_SINK, "missing_send"), nullptr);
+}
+
+TEST(Loader, WantedTypeLoadsOnlyTheFileNamedForIt) {
+    tattle::PluginCatalog catalog;
+    const auto refusals = catalog.load_wanted({kFixtures}, {{TATTLE_PLUGIN_KIND_SINK, "c_echo"}});
+    EXPECT_THAT(refusals, ::testing::IsEmpty());  // the fixtures built wrong were not opened
+    ASSERT_EQ(catalog.plugins().size(), 1U);
+    EXPECT_EQ(catalog.plugins().front()->type_name, "c_echo");
+}
+
+TEST(Loader, WantedTypeNoFileIsNamedForLoadsEveryFileAndReportsEachRefusalOnce) {
+    for (const std::string type : {"no_such_type", "wrong_major"}) {
+        SCOPED_TRACE(type);
+        tattle::PluginCatalog catalog;
+        const auto refusals = catalog.load_wanted({kFixtures}, {{TATTLE_PLUGIN_KIND_SINK, type}});
+        EXPECT_EQ(refusals.size(), 5U);
+        EXPECT_EQ(std::count_if(refusals.begin(), refusals.end(),
+                                [](const std::string& refusal) {
+                                    return refusal.find("tattle_sink_wrong_major.so") != std::string::npos;
+                                }),
+                  1);
+        // An unknown type's error lists every type there is.
+        EXPECT_THAT(catalog.type_names(TATTLE_PLUGIN_KIND_SINK), ::testing::ElementsAre("c_echo"));
+    }
+}
+
+TEST(Loader, WantedTypeComesFromTheFirstDirectoryThatHasIt) {
+    const fs::path first = fs::temp_directory_path() / ("tattle_loader_first_" + std::to_string(::getpid()));
+    fs::create_directories(first);
+    fs::copy_file(kFixtures / "tattle_sink_c_echo.so", first / "tattle_sink_c_echo.so",
+                  fs::copy_options::overwrite_existing);
+    tattle::PluginCatalog catalog;
+    const auto refusals = catalog.load_wanted({first, kFixtures}, {{TATTLE_PLUGIN_KIND_SINK, "c_echo"}});
+    EXPECT_THAT(refusals, ::testing::IsEmpty());
+    ASSERT_EQ(catalog.plugins().size(), 1U);
+    EXPECT_EQ(catalog.plugins().front()->location, (first / "tattle_sink_c_echo.so").string());
+    std::error_code ec;
+    fs::remove_all(first, ec);
 }
 
 TEST(Loader, RefusesSecondPluginOfTheSameType) {

@@ -28,6 +28,7 @@ struct PreparedConfig {
     Config config;
     std::shared_ptr<PluginCatalog> catalog;
     std::vector<std::string> plugin_refusals;  // plugin files that could not be loaded
+    std::vector<std::filesystem::path> plugin_dirs;  // where plugins were looked for, in order
     std::vector<Diagnostic> problems;          // everything wrong, with file:line
     std::unique_ptr<FilterStage> filter;
     // Titles, dedup and threshold. Its keys live as long as the PreparedConfig: across
@@ -44,9 +45,12 @@ struct PrepareOptions {
     std::vector<std::filesystem::path> extra_plugin_dirs;  // --plugin-dir
     bool use_builtin_plugins = true;                       // the static registry
     bool use_default_search_path = true;                   // next to the binary, TATTLE_PLUGIN_PATH
+    // Every plugin in the directories (`tattle plugins`), not only the ones the config
+    // names (PluginCatalog::load_wanted).
+    bool every_plugin = false;
 };
 
-// Loads plugins (default search path, then the config's plugin_dirs), validates
+// Loads the plugins the config names (default search path, then the config's plugin_dirs), validates
 // every [[source]]/[[destination]] against its plugin's schema and compiles every
 // rule. All problems are collected in problems; throws only for unreadable files.
 PreparedConfig prepare(const Config& config, const PrepareOptions& options);

@@ -126,8 +126,20 @@ public:
     void add_builtin_plugins();
     // Loads one plugin file. Throws PluginLoadError naming the file and why.
     std::shared_ptr<const Plugin> load_file(const std::filesystem::path& file);
-    // Loads every tattle_*.so in a directory; refusals are returned, not thrown.
+    // Loads every tattle_*.so in a directory not tried before (load_file, load_wanted);
+    // refusals are returned, not thrown.
     std::vector<std::string> load_directory(const std::filesystem::path& directory);
+    // Makes sure the plugin of each kind and type is here, looking in the directories in
+    // order: at the file named for it (tattle_<kind>_<type>.so) first, and only while one
+    // is still missing, at every plugin file (load_directory). A start then loads the two
+    // plugins a config names rather than all of them: each costs the dynamic linker
+    // milliseconds, which a Lambda cold start pays. Refusals are returned, not thrown.
+    struct Wanted {
+        tattle_plugin_kind kind;
+        std::string type_name;
+    };
+    std::vector<std::string> load_wanted(const std::vector<std::filesystem::path>& directories,
+                                         const std::vector<Wanted>& wanted);
 
     // The default search path: <exe dir>/plugins, <exe dir>/../<libdir>/tattle/plugins,
     // then the directories in TATTLE_PLUGIN_PATH (colon-separated).
@@ -140,6 +152,7 @@ public:
 private:
     void add(std::shared_ptr<const Plugin> plugin);
     std::vector<std::shared_ptr<const Plugin>> plugins_;
+    std::vector<std::filesystem::path> tried_files_;  // by load_file, loaded or refused
 };
 
 // Checks a plugin's info record and functions; throws PluginLoadError naming location.
