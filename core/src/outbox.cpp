@@ -330,6 +330,7 @@ std::size_t Outbox::held() const {
 void Outbox::work(std::size_t worker_index) {
     SinkInstance& sink = *sinks_[worker_index];
     std::vector<Pending> unflushed;
+    unflushed.reserve(kMaxUnflushed);
     std::unique_lock lock(mutex_);
     while (!abandoning_) {
         const SteadyTime now = clock_.now();
@@ -384,12 +385,12 @@ void Outbox::work(std::size_t worker_index) {
             continue;
         }
         bucket_.take(now);
+        pending.last_attempt_wall = clock_.wall_now();
         if (pending.attempts_this_run == 0) {
             pending.first_attempt_steady = now;
-            pending.first_attempt_wall = pending.item.first_attempt.value_or(clock_.wall_now());
+            pending.first_attempt_wall = pending.item.first_attempt.value_or(pending.last_attempt_wall);
         }
         ++pending.attempts_this_run;
-        pending.last_attempt_wall = clock_.wall_now();
         lock.unlock();
 
         SendOutcome outcome = sink.send(pending.item.alert_json);

@@ -623,10 +623,13 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
             }
             ledger.add_alert(ticket);
             DeliveryItem item;
-            item.alert_id = alert.alert_id;
-            item.alert_json = i + 1 == rule.destinations.size()
-                                  ? alert_json(std::move(alert), destination_id, shaping_fields)
-                                  : alert_json(alert, destination_id, shaping_fields);
+            if (i + 1 == rule.destinations.size()) {
+                item.alert_json = alert_json(std::move(alert), destination_id, shaping_fields);
+                item.alert_id = std::move(alert.alert_id);
+            } else {
+                item.alert_json = alert_json(alert, destination_id, shaping_fields);
+                item.alert_id = alert.alert_id;
+            }
             item.rule = rule.key();
             item.ticket = ticket;
             // Handed over in groups, and its workers woken at the end of the batch
