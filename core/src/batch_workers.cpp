@@ -1,5 +1,6 @@
 #include "tattle/batch_workers.hpp"
 
+#include "tattle/cpu_time.hpp"
 #include "tattle/json_text.hpp"
 
 #include <spdlog/spdlog.h>
@@ -375,19 +376,23 @@ std::size_t resolve_worker_count(std::size_t configured) noexcept {
 }
 
 BatchWorkers::BatchWorkers(FilterStage& first_filter, FilterFactory make_filter, std::size_t workers)
-    : first_filter_(first_filter), make_filter_(std::move(make_filter)) {
-    const std::size_t count = resolve_worker_count(workers);
+    : first_filter_(first_filter), make_filter_(std::move(make_filter)), cpu_ns_(resolve_worker_count(workers)) {
+    const std::size_t count = cpu_ns_.size();
     threads_.reserve(count);
     for (std::size_t i = 0; i < count; ++i) threads_.emplace_back([this, i] { work(i); });
 }
 
-BatchWorkers::~BatchWorkers() {
+BatchWorkers::~BatchWorkers() { stop(); }
+
+void BatchWorkers::stop() {
     {
         std::lock_guard lock(mutex_);
         closing_ = true;
     }
     wake_.notify_all();
-    for (auto& thread : threads_) thread.join();
+    for (auto& thread : threads_) {
+        if (thread.joinable()) thread.join();
+    }
 }
 
 std::shared_ptr<MatchStream> BatchWorkers::stream(std::span<const std::uint8_t> data, std::string origin,
@@ -420,6 +425,7 @@ void BatchWorkers::work(std::size_t index) {
         } catch (const std::exception& e) {
             // The other workers still take every job; this one only costs parallelism.
             spdlog::error("batch worker {} could not compile the rules and stops: {}", index, e.what());
+            cpu_ns_[index].store(thread_cpu_time().count(), std::memory_order_relaxed);
             return;
         }
     }
@@ -429,12 +435,19 @@ void BatchWorkers::work(std::size_t index) {
         {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [this] { return closing_ || !jobs_.empty(); });
-            if (jobs_.empty()) return;
+            if (jobs_.empty()) break;
             job = std::move(jobs_.front());
             jobs_.pop_front();
         }
         job(filter);  // each job hands its exceptions on itself
     }
+    cpu_ns_[index].store(thread_cpu_time().count(), std::memory_order_relaxed);  // read after the join
+}
+
+std::chrono::nanoseconds BatchWorkers::cpu_time() const noexcept {
+    std::int64_t total = 0;
+    for (const auto& worker : cpu_ns_) total += worker.load(std::memory_order_relaxed);
+    return std::chrono::nanoseconds(total);
 }
 
 }  // namespace tattle

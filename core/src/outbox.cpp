@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tattle/cpu_time.hpp"
 #include "tattle/dedup.hpp"
 #include "tattle/secrets.hpp"
 #include "tattle/spool.hpp"
@@ -412,6 +413,7 @@ void Outbox::work(std::size_t worker_index) {
     }
     lock.unlock();
     work_ready_.notify_all();
+    workers_cpu_ns_.fetch_add(thread_cpu_time().count(), std::memory_order_relaxed);  // read after the join
 }
 
 void Outbox::handle_failure(Pending pending, const SendOutcome& outcome) {

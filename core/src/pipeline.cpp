@@ -16,6 +16,7 @@
 
 #include "tattle/alert.hpp"
 #include "tattle/batch_workers.hpp"
+#include "tattle/cpu_time.hpp"
 #include "tattle/decoder.hpp"
 #include "tattle/dedup.hpp"
 #include "tattle/json_schema.hpp"
@@ -317,6 +318,17 @@ public:
     std::size_t retries() const {
         std::size_t total = 0;
         for (const auto& [id, outbox] : outboxes_) total += outbox->retries();
+        return total;
+    }
+    // Once closed: the CPU time of every outbox's workers, and how many there were.
+    std::chrono::nanoseconds workers_cpu_time() const {
+        std::chrono::nanoseconds total{0};
+        for (const auto& [id, outbox] : outboxes_) total += outbox->workers_cpu_time();
+        return total;
+    }
+    std::size_t worker_count() const {
+        std::size_t total = 0;
+        for (const auto& [id, outbox] : outboxes_) total += outbox->settings().concurrency;
         return total;
     }
 
@@ -810,6 +822,13 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     while (ledger.open_count() > 0) settle_arrived(true);
     deliveries.close();
     summary.delivery_retries = deliveries.retries();
+    workers.stop();
+    summary.cpu.batch_workers = workers.cpu_time();
+    summary.cpu.batch_worker_threads = workers.size();
+    summary.cpu.delivery = deliveries.workers_cpu_time();
+    summary.cpu.delivery_threads = deliveries.worker_count();
+    summary.cpu.main_thread = thread_cpu_time();
+    summary.cpu.process = process_cpu_time();
     for (std::size_t i = 0; i < rules.size(); ++i) summary.rule_errors += rule_errors[i] + shaper.errors(i);
     publish_run_totals();
     if (metrics != nullptr) metrics->run_finished();

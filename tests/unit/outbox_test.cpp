@@ -994,6 +994,25 @@ TEST_F(PipelineDelivery, ABatchOfManyPartsIsDeliveredWholeAndInOrderBeforeTheNex
     }
 }
 
+TEST_F(PipelineDelivery, TheRunCountsTheCpuTimeOfEachKindOfThread) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 500; ++i) ids.push_back("e" + std::to_string(i));
+    auto source = new_source_script(name(), {cloudtrail_batch(ids), cloudtrail_batch(ids), cloudtrail_batch(ids)});
+    auto sink = new_sink_script(name());
+    SimulatedClock clock;
+    const RunSummary summary = run(config_text("workers = 2", "concurrency = 2"), &clock);
+
+    ASSERT_EQ(summary.alerts_delivered, 1500U);
+    const auto& cpu = summary.cpu;
+    EXPECT_EQ(cpu.batch_worker_threads, 2U);
+    EXPECT_EQ(cpu.delivery_threads, 2U);
+    EXPECT_GT(cpu.batch_workers.count(), 0);
+    EXPECT_GT(cpu.delivery.count(), 0);
+    EXPECT_GT(cpu.main_thread.count(), 0);
+    // Read last, and it counts the ended threads too.
+    EXPECT_GE(cpu.process, cpu.batch_workers + cpu.delivery + cpu.main_thread);
+}
+
 TEST_F(PipelineDelivery, LaterBatchesAreAcknowledgedWhileAnEarlierOneIsStillDelivering) {
     auto source = new_source_script(
         name(), {cloudtrail_batch({"e1"}), cloudtrail_batch({"e9"}, "ListUsers")});

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <boost/json.hpp>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -213,6 +215,11 @@ public:
     BatchWorkers& operator=(const BatchWorkers&) = delete;
 
     std::size_t size() const noexcept { return threads_.size(); }
+    // Lets the workers finish the queued batches, then ends them (the destructor does too).
+    // Nothing may be queued after.
+    void stop();
+    // CPU time the workers used (their compilation included), once stopped.
+    std::chrono::nanoseconds cpu_time() const noexcept;
 
     // Queues a batch for evaluate_batch on the next free worker, with its matches read
     // from the stream while it is decoded. data, *rules_to_run and *rendering must stay
@@ -232,6 +239,7 @@ private:
     std::condition_variable wake_;
     std::deque<Job> jobs_;
     bool closing_ = false;
+    std::vector<std::atomic<std::int64_t>> cpu_ns_;  // per worker, written as it ends
     std::vector<std::thread> threads_;
 };
 

@@ -76,6 +76,16 @@ struct RunSummary {
     std::size_t limit_hits = 0;        // records skipped and batches failed for [limits]
     std::vector<std::string> failures; // one line per failed batch
     std::filesystem::path spool_dir;   // where spooled alerts went
+    // CPU time by kind of thread, for sizing `workers`: when the main thread (reading and
+    // routing) or delivery keeps a CPU as busy as the run is long, more workers cannot help.
+    struct CpuUse {
+        std::chrono::nanoseconds batch_workers{0};  // decoding, filtering, rendering alerts
+        std::chrono::nanoseconds delivery{0};       // the outboxes' workers and their sinks
+        std::chrono::nanoseconds main_thread{0};    // since the process started: config, reading, routing
+        std::chrono::nanoseconds process{0};        // every thread since the process started
+        std::size_t batch_worker_threads = 0;
+        std::size_t delivery_threads = 0;
+    } cpu;
 
     // Exit status of `tattle run`: 0 all good, 1 input problems, 3 alerts spooled
     // or not delivered.
