@@ -113,13 +113,7 @@ void print_summary(const RunSummary& summary) {
                  summary.alerts_delivered, summary.alerts_spooled, summary.alerts_failed,
                  summary.alerts_suppressed, summary.delivery_retries, summary.record_errors,
                  summary.skipped_documents, summary.rule_errors, summary.limit_hits);
-    const auto seconds = [](std::chrono::nanoseconds time) { return std::chrono::duration<double>(time).count(); };
-    const auto& cpu = summary.cpu;
-    const auto threads = [](std::size_t count) { return std::to_string(count) + (count == 1 ? " thread" : " threads"); };
-    spdlog::info("CPU seconds: batch workers {:.3f} ({}), delivery {:.3f} ({}), main thread {:.3f} "
-                 "(config, reading, routing), all threads {:.3f}",
-                 seconds(cpu.batch_workers), threads(cpu.batch_worker_threads), seconds(cpu.delivery),
-                 threads(cpu.delivery_threads), seconds(cpu.main_thread), seconds(cpu.process));
+    spdlog::info("CPU seconds: {}", describe(summary.cpu));
     if (summary.matches_deduplicated > 0 || summary.matches_below_threshold > 0) {
         spdlog::info("alert shaping: {} matches deduplicated, {} below threshold (no alert sent for them)",
                      summary.matches_deduplicated, summary.matches_below_threshold);

@@ -450,9 +450,10 @@ int serve(const ServeOptions& options) {
             }
             const RunSummary summary = run_pipeline(*current, run);
             spdlog::info("run ended: {} batches ({} failed), {} events, {} matches, {} alerts delivered, {} spooled, "
-                         "{} not delivered",
+                         "{} not delivered; CPU seconds: {}",
                          summary.batches, summary.batches_failed, summary.events, summary.matches,
-                         summary.alerts_delivered, summary.alerts_spooled, summary.alerts_failed);
+                         summary.alerts_delivered, summary.alerts_spooled, summary.alerts_failed,
+                         describe(summary.cpu));
             previous.reset();
         } catch (const std::exception& e) {
             controller.metrics().run_finished();

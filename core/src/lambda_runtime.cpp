@@ -491,11 +491,13 @@ int run_runtime(const RuntimeOptions& options) {
                               redact(outcome.error_message));
                 api.fail(invocation.request_id, "tattle.InvocationFailed", outcome.error_message);
             } else {
-                spdlog::info("invocation {} done in {} ms: {} event(s), {} match(es), {} alert(s) delivered{}",
+                spdlog::info("invocation {} done in {} ms: {} event(s), {} match(es), {} alert(s) delivered{}; "
+                             "CPU seconds: {}",
                              invocation.request_id, took.count(), outcome.summary.events, outcome.summary.matches,
                              outcome.summary.alerts_delivered,
                              outcome.failures.empty() ? std::string()
-                                                      : ", " + std::to_string(outcome.failures.size()) + " failed item(s)");
+                                                      : ", " + std::to_string(outcome.failures.size()) + " failed item(s)",
+                             describe(outcome.summary.cpu));
                 api.respond(invocation.request_id, outcome.response);
             }
         } catch (const std::exception& error) {

@@ -165,6 +165,15 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
     return prepared;
 }
 
+std::string describe(const RunSummary::CpuUse& cpu) {
+    const auto seconds = [](std::chrono::nanoseconds time) { return std::chrono::duration<double>(time).count(); };
+    const auto threads = [](std::size_t count) { return std::to_string(count) + (count == 1 ? " thread" : " threads"); };
+    return fmt::format("batch workers {:.3f} ({}), delivery {:.3f} ({}), main thread {:.3f} (reading, routing), "
+                       "all threads {:.3f}",
+                       seconds(cpu.batch_workers), threads(cpu.batch_worker_threads), seconds(cpu.delivery),
+                       threads(cpu.delivery_threads), seconds(cpu.main_thread), seconds(cpu.process));
+}
+
 int RunSummary::exit_code() const noexcept {
     if (alerts_failed > 0 || alerts_spooled > 0) return 3;
     if (batches_failed > 0 || record_errors > 0) return 1;
@@ -538,6 +547,10 @@ RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>
 }
 
 RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
+    // The process's clock first and the main thread's second here, the other way round at
+    // the end: the main thread's part then lies within the process's.
+    const auto process_cpu_at_start = process_cpu_time();
+    const auto main_cpu_at_start = thread_cpu_time();
     RunSummary summary;
     const Config& config = prepared.config;
     Clock& clock = options.clock != nullptr ? *options.clock : real_clock();
@@ -827,8 +840,8 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     summary.cpu.batch_worker_threads = workers.size();
     summary.cpu.delivery = deliveries.workers_cpu_time();
     summary.cpu.delivery_threads = deliveries.worker_count();
-    summary.cpu.main_thread = thread_cpu_time();
-    summary.cpu.process = process_cpu_time();
+    summary.cpu.main_thread = thread_cpu_time() - main_cpu_at_start;
+    summary.cpu.process = process_cpu_time() - process_cpu_at_start;
     for (std::size_t i = 0; i < rules.size(); ++i) summary.rule_errors += rule_errors[i] + shaper.errors(i);
     publish_run_totals();
     if (metrics != nullptr) metrics->run_finished();

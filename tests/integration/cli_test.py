@@ -159,7 +159,7 @@ class TattletailCompatibility(TempDirTest):
         self.assertEqual(by_rule["Create User"][0]["rule"]["description"], "A new IAM user has been created")
         # What each kind of thread cost, for sizing `workers`.
         self.assertRegex(result.stderr.decode(), r"CPU seconds: batch workers \d+\.\d{3} \(\d+ threads?\), "
-                                                 r"delivery \d+\.\d{3} \(1 thread\), main thread \d+\.\d{3}")
+                                                 r"delivery \d+\.\d{3} \(1 thread\), main thread \d+\.\d{3} \(reading, routing\)")
         # The same event gives the same alert id on every run: redelivery is idempotent.
         again = tattle("run", "--config", config, gz)
         first_ids = sorted(a["alert_id"] for a in alerts)

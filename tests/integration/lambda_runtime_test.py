@@ -154,6 +154,9 @@ class LambdaRuntimeTest(OneMotoPerClass, ScratchDirTestCase):
         # The trace id of each invocation shows in the logs; the EMF metrics line too.
         self.assertIn("Root=1-", self.log())
         self.assertIn('"CloudWatchMetrics"', self.log())
+        # What the invocation's threads cost, batch workers first (a function's CPU follows its memory).
+        self.assertRegex(self.log(), r"invocation \S+ done in \d+ ms: .*; CPU seconds: batch workers \d+\.\d{3} "
+                                     r"\(\d+ threads?\), delivery \d+\.\d{3}")
 
     def test_sqs_event_reports_only_the_message_with_a_missing_object(self):
         self.write_config(self.file_destination())

@@ -291,6 +291,7 @@ class FollowTest(FollowBase):
         self.assertEqual(status, 200, text)
         self.assertEqual(daemon.metric('tattle_config_reloads_total{result="ok"}'), 1)
         wait_for(lambda: daemon.find(r"run ended"), "the old run to finish")
+        self.assertIsNotNone(daemon.find(r"run ended: .*; CPU seconds: batch workers \d+\.\d{3} \(\d+ threads?\)"))
         daemon.wait_ready()
         other = self.files[3]
         self.drop(other)

@@ -76,13 +76,14 @@ struct RunSummary {
     std::size_t limit_hits = 0;        // records skipped and batches failed for [limits]
     std::vector<std::string> failures; // one line per failed batch
     std::filesystem::path spool_dir;   // where spooled alerts went
-    // CPU time by kind of thread, for sizing `workers`: when the main thread (reading and
-    // routing) or delivery keeps a CPU as busy as the run is long, more workers cannot help.
+    // The run's CPU time by kind of thread, for sizing `workers` (and a Lambda function's
+    // memory, which its CPU share follows): when the main thread (reading and routing) or
+    // delivery keeps a CPU as busy as the run is long, more workers cannot help.
     struct CpuUse {
         std::chrono::nanoseconds batch_workers{0};  // decoding, filtering, rendering alerts
         std::chrono::nanoseconds delivery{0};       // the outboxes' workers and their sinks
-        std::chrono::nanoseconds main_thread{0};    // since the process started: config, reading, routing
-        std::chrono::nanoseconds process{0};        // every thread since the process started
+        std::chrono::nanoseconds main_thread{0};    // reading, routing
+        std::chrono::nanoseconds process{0};        // every thread of the process, during the run
         std::size_t batch_worker_threads = 0;
         std::size_t delivery_threads = 0;
     } cpu;
@@ -91,6 +92,10 @@ struct RunSummary {
     // or not delivered.
     int exit_code() const noexcept;
 };
+
+// "batch workers 0.904 (2 threads), delivery 0.036 (1 thread), main thread 0.046
+// (reading, routing), all threads 0.985": seconds, for the logs.
+std::string describe(const RunSummary::CpuUse& cpu);
 
 struct RunOptions {
     // When not empty, replace the configured sources: s3://bucket/prefix inputs by s3
