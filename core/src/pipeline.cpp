@@ -1,5 +1,6 @@
 #include "tattle/pipeline.hpp"
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
