@@ -140,10 +140,7 @@ PreparedConfig prepare(const Config& config, const PrepareOptions& options) {
     dirs.insert(dirs.end(), options.extra_plugin_dirs.begin(), options.extra_plugin_dirs.end());
     dirs.insert(dirs.end(), config.plugin_dirs.begin(), config.plugin_dirs.end());
     if (options.every_plugin) {
-        for (const auto& dir : dirs) {
-            auto refusals = prepared.catalog->load_directory(dir);
-            prepared.plugin_refusals.insert(prepared.plugin_refusals.end(), refusals.begin(), refusals.end());
-        }
+        prepared.plugin_refusals = prepared.catalog->load_directories(dirs);
     } else {
         std::vector<PluginCatalog::Wanted> wanted;
         for (const auto& spec : config.destinations) wanted.push_back({TATTLE_PLUGIN_KIND_SINK, spec.type});

@@ -340,10 +340,17 @@ std::vector<std::string> PluginCatalog::load_wanted(const std::vector<fs::path>&
     // A plugin whose file is named otherwise, or a type no plugin has (whose error lists
     // every type there is).
     if (missing()) {
-        for (const auto& directory : directories) {
-            auto more = load_directory(directory);
-            refusals.insert(refusals.end(), more.begin(), more.end());
-        }
+        auto more = load_directories(directories);
+        refusals.insert(refusals.end(), more.begin(), more.end());
+    }
+    return refusals;
+}
+
+std::vector<std::string> PluginCatalog::load_directories(const std::vector<fs::path>& directories) {
+    std::vector<std::string> refusals;
+    for (const auto& directory : directories) {
+        auto more = load_directory(directory);
+        refusals.insert(refusals.end(), more.begin(), more.end());
     }
     return refusals;
 }

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <boost/json.hpp>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -239,7 +238,7 @@ private:
     std::condition_variable wake_;
     std::deque<Job> jobs_;
     bool closing_ = false;
-    std::vector<std::atomic<std::int64_t>> cpu_ns_;  // per worker, written as it ends
+    std::vector<std::chrono::nanoseconds> cpu_time_;  // per worker, written as it ends, read after the join
     std::vector<std::thread> threads_;
 };
 

@@ -129,6 +129,8 @@ public:
     // Loads every tattle_*.so in a directory not tried before (load_file, load_wanted);
     // refusals are returned, not thrown.
     std::vector<std::string> load_directory(const std::filesystem::path& directory);
+    // load_directory for each, in order.
+    std::vector<std::string> load_directories(const std::vector<std::filesystem::path>& directories);
     // Makes sure the plugin of each kind and type is here, looking in the directories in
     // order: at the file named for it (tattle_<kind>_<type>.so) first, and only while one
     // is still missing, at every plugin file (load_directory). A start then loads the two
