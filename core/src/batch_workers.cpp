@@ -376,8 +376,8 @@ std::size_t resolve_worker_count(std::size_t configured) noexcept {
 }
 
 BatchWorkers::BatchWorkers(FilterStage& first_filter, FilterFactory make_filter, std::size_t workers)
-    : first_filter_(first_filter), make_filter_(std::move(make_filter)), cpu_time_(resolve_worker_count(workers)) {
-    const std::size_t count = cpu_time_.size();
+    : first_filter_(first_filter), make_filter_(std::move(make_filter)) {
+    const std::size_t count = resolve_worker_count(workers);
     threads_.reserve(count);
     for (std::size_t i = 0; i < count; ++i) threads_.emplace_back([this, i] { work(i); });
 }
@@ -418,6 +418,7 @@ void BatchWorkers::enqueue(Job job) {
 }
 
 void BatchWorkers::work(std::size_t index) {
+    const CountedThread counted(ThreadRole::batch_worker);
     std::unique_ptr<FilterStage> own_filter;
     if (index > 0) {
         try {
@@ -425,7 +426,6 @@ void BatchWorkers::work(std::size_t index) {
         } catch (const std::exception& e) {
             // The other workers still take every job; this one only costs parallelism.
             spdlog::error("batch worker {} could not compile the rules and stops: {}", index, e.what());
-            cpu_time_[index] = thread_cpu_time();
             return;
         }
     }
@@ -441,13 +441,6 @@ void BatchWorkers::work(std::size_t index) {
         }
         job(filter);  // each job hands its exceptions on itself
     }
-    cpu_time_[index] = thread_cpu_time();
-}
-
-std::chrono::nanoseconds BatchWorkers::cpu_time() const noexcept {
-    std::chrono::nanoseconds total{0};
-    for (const auto& worker : cpu_time_) total += worker;
-    return total;
 }
 
 }  // namespace tattle

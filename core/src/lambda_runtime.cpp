@@ -228,7 +228,12 @@ void emit_metrics(const std::string& function_name, const RunSummary& summary, s
                              "BatchesFailed", "ItemsFailed", "RuleErrors"}) {
         metrics.push_back(json::object{{"Name", name}, {"Unit", "Count"}});
     }
-    metrics.push_back(json::object{{"Name", "ProcessingTime"}, {"Unit", "Milliseconds"}});
+    for (const char* name : {"ProcessingTime", "BatchWorkersCpuTime", "DeliveryCpuTime", "MainThreadCpuTime"}) {
+        metrics.push_back(json::object{{"Name", name}, {"Unit", "Milliseconds"}});
+    }
+    const auto milliseconds = [](std::chrono::nanoseconds cpu) {
+        return std::chrono::duration<double, std::milli>(cpu).count();
+    };
     json::object line{
         {"_aws", json::object{{"Timestamp", now_ms},
                               {"CloudWatchMetrics", json::array{json::object{
@@ -245,6 +250,10 @@ void emit_metrics(const std::string& function_name, const RunSummary& summary, s
         {"ItemsFailed", failed_items},
         {"RuleErrors", summary.rule_errors},
         {"ProcessingTime", duration.count()},
+        // The invocation's CPU by kind of thread: its share follows the function's memory size.
+        {"BatchWorkersCpuTime", milliseconds(summary.cpu.batch_workers)},
+        {"DeliveryCpuTime", milliseconds(summary.cpu.delivery)},
+        {"MainThreadCpuTime", milliseconds(summary.cpu.main_thread)},
     };
     std::fputs((json::serialize(line) + "\n").c_str(), stdout);
     std::fflush(stdout);

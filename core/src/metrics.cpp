@@ -1,5 +1,6 @@
 #include "tattle/metrics.hpp"
 
+#include "tattle/cpu_time.hpp"
 #include "tattle/limits.hpp"
 
 #include <algorithm>
@@ -179,6 +180,19 @@ std::string PipelineMetrics::render(SteadyTime now) const {
     std::string out;
     header(out, "tattle_events_read_total", "counter", "CloudTrail events decoded from the sources' batches.");
     sample(out, "tattle_events_read_total", {}, std::to_string(events_read_.load(std::memory_order_relaxed)));
+    const CpuByRole cpu = cpu_time_by_role();
+    const std::chrono::duration<double> process_cpu = process_cpu_time();
+    header(out, "tattle_cpu_seconds_total", "counter",
+           "CPU time (user + system) by kind of thread: batch_workers (decoding, filtering, rendering alerts), "
+           "delivery (the destinations' workers and their sinks), pipeline (reading the sources, routing "
+           "alerts). When pipeline or delivery grows by about a second per second, more workers cannot help.");
+    for (const auto& [threads, seconds] : {std::pair{"batch_workers", cpu.batch_workers},
+                                           std::pair{"delivery", cpu.delivery}, std::pair{"pipeline", cpu.pipeline}}) {
+        sample(out, "tattle_cpu_seconds_total", label("threads", threads),
+               number_text(std::chrono::duration<double>(seconds).count()));
+    }
+    header(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+    sample(out, "process_cpu_seconds_total", {}, number_text(process_cpu.count()));
 
     std::lock_guard lock(mutex_);
     header(out, "tattle_rule_matches_total", "counter", "Events a rule matched.");

@@ -329,6 +329,7 @@ std::size_t Outbox::held() const {
 }
 
 void Outbox::work(std::size_t worker_index) {
+    const CountedThread counted(ThreadRole::delivery);
     SinkInstance& sink = *sinks_[worker_index];
     std::vector<Pending> unflushed;
     unflushed.reserve(kMaxUnflushed);
@@ -413,7 +414,6 @@ void Outbox::work(std::size_t worker_index) {
     }
     lock.unlock();
     work_ready_.notify_all();
-    workers_cpu_ns_.fetch_add(thread_cpu_time().count(), std::memory_order_relaxed);  // read after the join
 }
 
 void Outbox::handle_failure(Pending pending, const SendOutcome& outcome) {

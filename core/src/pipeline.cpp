@@ -327,12 +327,7 @@ public:
         for (const auto& [id, outbox] : outboxes_) total += outbox->retries();
         return total;
     }
-    // Once closed: the CPU time of every outbox's workers, and how many there were.
-    std::chrono::nanoseconds workers_cpu_time() const {
-        std::chrono::nanoseconds total{0};
-        for (const auto& [id, outbox] : outboxes_) total += outbox->workers_cpu_time();
-        return total;
-    }
+    // How many workers the outboxes have.
     std::size_t worker_count() const {
         std::size_t total = 0;
         for (const auto& [id, outbox] : outboxes_) total += outbox->settings().concurrency;
@@ -545,10 +540,12 @@ RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>
 }
 
 RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
-    // The process's clock first and the main thread's second here, the other way round at
-    // the end: the main thread's part then lies within the process's.
+    // The process's clock first and the roles' second here, the other way round at the
+    // end: the roles' parts then lie within the process's. The run's own are the
+    // differences: a process runs one pipeline at a time.
     const auto process_cpu_at_start = process_cpu_time();
-    const auto main_cpu_at_start = thread_cpu_time();
+    const CpuByRole roles_at_start = cpu_time_by_role();
+    const CountedThread counted(ThreadRole::pipeline);
     RunSummary summary;
     const Config& config = prepared.config;
     Clock& clock = options.clock != nullptr ? *options.clock : real_clock();
@@ -834,11 +831,12 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     deliveries.close();
     summary.delivery_retries = deliveries.retries();
     workers.stop();
-    summary.cpu.batch_workers = workers.cpu_time();
+    const CpuByRole roles_at_end = cpu_time_by_role();
+    summary.cpu.batch_workers = roles_at_end.batch_workers - roles_at_start.batch_workers;
     summary.cpu.batch_worker_threads = workers.size();
-    summary.cpu.delivery = deliveries.workers_cpu_time();
+    summary.cpu.delivery = roles_at_end.delivery - roles_at_start.delivery;
     summary.cpu.delivery_threads = deliveries.worker_count();
-    summary.cpu.main_thread = thread_cpu_time() - main_cpu_at_start;
+    summary.cpu.main_thread = roles_at_end.pipeline - roles_at_start.pipeline;
     summary.cpu.process = process_cpu_time() - process_cpu_at_start;
     for (std::size_t i = 0; i < rules.size(); ++i) summary.rule_errors += rule_errors[i] + shaper.errors(i);
     publish_run_totals();

@@ -154,6 +154,13 @@ class LambdaRuntimeTest(OneMotoPerClass, ScratchDirTestCase):
         # The trace id of each invocation shows in the logs; the EMF metrics line too.
         self.assertIn("Root=1-", self.log())
         self.assertIn('"CloudWatchMetrics"', self.log())
+        emf = [json.loads(line) for line in self.log().splitlines() if line.startswith('{"_aws"')]
+        self.assertEqual(len(emf), 2, self.log())
+        for line in emf:
+            declared = {metric["Name"]: metric["Unit"] for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+            for name in ("BatchWorkersCpuTime", "DeliveryCpuTime", "MainThreadCpuTime"):
+                self.assertEqual(declared.get(name), "Milliseconds", name)
+                self.assertGreater(line[name], 0, name)
         # What the invocation's threads cost, batch workers first (a function's CPU follows its memory).
         self.assertRegex(self.log(), r"invocation \S+ done in \d+ ms: .*; CPU seconds: batch workers \d+\.\d{3} "
                                      r"\(\d+ threads?\), delivery \d+\.\d{3}")

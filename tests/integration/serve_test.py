@@ -284,6 +284,13 @@ class FollowTest(FollowBase):
         self.assertEqual(daemon.metric("tattle_batch_duration_seconds_count"), 1)
         self.assertEqual(daemon.metric('tattle_batch_duration_seconds_bucket{le="+Inf"}'), 1)
         self.assertEqual(daemon.metric("tattle_source_lag_seconds"), 0)
+        # The run goes on, and its threads' CPU shows already: decoding this file took some.
+        self.assertGreater(daemon.metric('tattle_cpu_seconds_total{threads="batch_workers"}'), 0)
+        self.assertGreater(daemon.metric('tattle_cpu_seconds_total{threads="delivery"}'), 0)
+        self.assertGreater(daemon.metric('tattle_cpu_seconds_total{threads="pipeline"}'), 0)
+        self.assertGreaterEqual(daemon.metric("process_cpu_seconds_total"),
+                                sum(daemon.metric(f'tattle_cpu_seconds_total{{threads="{threads}"}}')
+                                    for threads in ("batch_workers", "delivery", "pipeline")))
 
         # A good config takes over: the next file goes through the new rule only.
         self.write_config("Reads", READS)

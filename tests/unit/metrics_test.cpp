@@ -1,5 +1,7 @@
 #include "tattle/metrics.hpp"
 
+#include "tattle/cpu_time.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -40,13 +42,37 @@ TEST(MetricsTest, EveryFamilyHasHelpAndTypeAndEndsWithANewline) {
          {"tattle_events_read_total counter", "tattle_rule_matches_total counter", "tattle_alerts_total counter",
           "tattle_delivery_retries_total counter", "tattle_batches_total counter",
           "tattle_batch_duration_seconds histogram", "tattle_rule_errors_total counter",
-          "tattle_source_lag_seconds gauge", "tattle_config_reloads_total counter"}) {
+          "tattle_source_lag_seconds gauge", "tattle_config_reloads_total counter",
+          "tattle_cpu_seconds_total counter", "process_cpu_seconds_total counter"}) {
         EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + family + "\n"));
         const std::string name = std::string(family).substr(0, std::string(family).find(' '));
         EXPECT_THAT(text, HasSubstr("# HELP " + name + " "));
     }
     ASSERT_FALSE(text.empty());
     EXPECT_EQ(text.back(), '\n');
+}
+
+TEST(MetricsTest, CpuTimeComesByKindOfThread) {
+    PipelineMetrics metrics;
+    std::string text;
+    {
+        // This thread's time from here on counts as the pipeline's.
+        const CountedThread counted(ThreadRole::pipeline);
+        const auto until = thread_cpu_time() + 20ms;
+        while (thread_cpu_time() < until) {
+        }
+        text = metrics.render(kStart);
+    }
+    const auto cpu = samples_of(text, "tattle_cpu_seconds_total");
+    ASSERT_EQ(cpu.size(), 3U) << text;
+    EXPECT_THAT(cpu[0], ::testing::StartsWith(R"(tattle_cpu_seconds_total{threads="batch_workers"} )"));
+    EXPECT_THAT(cpu[1], ::testing::StartsWith(R"(tattle_cpu_seconds_total{threads="delivery"} )"));
+    EXPECT_THAT(cpu[2], ::testing::StartsWith(R"(tattle_cpu_seconds_total{threads="pipeline"} )"));
+    const double pipeline = std::stod(cpu[2].substr(cpu[2].find(' ') + 1));
+    EXPECT_GE(pipeline, 0.02);
+    const auto process = samples_of(text, "process_cpu_seconds_total ");
+    ASSERT_EQ(process.size(), 1U) << text;
+    EXPECT_GE(std::stod(process[0].substr(process[0].find(' ') + 1)), pipeline);
 }
 
 TEST(MetricsTest, CountsWhatThePipelineReports) {

@@ -217,8 +217,6 @@ public:
     // Lets the workers finish the queued batches, then ends them (the destructor does too).
     // Nothing may be queued after.
     void stop();
-    // CPU time the workers used (their compilation included), once stopped.
-    std::chrono::nanoseconds cpu_time() const noexcept;
 
     // Queues a batch for evaluate_batch on the next free worker, with its matches read
     // from the stream while it is decoded. data, *rules_to_run and *rendering must stay
@@ -238,7 +236,6 @@ private:
     std::condition_variable wake_;
     std::deque<Job> jobs_;
     bool closing_ = false;
-    std::vector<std::chrono::nanoseconds> cpu_time_;  // per worker, written as it ends, read after the join
     std::vector<std::thread> threads_;
 };
 

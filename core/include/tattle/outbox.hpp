@@ -199,10 +199,6 @@ public:
     const std::string& destination() const noexcept { return destination_; }
     const DeliverySettings& settings() const noexcept { return settings_; }
     std::size_t retries() const noexcept { return retries_.load(); }
-    // CPU time of its workers (their sink's included), once closed.
-    std::chrono::nanoseconds workers_cpu_time() const noexcept {
-        return std::chrono::nanoseconds(workers_cpu_ns_.load(std::memory_order_relaxed));
-    }
     std::size_t held() const;
 
 private:
@@ -256,7 +252,6 @@ private:
     TokenBucket bucket_;
     std::mt19937_64 random_;
     std::atomic<std::size_t> retries_{0};
-    std::atomic<std::int64_t> workers_cpu_ns_{0};  // added by each worker as it ends
 
     std::vector<std::unique_ptr<SinkInstance>> sinks_;
     std::vector<std::thread> workers_;
