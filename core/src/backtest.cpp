@@ -75,9 +75,14 @@ double seconds_of(std::chrono::steady_clock::duration duration) {
 }
 
 std::string with_thousands(std::uint64_t value) {
-    std::string digits = std::to_string(value);
-    for (std::size_t i = digits.size(); i > 3; i -= 3) digits.insert(i - 3, ",");
-    return digits;
+    const std::string digits = std::to_string(value);
+    std::string text;
+    text.reserve(digits.size() + digits.size() / 3);
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) text += ',';
+        text += digits[i];
+    }
+    return text;
 }
 
 std::string clock_text(double seconds) {
@@ -315,7 +320,10 @@ std::string backtest_progress_line(const BacktestProgress& progress, std::size_t
         const double done = std::min(1.0, static_cast<double>(progress.bytes_read) /
                                               static_cast<double>(progress.bytes_total));
         const auto filled = static_cast<std::size_t>(done * static_cast<double>(width));
-        line += "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] ";
+        line += '[';
+        line.append(filled, '#');
+        line.append(width - filled, '.');
+        line += "] ";
         line += std::to_string(static_cast<int>(done * 100)) + "%  ";
         line += with_thousands(progress.events) + " events  " +
                 with_thousands(static_cast<std::uint64_t>(rate)) + " events/s";
