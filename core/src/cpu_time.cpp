@@ -56,7 +56,8 @@ CountedThread::CountedThread(ThreadRole role) {
     RoleTotals& totals = role_totals();
     std::lock_guard lock(totals.mutex);
     id_ = totals.next_id++;
-    totals.running.push_front({id_, role, has_clock ? clock : CLOCK_THREAD_CPUTIME_ID, thread_cpu_time()});
+    totals.running.push_front(
+        {id_, role, has_clock ? clock : CLOCK_THREAD_CPUTIME_ID, thread_cpu_time()});
 }
 
 CountedThread::~CountedThread() {
@@ -76,11 +77,13 @@ CpuByRole cpu_time_by_role() {
     std::lock_guard lock(totals.mutex);
     std::array<std::chrono::nanoseconds, 3> sum = totals.ended;
     for (const RunningThread& thread : totals.running) {
-        // CLOCK_THREAD_CPUTIME_ID here would be the reader's own: such a thread counts when it ends.
+        // CLOCK_THREAD_CPUTIME_ID here would be the reader's own: such a thread counts when it
+        // ends.
         if (thread.clock == CLOCK_THREAD_CPUTIME_ID) continue;
         of(sum, thread.role) += cpu_clock(thread.clock) - thread.at_start;
     }
-    return {of(sum, ThreadRole::batch_worker), of(sum, ThreadRole::delivery), of(sum, ThreadRole::pipeline)};
+    return {of(sum, ThreadRole::batch_worker), of(sum, ThreadRole::delivery),
+            of(sum, ThreadRole::pipeline)};
 }
 
 }  // namespace tattle

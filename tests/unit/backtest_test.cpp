@@ -24,7 +24,8 @@ TEST(BacktestProgressLine, WithoutATotalItCountsBatches) {
     progress.batches = 1000;
     progress.events = 999;
     progress.elapsed = 1s;
-    EXPECT_EQ(backtest_progress_line(progress, 8), "\r1,000 batches  999 events  999 events/s\x1b[K");
+    EXPECT_EQ(backtest_progress_line(progress, 8),
+              "\r1,000 batches  999 events  999 events/s\x1b[K");
 }
 
 TEST(BacktestProgressLine, AFinishedBarIsFullAndHasNoTimeLeft) {

@@ -36,9 +36,11 @@ public:
     ~CountedThread();
     CountedThread(const CountedThread&) = delete;
     CountedThread& operator=(const CountedThread&) = delete;
+    CountedThread(CountedThread&&) = delete;
+    CountedThread& operator=(CountedThread&&) = delete;
 
 private:
-    std::uint64_t id_;  // among the running threads (cpu_time.cpp)
+    std::uint64_t id_ = 0;  // among the running threads (cpu_time.cpp)
 };
 
 }  // namespace tattle
