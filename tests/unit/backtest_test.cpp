@@ -9,32 +9,30 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(BacktestProgressLine, ABarThousandsSeparatorsAndTheTimeLeft) {
+BacktestProgress progress_of(std::size_t batches, std::size_t events, std::uint64_t bytes_read,
+                             std::uint64_t bytes_total, std::chrono::seconds elapsed) {
     BacktestProgress progress;
-    progress.events = 1234567;
-    progress.bytes_read = 250;
-    progress.bytes_total = 1000;
-    progress.elapsed = 10s;
-    EXPECT_EQ(backtest_progress_line(progress, 8),
+    progress.batches = batches;
+    progress.events = events;
+    progress.bytes_read = bytes_read;
+    progress.bytes_total = bytes_total;
+    progress.elapsed = elapsed;
+    return progress;
+}
+
+TEST(BacktestProgressLine, ABarThousandsSeparatorsAndTheTimeLeft) {
+    EXPECT_EQ(backtest_progress_line(progress_of(3, 1234567, 250, 1000, 10s), 8),
               "\r[##......] 25%  1,234,567 events  123,456 events/s  ETA 0:00:30\x1b[K");
 }
 
 TEST(BacktestProgressLine, WithoutATotalItCountsBatches) {
-    BacktestProgress progress;
-    progress.batches = 1000;
-    progress.events = 999;
-    progress.elapsed = 1s;
-    EXPECT_EQ(backtest_progress_line(progress, 8),
+    EXPECT_EQ(backtest_progress_line(progress_of(1000, 999, 5000, 0, 1s), 8),
               "\r1,000 batches  999 events  999 events/s\x1b[K");
 }
 
 TEST(BacktestProgressLine, AFinishedBarIsFullAndHasNoTimeLeft) {
-    BacktestProgress progress;
-    progress.events = 100;
-    progress.bytes_read = 1000;
-    progress.bytes_total = 1000;
-    progress.elapsed = 2s;
-    EXPECT_EQ(backtest_progress_line(progress, 4), "\r[####] 100%  100 events  50 events/s\x1b[K");
+    EXPECT_EQ(backtest_progress_line(progress_of(1, 100, 1000, 1000, 2s), 4),
+              "\r[####] 100%  100 events  50 events/s\x1b[K");
 }
 
 }  // namespace
