@@ -354,6 +354,14 @@ std::string s3_url(const Endpoint& endpoint, std::string_view bucket, std::strin
 
     const std::string encoded_key = uri_encode(key, true);
     if (virtual_hosted) {
+        // The bucket becomes part of the host name: nothing but a DNS name's characters.
+        const bool host_safe = !bucket.empty() && std::all_of(bucket.begin(), bucket.end(), [](char c) {
+            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+        });
+        if (!host_safe) {
+            throw ConfigError("the bucket name " + in_quotes(bucket) +
+                              " cannot be part of a host name: use path-style addressing");
+        }
         return std::string(scheme) + std::string(bucket) + "." + std::string(authority) + std::string(base_path) + "/" +
                encoded_key;
     }

@@ -46,6 +46,16 @@ bool is_region(std::string_view text) noexcept {
                        [](char c) { return is_lower_alnum(c) || c == '-'; });
 }
 
+// What S3 has ever taken as a bucket name: today's rules are stricter, but old us-east-1
+// buckets may have capitals and underscores, up to 255 characters. Anything else (empty, a
+// slash, a '#', a space) names no bucket, and must not reach a request's host or path.
+bool is_bucket_name(std::string_view name) noexcept {
+    return !name.empty() && name.size() <= 255 &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+               return is_lower_alnum(c) || (c >= 'A' && c <= 'Z') || c == '.' || c == '-' || c == '_';
+           });
+}
+
 // The core decoder sniffs gzip itself, so decompressed copies (.json) are as good as the
 // delivered .json.gz.
 bool is_json_file_name(std::string_view name) noexcept {
@@ -403,6 +413,11 @@ private:
     }
 
     void consider(const Context& context, S3Object object) {
+        if (!is_bucket_name(object.bucket)) {
+            fail(context, "the bucket name " + quoted(std::string_view(object.bucket).substr(0, 100)) +
+                              " is not an S3 bucket name");
+            return;
+        }
         if (auto rejection = filter_.check(object.key)) {
             skip(context, rejection->code, std::move(rejection->reason), std::move(object));
             return;

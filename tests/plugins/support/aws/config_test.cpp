@@ -253,6 +253,14 @@ TEST(S3Urls, AddressingStyles) {
     // Dots break the wildcard certificate, capitals are not DNS names: path style.
     EXPECT_EQ(s3_url(aws, "my.trail", "k"), "https://s3.eu-west-1.amazonaws.com/my.trail/k");
     EXPECT_EQ(s3_url(aws, "my.trail", "k", S3AddressingStyle::Virtual), "https://my.trail.s3.eu-west-1.amazonaws.com/k");
+    // A name that is no host name's part is never put in the host, even when asked to.
+    for (const char* bucket : {"", "Old_Bucket", "evil.example/x", "evil.example#"}) {
+        EXPECT_THAT(error_of([&] { s3_url(aws, bucket, "k", S3AddressingStyle::Virtual); }),
+                    HasSubstr("cannot be part of a host name: use path-style addressing"))
+            << bucket;
+        EXPECT_THAT(s3_url(aws, bucket, "k"), ::testing::StartsWith("https://s3.eu-west-1.amazonaws.com/")) << bucket;
+    }
+    EXPECT_EQ(s3_url(aws, "evil.example/x#", "k"), "https://s3.eu-west-1.amazonaws.com/evil.example%2Fx%23/k");
     // Local stacks: an IP address or localhost cannot carry the bucket as a subdomain.
     EXPECT_EQ(s3_url({"http://127.0.0.1:5000", "endpoint_url"}, "trail", "k"), "http://127.0.0.1:5000/trail/k");
     EXPECT_EQ(s3_url({"http://localhost:4566/base", "endpoint_url"}, "trail", "k"), "http://localhost:4566/base/trail/k");

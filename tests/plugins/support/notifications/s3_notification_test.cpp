@@ -558,6 +558,25 @@ TEST(S3NotificationKeys, S3EventKeysAreDecodedButEventBridgeAndCloudTrailKeysAre
     EXPECT_EQ(trail.objects[0].object.key, "x+y%20z.json.gz");
 }
 
+TEST(S3NotificationKeys, ABucketNameThatNamesNoBucketIsAnErrorNamingTheRecord) {
+    // Empty, or with characters no bucket has ever had: it would end up in a request's host or path.
+    const auto trail = decode_notification(
+        json::serialize(json::object{{"s3Bucket", ""}, {"s3ObjectKey", json::array{log_key, log_key}}}));
+    EXPECT_TRUE(trail.objects.empty());
+    ASSERT_EQ(trail.errors.size(), 2u);
+    EXPECT_THAT(trail.errors[1].message, StartsWith(".s3ObjectKey[1]: "));
+    EXPECT_THAT(trail.errors[1].message, HasSubstr("the bucket name \"\" is not an S3 bucket name"));
+
+    const auto records = decode_notification(
+        s3_event({s3_record("attacker.example#", log_key), s3_record("a b", log_key), s3_record("Old_Bucket.1", log_key)}));
+    ASSERT_EQ(records.objects.size(), 1u) << errors_of(records);
+    EXPECT_EQ(records.objects[0].object.bucket, "Old_Bucket.1");  // a legacy us-east-1 name
+    ASSERT_EQ(records.errors.size(), 2u);
+    EXPECT_EQ(records.errors[0].origin.path, ".Records[0]");
+    EXPECT_THAT(records.errors[0].message, HasSubstr("\"attacker.example#\" is not an S3 bucket name"));
+    EXPECT_EQ(records.errors[1].origin.path, ".Records[1]");
+}
+
 TEST(S3NotificationKeys, BrokenUrlEncodingIsAnErrorNamingTheRecord) {
     const auto decoding =
         decode_notification(s3_event({s3_record("b", log_key), s3_record("b", "100%.json.gz")}));
