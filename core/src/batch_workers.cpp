@@ -382,17 +382,13 @@ BatchWorkers::BatchWorkers(FilterStage& first_filter, FilterFactory make_filter,
     for (std::size_t i = 0; i < count; ++i) threads_.emplace_back([this, i] { work(i); });
 }
 
-BatchWorkers::~BatchWorkers() { stop(); }
-
-void BatchWorkers::stop() {
+BatchWorkers::~BatchWorkers() {
     {
         std::lock_guard lock(mutex_);
         closing_ = true;
     }
     wake_.notify_all();
-    for (auto& thread : threads_) {
-        if (thread.joinable()) thread.join();
-    }
+    for (auto& thread : threads_) thread.join();
 }
 
 std::shared_ptr<MatchStream> BatchWorkers::stream(std::span<const std::uint8_t> data, std::string origin,
@@ -435,7 +431,7 @@ void BatchWorkers::work(std::size_t index) {
         {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [this] { return closing_ || !jobs_.empty(); });
-            if (jobs_.empty()) break;
+            if (jobs_.empty()) return;
             job = std::move(jobs_.front());
             jobs_.pop_front();
         }

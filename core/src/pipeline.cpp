@@ -542,7 +542,7 @@ RunSummary run_pipeline(PreparedConfig& prepared, const std::vector<std::string>
 RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     // The process's clock first and the roles' second here, the other way round at the
     // end: the roles' parts then lie within the process's. The run's own are the
-    // differences: a process runs one pipeline at a time.
+    // differences (running threads are read live): a process runs one pipeline at a time.
     const auto process_cpu_at_start = process_cpu_time();
     const CpuByRole roles_at_start = cpu_time_by_role();
     const CountedThread counted(ThreadRole::pipeline);
@@ -830,7 +830,6 @@ RunSummary run_pipeline(PreparedConfig& prepared, const RunOptions& options) {
     while (ledger.open_count() > 0) settle_arrived(true);
     deliveries.close();
     summary.delivery_retries = deliveries.retries();
-    workers.stop();
     const CpuByRole roles_at_end = cpu_time_by_role();
     summary.cpu.batch_workers = roles_at_end.batch_workers - roles_at_start.batch_workers;
     summary.cpu.batch_worker_threads = workers.size();

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <boost/json.hpp>
-#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -214,9 +213,6 @@ public:
     BatchWorkers& operator=(const BatchWorkers&) = delete;
 
     std::size_t size() const noexcept { return threads_.size(); }
-    // Lets the workers finish the queued batches, then ends them (the destructor does too).
-    // Nothing may be queued after.
-    void stop();
 
     // Queues a batch for evaluate_batch on the next free worker, with its matches read
     // from the stream while it is decoded. data, *rules_to_run and *rendering must stay
